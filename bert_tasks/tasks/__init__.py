@@ -1,0 +1,1 @@
+"""Task adapters and their registry."""
