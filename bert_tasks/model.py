@@ -1,0 +1,419 @@
+"""A from-scratch BERT encoder and its task heads, numerically equivalent to `transformers`.
+
+Read it top-down: Embeddings, SelfAttention, FeedForward, EncoderLayer, Encoder,
+Pooler, then the encoder model and the three heads (span QA, sequence
+classification/regression, masked LM). Parameter names are our own; the
+mapping to Hugging Face names lives in one table in :mod:`bert_tasks.checkpoint`.
+
+Dimension legend used in shape comments:
+
+    B  batch size               T  sequence length (tokens)
+    C  hidden size              H  attention heads
+    D  head size = C / H        I  intermediate (feed-forward) size
+    V  vocabulary size          K  number of labels
+    N  positions selected for masked-LM prediction (N <= B*T)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# --------------------------------------------------------------------------- config
+
+
+@dataclass
+class BertConfig:
+    """Model hyper-parameters; field names are those of a Hugging Face BERT ``config.json``."""
+
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-12
+    pad_token_id: int = 0
+    #: "absolute" is BERT's learned table (HF's name); "sinusoidal" is a fixed table for models pretrained here.
+    position_embedding_type: str = "absolute"
+    classifier_dropout: float | None = None
+    id2label: dict[int, str] | None = None
+    label2id: dict[str, int] | None = None
+    problem_type: str | None = None
+    #: HF keys we do not model (e.g. ``_name_or_path``), kept so a saved config round-trips.
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads {self.num_attention_heads}"
+            )
+        if self.hidden_act not in ACTIVATIONS:
+            raise ValueError(f"hidden_act {self.hidden_act!r} is not supported; use one of {sorted(ACTIVATIONS)}")
+        if self.position_embedding_type not in ("absolute", "learned", "sinusoidal"):
+            raise ValueError(f"position_embedding_type {self.position_embedding_type!r} is not supported")
+        if self.id2label is not None:
+            self.id2label = {int(k): v for k, v in self.id2label.items()}
+            self.label2id = {v: k for k, v in self.id2label.items()}
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.id2label) if self.id2label else 2
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "BertConfig":
+        known = {f.name for f in fields(cls)} - {"extra"}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        extra = {k: v for k, v in data.items() if k not in known}
+        if "num_labels" in extra and "id2label" not in kwargs:
+            kwargs["id2label"] = {i: f"LABEL_{i}" for i in range(int(extra["num_labels"]))}
+        extra.pop("num_labels", None)
+        return cls(**kwargs, extra=extra)
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> "BertConfig":
+        try:
+            layers, hidden, heads = PRESETS[name]
+        except KeyError:
+            raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
+        sizes = dict(num_hidden_layers=layers, hidden_size=hidden, num_attention_heads=heads, intermediate_size=4 * hidden)
+        return cls(**{**sizes, **overrides})
+
+    def to_hf_dict(self) -> dict[str, Any]:
+        """The ``config.json`` content; transformers loads it as a ``BertConfig``."""
+        data = {k: v for k, v in asdict(self).items() if k != "extra"}
+        data = {**self.extra, **data, "model_type": "bert"}
+        if self.position_embedding_type != "absolute":
+            # transformers knows only learned tables; we export the fixed table as one (see checkpoint.py).
+            data["bert_tasks_position_embeddings"] = self.position_embedding_type
+            data["position_embedding_type"] = "absolute"
+        if self.id2label is None:
+            for key in ("id2label", "label2id", "problem_type"):
+                data.pop(key)
+        else:
+            data["id2label"] = {str(k): v for k, v in self.id2label.items()}
+        if data.get("classifier_dropout") is None:
+            data.pop("classifier_dropout")
+        return data
+
+
+#: The compact BERTs of Turc et al. 2019 and the two originals: (layers L, hidden H, heads A).
+PRESETS: dict[str, tuple[int, int, int]] = {
+    "tiny": (2, 128, 2),
+    "mini": (4, 256, 4),
+    "small": (4, 512, 8),
+    "medium": (8, 512, 8),
+    "base": (12, 768, 12),
+    "large": (24, 1024, 16),
+}
+
+ACTIVATIONS = {
+    "gelu": nn.GELU(),  # the exact erf form, as BERT and HF's "gelu"
+    "gelu_new": nn.GELU(approximate="tanh"),
+    "gelu_pytorch_tanh": nn.GELU(approximate="tanh"),
+    "relu": nn.ReLU(),
+}
+
+# --------------------------------------------------------------------------- outputs
+
+
+@dataclass
+class EncoderOutput:
+    last_hidden_state: torch.Tensor  # [B, T, C]
+    pooler_output: torch.Tensor | None = None  # [B, C]
+    attentions: tuple[torch.Tensor, ...] | None = None  # L x [B, H, T, T]
+
+
+@dataclass
+class QuestionAnsweringOutput:
+    start_logits: torch.Tensor  # [B, T]
+    end_logits: torch.Tensor  # [B, T]
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+@dataclass
+class LogitsOutput:
+    logits: torch.Tensor  # [B, K] for classification; [B, T, V] or [N, V] for masked LM
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+# --------------------------------------------------------------------------- encoder
+
+
+def sinusoidal_table(num_positions: int, dim: int) -> torch.Tensor:
+    """The fixed sin/cos position table of "Attention Is All You Need" (interleaved halves)."""
+    position = torch.arange(num_positions, dtype=torch.float64).unsqueeze(1)  # [P, 1]
+    frequency = torch.exp(torch.arange(0, dim, 2, dtype=torch.float64) * (-math.log(10000.0) / dim))  # [ceil(C/2)]
+    table = torch.zeros(num_positions, dim, dtype=torch.float64)
+    table[:, 0::2] = torch.sin(position * frequency)
+    table[:, 1::2] = torch.cos(position * frequency[: dim // 2])
+    return table.float()
+
+
+class Embeddings(nn.Module):
+    """Token + position + segment embeddings, then LayerNorm and dropout."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.word = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.sinusoidal = config.position_embedding_type == "sinusoidal"
+        if self.sinusoidal:
+            self.register_buffer(
+                "position_table", sinusoidal_table(config.max_position_embeddings, config.hidden_size), persistent=False
+            )
+        else:
+            self.position = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.token_type = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def position_weight(self) -> torch.Tensor:
+        return self.position_table if self.sinusoidal else self.position.weight
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
+        T = input_ids.shape[1]
+        positions = self.position_weight()[:T]  # [T, C], broadcast over the batch
+        x = self.word(input_ids) + self.token_type(token_type_ids) + positions  # [B, T, C]
+        return self.dropout(self.norm(x))
+
+
+class SelfAttention(nn.Module):
+    """Multi-head scaled dot-product self-attention, with its output projection."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        C = config.hidden_size
+        self.num_heads = config.num_attention_heads
+        self.head_size = C // self.num_heads
+        self.query = nn.Linear(C, C)
+        self.key = nn.Linear(C, C)
+        self.value = nn.Linear(C, C)
+        self.output = nn.Linear(C, C)
+        self.dropout_p = config.attention_probs_dropout_prob
+
+    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, _ = x.shape
+        return x.view(B, T, self.num_heads, self.head_size).transpose(1, 2)  # [B, T, C] -> [B, H, T, D]
+
+    def forward(
+        self, x: torch.Tensor, keep: torch.Tensor | None, return_probs: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``keep`` is a bool mask [B, 1, 1, T]: True for real keys, False for padding."""
+        B, T, C = x.shape
+        q, k, v = self.split_heads(self.query(x)), self.split_heads(self.key(x)), self.split_heads(self.value(x))
+        dropout_p = self.dropout_p if self.training else 0.0
+        if return_probs:
+            # The explicit path, for attention maps; SDPA does not expose the probabilities.
+            scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_size)  # [B, H, T, T]
+            if keep is not None:
+                scores = scores.masked_fill(~keep, torch.finfo(scores.dtype).min)
+            probs = scores.softmax(dim=-1)
+            context = F.dropout(probs, dropout_p, self.training) @ v  # [B, H, T, D]
+        else:
+            probs = None
+            context = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=dropout_p)  # [B, H, T, D]
+        context = context.transpose(1, 2).reshape(B, T, C)  # [B, H, T, D] -> [B, T, C]
+        return self.output(context), probs
+
+
+class FeedForward(nn.Module):
+    """Position-wise two-layer MLP: C -> I -> C."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.up = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.activation = ACTIVATIONS[config.hidden_act]
+        self.down = nn.Linear(config.intermediate_size, config.hidden_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(self.activation(self.up(x)))  # [B, T, C] -> [B, T, I] -> [B, T, C]
+
+
+class EncoderLayer(nn.Module):
+    """One post-LN transformer block: x = LN(x + Attn(x)); x = LN(x + FFN(x))."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.attention = SelfAttention(config)
+        self.attention_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.feed_forward = FeedForward(config)
+        self.output_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(
+        self, x: torch.Tensor, keep: torch.Tensor | None, return_probs: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attended, probs = self.attention(x, keep, return_probs)
+        x = self.attention_norm(x + self.dropout(attended))  # residual, then LayerNorm (post-LN)
+        x = self.output_norm(x + self.dropout(self.feed_forward(x)))
+        return x, probs
+
+
+class Encoder(nn.Module):
+    """A stack of L encoder layers."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.num_hidden_layers))
+
+    def forward(
+        self, x: torch.Tensor, keep: torch.Tensor | None, return_probs: bool = False
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
+        all_probs = []
+        for layer in self.layers:
+            x, probs = layer(x, keep, return_probs)
+            all_probs.append(probs)
+        return x, tuple(all_probs) if return_probs else None
+
+
+class Pooler(nn.Module):
+    """tanh(W · h_[CLS]): the sentence vector that classification heads read."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.dense(hidden[:, 0]))  # [B, T, C] -> [B, C]
+
+
+# --------------------------------------------------------------------------- models
+
+
+def init_weights(module: nn.Module, std: float) -> None:
+    """BERT's initialisation: N(0, std) weights, zero biases, unit LayerNorm."""
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, std=std)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, std=std)
+        if module.padding_idx is not None:
+            with torch.no_grad():
+                module.weight[module.padding_idx].zero_()
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+class BertModel(nn.Module):
+    """The bare encoder: embeddings, L layers and (optionally) the pooler."""
+
+    def __init__(self, config: BertConfig, add_pooler: bool = True):
+        super().__init__()
+        self.config = config
+        self.embeddings = Embeddings(config)
+        self.encoder = Encoder(config)
+        self.pooler = Pooler(config) if add_pooler else None
+        self.apply(lambda m: init_weights(m, config.initializer_range))
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        output_attentions: bool = False,
+    ) -> EncoderOutput:
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        keep = None if attention_mask is None else attention_mask.bool()[:, None, None, :]  # [B, T] -> [B, 1, 1, T]
+        hidden, attentions = self.encoder(self.embeddings(input_ids, token_type_ids), keep, output_attentions)
+        pooled = self.pooler(hidden) if self.pooler is not None else None
+        return EncoderOutput(last_hidden_state=hidden, pooler_output=pooled, attentions=attentions)
+
+
+class BertForQuestionAnswering(nn.Module):
+    """Span extraction: a start and an end logit per token."""
+
+    task = "squad"
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config, add_pooler=False)
+        self.qa_outputs = nn.Linear(config.hidden_size, 2)
+        init_weights(self.qa_outputs, config.initializer_range)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, output_attentions=False):
+        out = self.bert(input_ids, attention_mask, token_type_ids, output_attentions)
+        start, end = self.qa_outputs(out.last_hidden_state).unbind(dim=-1)  # [B, T, 2] -> 2 x [B, T]
+        return QuestionAnsweringOutput(start_logits=start, end_logits=end, attentions=out.attentions)
+
+
+class BertForSequenceClassification(nn.Module):
+    """Pooler, dropout, linear: K class logits, or one regression output when K = 1."""
+
+    task = "glue"
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config, add_pooler=True)
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        init_weights(self.classifier, config.initializer_range)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, output_attentions=False):
+        out = self.bert(input_ids, attention_mask, token_type_ids, output_attentions)
+        return LogitsOutput(logits=self.classifier(self.dropout(out.pooler_output)), attentions=out.attentions)
+
+
+class MaskedLMHead(nn.Module):
+    """Transform (dense, activation, LayerNorm), then a decoder tied to the word embeddings."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.activation = ACTIVATIONS[config.hidden_act]
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+
+    def forward(self, hidden: torch.Tensor, word_embeddings: torch.Tensor) -> torch.Tensor:
+        h = self.norm(self.activation(self.dense(hidden)))  # [..., C]
+        return F.linear(h, word_embeddings, self.bias)  # [..., C] -> [..., V], decoder tied to the [V, C] embeddings
+
+
+class BertForMaskedLM(nn.Module):
+    """Masked-LM pretraining head; can predict at selected positions only."""
+
+    task = "mlm"
+    #: forward accepts ``prediction_mask`` and then returns logits [N, V] for those positions only
+    supports_prediction_mask = True
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config, add_pooler=False)
+        self.cls = MaskedLMHead(config)
+        self.cls.apply(lambda m: init_weights(m, config.initializer_range))
+
+    def forward(
+        self, input_ids, attention_mask=None, token_type_ids=None, prediction_mask=None, output_attentions=False
+    ):
+        out = self.bert(input_ids, attention_mask, token_type_ids, output_attentions)
+        hidden = out.last_hidden_state  # [B, T, C]
+        if prediction_mask is not None:
+            # Gather before the decoder: the V-wide projection is paid only at the ~15% masked positions.
+            hidden = hidden[prediction_mask]  # [B, T, C] -> [N, C]
+        logits = self.cls(hidden, self.bert.embeddings.word.weight)
+        return LogitsOutput(logits=logits, attentions=out.attentions)
+
+
+#: task name (the ``task`` argument of load_pretrained) -> model class
+MODEL_FOR_TASK: dict[str | None, type[nn.Module]] = {
+    None: BertModel,
+    "squad": BertForQuestionAnswering,
+    "glue": BertForSequenceClassification,
+    "mlm": BertForMaskedLM,
+}

@@ -1,0 +1,234 @@
+"""Parity of our encoder with transformers through the checkpoint bridge, both directions."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import torch
+import transformers
+from transformers import BertConfig as HFConfig
+
+from bert_tasks.checkpoint import BUNDLED_SHA256, bundled_model_path, load_pretrained, save_pretrained, sha256_file
+from bert_tasks.errors import BertTasksError
+
+TOL = 1e-5
+# Odd sizes catch shape bugs that square, power-of-two sizes hide.
+TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=37,
+            max_position_embeddings=64, type_vocab_size=2)
+
+CASES = [
+    ("BertModel", None, {}),
+    ("BertForQuestionAnswering", "squad", {}),
+    ("BertForSequenceClassification", "glue", {"num_labels": 3}),
+    ("BertForSequenceClassification", "glue", {"num_labels": 1}),
+    ("BertForMaskedLM", "mlm", {}),
+]
+OUTPUTS = {None: ("last_hidden_state", "pooler_output"), "squad": ("start_logits", "end_logits"),
+           "glue": ("logits",), "mlm": ("logits",)}
+
+
+def make_batch(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, TINY["vocab_size"], (3, 13), generator=g)
+    mask = torch.ones_like(ids)
+    mask[1, 9:] = 0  # padding in the batch
+    mask[2, 4:] = 0
+    types = torch.zeros_like(ids)
+    types[:, 6:] = 1  # both token types
+    return ids, mask, types
+
+
+def hf_model(arch: str, extra: dict, seed: int = 0, **overrides):
+    torch.manual_seed(seed)
+    return getattr(transformers, arch)(HFConfig(**{**TINY, **extra, **overrides})).eval()
+
+
+def max_diff(a, b, names):
+    return max((getattr(a, n) - getattr(b, n)).abs().max().item() for n in names)
+
+
+@pytest.mark.parametrize("arch,task,extra", CASES, ids=lambda c: str(c))
+def test_hf_checkpoint_loads_with_identical_outputs(tmp_path, arch, task, extra):
+    hf = hf_model(arch, extra)
+    hf.save_pretrained(tmp_path)
+    ours = load_pretrained(tmp_path, task=task, num_labels=extra.get("num_labels")).eval()
+    ids, mask, types = make_batch()
+    with torch.no_grad():
+        diff = max_diff(hf(input_ids=ids, attention_mask=mask, token_type_ids=types), ours(ids, mask, types), OUTPUTS[task])
+    assert diff <= TOL
+
+
+@pytest.mark.parametrize("arch,task,extra", CASES, ids=lambda c: str(c))
+def test_saved_model_loads_in_transformers_identically(tmp_path, arch, task, extra, caplog):
+    hf = hf_model(arch, extra)
+    hf.save_pretrained(tmp_path / "hf")
+    ours = load_pretrained(tmp_path / "hf", task=task, num_labels=extra.get("num_labels")).eval()
+    save_pretrained(ours, tmp_path / "ours")
+    with caplog.at_level(logging.WARNING):
+        reloaded, info = getattr(transformers, arch).from_pretrained(tmp_path / "ours", output_loading_info=True)
+    assert not info["unexpected_keys"] and not info["missing_keys"] and not info["mismatched_keys"]
+    reloaded.eval()
+    ids, mask, types = make_batch(1)
+    with torch.no_grad():
+        assert max_diff(reloaded(input_ids=ids, attention_mask=mask, token_type_ids=types), ours(ids, mask, types), OUTPUTS[task]) <= TOL
+    # HF -> ours -> HF is lossless, bit for bit.
+    before, after = hf.state_dict(), reloaded.state_dict()
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    config = json.loads((tmp_path / "ours" / "config.json").read_text())
+    assert config["architectures"] == [arch]
+    if task == "glue":
+        assert len(config["id2label"]) == extra["num_labels"] and len(config["label2id"]) == extra["num_labels"]
+
+
+@pytest.mark.parametrize("arch,task,extra", CASES[1:], ids=lambda c: str(c))
+def test_one_training_step_matches(tmp_path, arch, task, extra):
+    hf = hf_model(arch, extra, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    hf.save_pretrained(tmp_path)
+    ours = load_pretrained(tmp_path, task=task, num_labels=extra.get("num_labels"))
+    hf.train(); ours.train()
+    ids, mask, types = make_batch(2)
+    if task == "squad":
+        labels = dict(start_positions=torch.tensor([1, 3, 0]), end_positions=torch.tensor([2, 5, 0]))
+        out = ours(ids, mask, types)
+        ce = torch.nn.functional.cross_entropy
+        our_loss = (ce(out.start_logits, labels["start_positions"]) + ce(out.end_logits, labels["end_positions"])) / 2
+    elif task == "glue" and extra["num_labels"] == 1:
+        labels = dict(labels=torch.tensor([0.5, 2.0, 4.5]))
+        our_loss = torch.nn.functional.mse_loss(ours(ids, mask, types).logits.squeeze(-1), labels["labels"])
+    elif task == "glue":
+        labels = dict(labels=torch.tensor([0, 2, 1]))
+        our_loss = torch.nn.functional.cross_entropy(ours(ids, mask, types).logits, labels["labels"])
+    else:
+        target = torch.full_like(ids, -100)
+        target[0, 2], target[1, 5], target[2, 1] = 7, 11, 13
+        labels = dict(labels=target)
+        picked = target != -100
+        logits = ours(ids, mask, types, prediction_mask=picked).logits  # masked positions only
+        our_loss = torch.nn.functional.cross_entropy(logits, target[picked])
+    hf_loss = hf(input_ids=ids, attention_mask=mask, token_type_ids=types, **labels).loss
+    assert abs(hf_loss.item() - our_loss.item()) <= TOL
+    hf_loss.backward(); our_loss.backward()
+    from bert_tasks.checkpoint import HAS_POOLER, key_table
+
+    ours_params = dict(ours.named_parameters())
+    hf_params = dict(hf.named_parameters())
+    for hf_name, our_name in key_table(task, TINY["num_hidden_layers"], HAS_POOLER[task]):
+        g_hf, g_ours = hf_params[hf_name].grad, ours_params[our_name].grad
+        assert g_hf is not None and g_ours is not None, hf_name
+        assert (g_hf - g_ours).abs().max().item() <= TOL, hf_name
+
+
+def test_legacy_names_prefixless_and_bin_files(tmp_path):
+    hf = hf_model("BertForSequenceClassification", {"num_labels": 3})
+    state = {k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta").removeprefix("bert."): v
+             for k, v in hf.state_dict().items()}
+    torch.save(state, tmp_path / "pytorch_model.bin")
+    hf.config.save_pretrained(tmp_path)
+    ours = load_pretrained(tmp_path, task="glue", num_labels=3).eval()
+    ids, mask, types = make_batch()
+    with torch.no_grad():
+        assert max_diff(hf(input_ids=ids, attention_mask=mask, token_type_ids=types), ours(ids, mask, types), ("logits",)) <= TOL
+
+
+def test_missing_head_and_pooler_are_initialised_and_named(tmp_path, caplog):
+    hf_model("BertForMaskedLM", {}).save_pretrained(tmp_path)  # no pooler, no classifier
+    with caplog.at_level(logging.WARNING):
+        model = load_pretrained(tmp_path, task="glue", num_labels=2)
+    assert "classifier" in caplog.text and "pooler" in caplog.text
+    assert model.classifier.weight.shape == (2, TINY["hidden_size"])
+
+
+def test_backend_hf_returns_transformers_model(tmp_path):
+    hf_model("BertForQuestionAnswering", {}).save_pretrained(tmp_path)
+    model = load_pretrained(tmp_path, task="squad", backend="hf")
+    assert isinstance(model, transformers.BertForQuestionAnswering)
+
+
+def test_sinusoidal_positions_export_as_a_learned_table(tmp_path):
+    from bert_tasks.model import BertConfig, BertForMaskedLM
+
+    ours = BertForMaskedLM(BertConfig(**{**TINY, "position_embedding_type": "sinusoidal"})).eval()
+    save_pretrained(ours, tmp_path)
+    hf = transformers.BertForMaskedLM.from_pretrained(tmp_path).eval()
+    again = load_pretrained(tmp_path, task="mlm").eval()
+    assert again.config.position_embedding_type == "sinusoidal"
+    ids, mask, types = make_batch()
+    with torch.no_grad():
+        assert max_diff(hf(input_ids=ids, attention_mask=mask, token_type_ids=types), ours(ids, mask, types), ("logits",)) <= TOL
+        assert max_diff(again(ids, mask, types), ours(ids, mask, types), ("logits",)) == 0
+
+
+# ---------------------------------------------------------------- bad checkpoints: one clear error each
+
+
+def test_folder_without_config(tmp_path):
+    with pytest.raises(BertTasksError, match="no config.json"):
+        load_pretrained(tmp_path)
+
+
+def test_non_bert_model_type(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
+    with pytest.raises(BertTasksError, match="only BERT"):
+        load_pretrained(tmp_path)
+
+
+def test_shape_mismatch_names_the_weight(tmp_path):
+    hf_model("BertModel", {}).save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["vocab_size"] = 100
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(BertTasksError, match=r"shape mismatch for 'embeddings.word_embeddings.weight'"):
+        load_pretrained(tmp_path)
+
+
+def test_truncated_safetensors(tmp_path):
+    hf_model("BertModel", {}).save_pretrained(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(BertTasksError, match="truncated or corrupt") as err:
+        load_pretrained(tmp_path)
+    assert str(weights) in str(err.value)
+
+
+def test_unknown_weight_is_an_error(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    hf_model("BertModel", {}).save_pretrained(tmp_path)
+    state = load_file(tmp_path / "model.safetensors")
+    state["encoder.layer.0.attention.self.rotary.weight"] = torch.zeros(3)
+    save_file(state, tmp_path / "model.safetensors")
+    with pytest.raises(BertTasksError, match="has no place"):
+        load_pretrained(tmp_path)
+
+
+def test_missing_encoder_weight_is_an_error(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    hf_model("BertModel", {}).save_pretrained(tmp_path)
+    state = load_file(tmp_path / "model.safetensors")
+    del state["encoder.layer.2.output.dense.weight"]
+    save_file(state, tmp_path / "model.safetensors")
+    with pytest.raises(BertTasksError, match="lacks encoder weights"):
+        load_pretrained(tmp_path)
+
+
+# ---------------------------------------------------------------- the real MiniLM checkpoint
+
+
+def test_bundled_minilm_is_verified_and_matches_transformers():
+    folder = bundled_model_path()
+    assert sha256_file(folder / "model.safetensors") == BUNDLED_SHA256
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+    sentences = ["The quick brown fox jumps over the lazy dog.", "BERT reads both directions.",
+                 "A much longer sentence, with punctuation; numbers like 1,234 and unusual words: cryptozoology!"]
+    batch = tokenizer(sentences[:2], sentences[1:], padding=True, return_tensors="pt")
+    assert (batch["attention_mask"] == 0).any() and (batch["token_type_ids"] == 1).any()
+    hf = transformers.BertModel.from_pretrained(folder, attn_implementation="sdpa").eval()
+    ours = load_pretrained("minilm").eval()
+    with torch.no_grad():
+        a, b = hf(**batch), ours(**batch)
+    assert (a.last_hidden_state - b.last_hidden_state).abs().max().item() <= TOL
+    assert (a.pooler_output - b.pooler_output).abs().max().item() <= TOL
