@@ -1,0 +1,66 @@
+"""The `bert-tasks` command line: thin wrappers that parse, resolve a recipe and call the library.
+
+Errors a user can fix print as one line (`error: FILE: RECORD: REASON`) with exit
+code 2; `--debug` anywhere on the command line shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+
+import click
+import typer
+
+from ..errors import BertTasksError
+from .app import app
+
+#: command modules, each attaching its commands to the groups in app.py
+COMMAND_MODULES = ("general", "squad", "glue", "mlm")
+
+
+def _load_commands() -> None:
+    for name in COMMAND_MODULES:
+        try:
+            importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("datasets", "transformers", "accelerate", "huggingface_hub", "evaluate"):
+        logging.getLogger(noisy).setLevel(logging.ERROR if not debug else logging.INFO)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    _load_commands()
+    try:
+        result = app(args=argv, prog_name="bert-tasks", standalone_mode=False)
+        return int(result or 0) if isinstance(result, int) else 0
+    except BertTasksError as exc:
+        if debug:
+            raise
+        print(f"error: {exc.one_line()}", file=sys.stderr)
+        return exc.exit_code
+    except click.exceptions.UsageError as exc:
+        if debug:
+            raise
+        print(f"error: {exc.format_message()} (see `bert-tasks {' '.join(a for a in argv if not a.startswith('-'))[:60]} --help`)".replace("  ", " "), file=sys.stderr)
+        return 2
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        print("aborted", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def entry_point() -> None:
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""Commands that are not tied to one task: --version, env, recipes."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .. import __version__
+from ..errors import BertTasksError
+from .app import app, recipes_app
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"bert-tasks {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = None,
+) -> None:
+    """Fine-tune and pretrain BERT. Add --debug anywhere to see tracebacks."""
+
+
+@app.command()
+def env() -> None:
+    """Versions, device, thread count, and whether the Hugging Face Hub is reachable.
+
+    Example: bert-tasks env
+    """
+    import socket
+
+    import accelerate
+    import datasets
+    import torch
+    import transformers
+
+    rows = {
+        "bert-tasks": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "datasets": datasets.__version__,
+        "accelerate": accelerate.__version__,
+        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.machine()})",
+        "cpu cores": str(os.cpu_count()),
+        "torch threads": str(torch.get_num_threads()),
+    }
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
+    if offline:
+        rows["hub"] = "offline (HF_HUB_OFFLINE set)"
+    else:
+        try:
+            socket.create_connection(("huggingface.co", 443), timeout=3).close()
+            rows["hub"] = "reachable"
+        except OSError:
+            rows["hub"] = "unreachable (offline mode: use local files and the bundled --model minilm)"
+    try:
+        from ..checkpoint import bundled_model_path
+
+        rows["bundled model"] = f"{bundled_model_path()} (sha256 ok)"
+    except BertTasksError as exc:
+        rows["bundled model"] = exc.reason
+    width = max(map(len, rows))
+    for key, value in rows.items():
+        print(f"{key:<{width}}  {value}")
+
+
+def _recipe_summary(path: Path) -> tuple[str, str]:
+    from ..config import read_yaml
+
+    data = read_yaml(path)
+    return str(data.get("task", "?")), str(data.get("description", "")).strip().splitlines()[0] if data.get("description") else ""
+
+
+@recipes_app.command("list")
+def recipes_list() -> None:
+    """List packaged recipes: name, task and what each is for.
+
+    Example: bert-tasks recipes list
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..config import list_recipes
+
+    table = Table(show_header=True, header_style="bold", box=None)
+    for column in ("recipe", "task", "description"):
+        table.add_column(column)
+    for path in list_recipes():
+        task, description = _recipe_summary(path)
+        table.add_row(path.stem, task, description)
+    Console(width=max(100, shutil.get_terminal_size().columns)).print(table)
+
+
+@recipes_app.command("show")
+def recipes_show(name: Annotated[str, typer.Argument(help="Recipe name or path.")]) -> None:
+    """Print a recipe file as it is, comments included.
+
+    Example: bert-tasks recipes show quickstart
+    """
+    from ..config import find_recipe
+
+    print(find_recipe(name).read_text(encoding="utf-8"), end="")
+
+
+@recipes_app.command("cp")
+def recipes_cp(
+    name: Annotated[str, typer.Argument(help="Recipe name.")],
+    path: Annotated[str, typer.Argument(help="Destination file or folder.")],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Copy a packaged recipe to edit it; run it with --recipe PATH.
+
+    Example: bert-tasks recipes cp squad-minilm-cpu my-squad.yaml
+    """
+    from ..config import find_recipe
+    from ..io import atomic_write_text
+
+    source = find_recipe(name)
+    target = Path(path)
+    if target.is_dir():
+        target = target / source.name
+    if target.exists() and not force:
+        raise BertTasksError("already exists; pass --force to overwrite", file=target)
+    atomic_write_text(target, source.read_text(encoding="utf-8"))
+    print(f"copied {source.stem} to {target}")
+
+
+@recipes_app.command("validate")
+def recipes_validate(
+    name: Annotated[str, typer.Argument(help="Recipe name or path.")],
+    sets: Annotated[Optional[list[str]], typer.Option("--set", help="key=value override (repeatable).")] = None,
+) -> None:
+    """Check that a recipe loads into the typed config; print the resolved result.
+
+    Example: bert-tasks recipes validate glue-sst2 --set train.epochs=1
+    """
+    from ..config import find_recipe, read_yaml, resolve_recipe
+
+    path = find_recipe(name)
+    task = read_yaml(path).get("task")
+    if not isinstance(task, str):
+        raise BertTasksError("key 'task' is missing or not a string", file=path)
+    print(resolve_recipe(str(path), task=task, overrides=sets or []).to_yaml(), end="")

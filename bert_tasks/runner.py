@@ -1,0 +1,147 @@
+"""What every training command does around the task: output folder, model, tokenizer, saving.
+
+A task's ``run`` module calls these in order:
+
+    run = start_run(recipe, overwrite=..., resume_from=..., dry_run=...)   # None on --dry-run
+    model = build_model(recipe, task, num_labels)
+    ... preprocess, fit, evaluate (task-specific) ...
+    finish_run(run, model, tokenizer, metrics, fit_result)
+
+so output protection, the resolved config, the saved HF folder and the model
+card look the same for every task.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import Recipe
+from .errors import BertTasksError
+from .io import prepare_output_dir, write_json, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunDir:
+    recipe: Recipe
+    output_dir: Path
+    resume_from: str | None
+    accelerator: Any
+
+
+def describe(recipe: Recipe) -> str:
+    """The resolved configuration as YAML, for --dry-run and the run folder."""
+    return recipe.to_yaml()
+
+
+def start_run(recipe: Recipe, *, overwrite: bool = False, resume_from: str | None = None, dry_run: bool = False,
+              default_output: str | None = None) -> RunDir | None:
+    """Validate the run before any heavy work; on --dry-run print the plan and return None."""
+    from .train import make_accelerator
+
+    output = recipe.output_dir or default_output
+    if not output:
+        raise BertTasksError("no output folder: pass --output-dir or set output_dir in the recipe")
+    recipe.output_dir = str(output)
+    if dry_run:
+        model = recipe.model.preset and f"fresh '{recipe.model.preset}' preset" or recipe.model.name_or_path
+        print(describe(recipe), end="")
+        print(f"# would train task '{recipe.task}' on model {model} (backend {recipe.model.backend})"
+              f" and write to {output}")
+        return None
+    if recipe.train.num_threads:
+        import torch
+
+        torch.set_num_threads(recipe.train.num_threads)
+    accelerator = make_accelerator(recipe.train, Path(output))
+    output_dir = Path(output)
+    if accelerator.is_main_process:
+        prepare_output_dir(output_dir, overwrite=overwrite, resume=resume_from is not None)
+        atomic_write_text(output_dir / "recipe.yaml", describe(recipe))
+    accelerator.wait_for_everyone()
+    if recipe.train.report_to:
+        accelerator.init_trackers(recipe.task, config=_flat(recipe.to_dict()))
+    return RunDir(recipe=recipe, output_dir=output_dir, resume_from=resume_from, accelerator=accelerator)
+
+
+def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        elif isinstance(value, (int, float, str, bool)) or value is None:
+            flat[prefix + key] = value
+        else:
+            flat[prefix + key] = str(value)
+    return flat
+
+
+def build_model(recipe: Recipe, head: str | None, num_labels: int | None = None, *, vocab_size: int | None = None,
+                id2label: dict[int, str] | None = None):
+    """Load the recipe's checkpoint, or build a fresh preset (masked-LM pretraining from scratch)."""
+    from .checkpoint import load_pretrained
+    from .model import MODEL_FOR_TASK, BertConfig
+
+    settings = recipe.model
+    if settings.preset:
+        if settings.backend == "hf":
+            raise BertTasksError("model.preset builds our own encoder; use backend scratch or a checkpoint")
+        try:
+            config = BertConfig.from_preset(
+                settings.preset, vocab_size=vocab_size or 30522,
+                position_embedding_type=settings.position_embedding_type, id2label=id2label,
+            )
+        except ValueError as exc:
+            raise BertTasksError(str(exc)) from None
+        return MODEL_FOR_TASK[head](config)
+    model = load_pretrained(settings.name_or_path, task=head, num_labels=num_labels, backend=settings.backend)
+    if id2label is not None:
+        model.config.id2label = dict(id2label)
+        model.config.label2id = {v: k for k, v in id2label.items()}
+    return model
+
+
+def load_run_tokenizer(recipe: Recipe):
+    from .checkpoint import load_tokenizer
+
+    return load_tokenizer(recipe.model.tokenizer or recipe.model.name_or_path)
+
+
+def finish_run(run: RunDir, model: Any, tokenizer: Any, metrics: dict[str, Any] | None, fit_result: Any = None,
+               *, card: dict[str, Any] | None = None) -> None:
+    """Save the HF model folder, eval_results.json and the model card (main process only)."""
+    from .checkpoint import save_pretrained
+
+    accelerator = run.accelerator
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        model = accelerator.unwrap_model(model)
+        save_pretrained(model, run.output_dir, tokenizer=tokenizer)
+        if metrics is not None:
+            write_json(run.output_dir / "eval_results.json", metrics)
+        if fit_result is not None:
+            from dataclasses import asdict
+
+            write_json(run.output_dir / "train_results.json", asdict(fit_result))
+        try:
+            from .modelcard import write_model_card
+
+            write_model_card(run.output_dir, run.recipe, metrics or {}, **(card or {}))
+        except ImportError:
+            pass
+    if run.recipe.train.report_to:
+        accelerator.end_training()
+    accelerator.wait_for_everyone()
+
+
+def print_summary(title: str, metrics: dict[str, Any]) -> None:
+    shown = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()
+                      if isinstance(v, (int, float)))
+    print(f"{title}: {shown}", flush=True)

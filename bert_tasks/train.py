@@ -1,0 +1,469 @@
+"""The one Accelerate training loop every task trains through, and batched prediction.
+
+The same code runs on a laptop CPU, several GPUs and several nodes: Accelerate
+owns devices, mixed precision, gradient accumulation and process groups. The
+task supplies collate, forward and loss (see :mod:`bert_tasks.tasks.base`).
+
+Data order is a pure function of (seed, epoch), so a resumed run rebuilds the
+exact order and skips the batches already seen by index, without loading them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from .config import TrainConfig
+from .errors import BertTasksError
+from .io import append_jsonl, write_json
+from .tasks.base import Task
+
+CHECKPOINTS = "checkpoints"
+STATE_FILE = "trainer_state.json"
+
+# --------------------------------------------------------------------------- batching
+
+
+def feature_lengths(dataset: Any) -> list[int]:
+    """Token count of every feature; a stored ``length`` column avoids re-reading ``input_ids``."""
+    columns = getattr(dataset, "column_names", None) or []
+    if "length" in columns:
+        return list(dataset["length"])
+    return [len(ids) for ids in dataset["input_ids"]]
+
+
+class EpochBatchSampler(Sampler[list[int]]):
+    """Batches of indices whose order depends only on (seed, epoch).
+
+    With ``group_by_length`` the data is shuffled, cut into mega-batches of 50
+    batches, each sorted by length and split into batches, and the batches
+    shuffled again: far less padding, while training still sees random batches.
+    ``skip`` drops the first batches of the epoch (for resume) without touching data.
+    """
+
+    MEGA = 50
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, *, seed: int, shuffle: bool = True,
+                 group_by_length: bool = True, sort: bool = False):
+        self.lengths = np.asarray(lengths)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.shuffle = shuffle
+        self.group_by_length = group_by_length
+        self.sort = sort
+        self.epoch = 0
+        self.skip = 0
+
+    def start_epoch(self, epoch: int, skip: int = 0) -> None:
+        # Deliberately not named set_epoch: Accelerate calls set_epoch itself and would reset the skip.
+        self.epoch, self.skip = epoch, skip
+
+    def batches(self) -> list[list[int]]:
+        n = len(self.lengths)
+        if self.sort:  # evaluation: longest first, so memory peaks at once, and minimal padding
+            order = np.argsort(-self.lengths, kind="stable")
+            return [order[i : i + self.batch_size].tolist() for i in range(0, n, self.batch_size)]
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(n) if self.shuffle else np.arange(n)
+        if not self.group_by_length:
+            return [order[i : i + self.batch_size].tolist() for i in range(0, n, self.batch_size)]
+        mega = self.MEGA * self.batch_size
+        batches = []
+        for start in range(0, n, mega):
+            chunk = order[start : start + mega]
+            chunk = chunk[np.argsort(-self.lengths[chunk], kind="stable")]
+            batches += [chunk[i : i + self.batch_size].tolist() for i in range(0, len(chunk), self.batch_size)]
+        if self.shuffle:
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        yield from self.batches()[self.skip :]
+
+    def __len__(self) -> int:
+        return max(0, math.ceil(len(self.lengths) / self.batch_size) - self.skip)
+
+
+# --------------------------------------------------------------------------- optimisation
+
+
+def decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """No weight decay on biases and LayerNorm weights, as BERT and run_*.py do."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        lowered = name.lower()
+        (no_decay if param.ndim < 2 or "norm" in lowered or "bias" in lowered else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def lr_lambda(kind: str, warmup: int, total: int) -> Callable[[int], float]:
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1) if warmup else 1.0
+        if kind == "constant":
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return max(0.0, 1.0 - progress) if kind == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return schedule
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+@dataclass
+class FitResult:
+    global_step: int = 0
+    epochs_completed: float = 0.0
+    train_loss: float = float("nan")
+    train_seconds: float = 0.0
+    train_tokens: int = 0
+    skipped_nonfinite: int = 0
+    stopped_by_budget: bool = False
+    seconds_per_epoch: float | None = None
+    eval_history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class NonFiniteLoss(BertTasksError):
+    pass
+
+
+def make_accelerator(cfg: TrainConfig, project_dir: Path | None = None):
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration
+
+    trackers = [t for t in cfg.report_to if t != "none"]
+    project = ProjectConfiguration(project_dir=str(project_dir), logging_dir=str(project_dir / "logs")) if project_dir else None
+    return Accelerator(
+        mixed_precision=cfg.mixed_precision,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        log_with=trackers or None,
+        project_config=project,
+    )
+
+
+def checkpoint_dirs(output_dir: Path) -> list[Path]:
+    """Complete checkpoints, oldest first; a folder without its state file was cut off mid-write."""
+    root = output_dir / CHECKPOINTS
+    found = [p for p in root.glob("step-*") if (p / STATE_FILE).is_file() and p.name[5:].isdigit()]
+    return sorted(found, key=lambda p: int(p.name[5:]))
+
+
+def resolve_resume(resume_from: str | os.PathLike | None, output_dir: Path) -> Path | None:
+    if resume_from is None:
+        return None
+    if str(resume_from) == "latest":
+        found = checkpoint_dirs(output_dir)
+        if not found:
+            return None  # nothing saved yet: a fresh start is the same as resuming from step 0
+        return found[-1]
+    path = Path(resume_from)
+    if not (path / STATE_FILE).is_file():
+        raise BertTasksError("not a complete bert-tasks checkpoint (no trainer_state.json)", file=path)
+    return path
+
+
+def fit(
+    model: torch.nn.Module,
+    task: Task,
+    train_dataset: Any,
+    cfg: TrainConfig,
+    output_dir: str | os.PathLike,
+    *,
+    evaluate: Callable[[torch.nn.Module, Any], dict[str, Any]] | None = None,
+    resume_from: str | os.PathLike | None = None,
+    accelerator: Any = None,
+    collate: Callable | None = None,
+    run_config: dict[str, Any] | None = None,
+) -> FitResult:
+    """Train ``model`` on ``train_dataset`` with the task's collate and loss.
+
+    ``evaluate(model, accelerator)`` is called every ``cfg.eval_steps`` and at the end;
+    its dict is logged and returned in ``FitResult.eval_history``.
+    """
+    from accelerate.utils import set_seed
+
+    output_dir = Path(output_dir)
+    accelerator = accelerator or make_accelerator(cfg, output_dir)
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    set_seed(cfg.seed)
+    if len(train_dataset) == 0:
+        raise BertTasksError("the training set is empty after preprocessing")
+
+    sampler = EpochBatchSampler(feature_lengths(train_dataset), cfg.batch_size, seed=cfg.seed,
+                                group_by_length=cfg.group_by_length)
+    loader = DataLoader(train_dataset, batch_sampler=sampler, collate_fn=collate or task.collate,
+                        num_workers=cfg.dataloader_workers)
+    optimizer = torch.optim.AdamW(decay_groups(model, cfg.weight_decay), lr=cfg.learning_rate,
+                                  betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon)
+    batches_per_epoch = len(sampler.batches())
+    # Accelerate shards each batch list across processes; one optimizer step consumes
+    # processes x accumulation batches of the sampler.
+    micro_per_step = accelerator.num_processes * cfg.gradient_accumulation_steps
+    steps_per_epoch = max(1, math.ceil(batches_per_epoch / micro_per_step))
+    total_steps = cfg.max_steps or math.ceil(cfg.epochs * steps_per_epoch)
+    warmup = cfg.warmup_steps or int(cfg.warmup_ratio * total_steps)
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    # Not prepared: Accelerate would step it once per process, but total_steps already counts
+    # optimizer steps of the whole group. Registered so checkpoints still carry it.
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.lr_scheduler, warmup, total_steps))
+    accelerator.register_for_checkpointing(scheduler)
+
+    state = {"global_step": 0, "epoch": 0, "micro_in_epoch": 0, "skipped_nonfinite": 0, "train_tokens": 0}
+    resume_dir = resolve_resume(resume_from, output_dir)
+    if resume_dir is not None:
+        accelerator.load_state(str(resume_dir))
+        state.update(json.loads((resume_dir / STATE_FILE).read_text()))
+        accelerator.print(f"resumed from {resume_dir} at step {state['global_step']}")
+
+    log_path = output_dir / "train_log.jsonl"
+    result = FitResult(global_step=state["global_step"], skipped_nonfinite=state["skipped_nonfinite"])
+    start = time.monotonic()
+    budget = cfg.budget_minutes * 60 if cfg.budget_minutes else None
+    progress = _progress(accelerator, total_steps, state["global_step"])
+    running_loss, running_count, window_tokens, window_start = 0.0, 0, 0, time.monotonic()
+    epoch_started = time.monotonic()
+    finished = state["global_step"] >= total_steps
+
+    while not finished:
+        epoch = state["epoch"]
+        sampler.start_epoch(epoch, skip=state["micro_in_epoch"])
+        model.train()
+        window_finite = True
+        for batch in loader:
+            state["micro_in_epoch"] += accelerator.num_processes
+            with accelerator.accumulate(model):
+                outputs = task.forward(model, batch)
+                loss = task.loss(outputs, batch)
+                finite = bool(torch.isfinite(loss.detach()).item())
+                if finite:
+                    accelerator.backward(loss)
+                window_finite = window_finite and finite
+                if accelerator.sync_gradients:
+                    finite = _all_finite(accelerator, window_finite)
+                    window_finite = True
+                    if not finite and not cfg.skip_nonfinite:
+                        raise NonFiniteLoss(
+                            f"loss became {loss.item()} at step {state['global_step'] + 1}; "
+                            f"the last good checkpoint is {_last_checkpoint_text(output_dir)}; "
+                            "pass --skip-nonfinite to skip such steps"
+                        )
+                    if finite:
+                        if cfg.max_grad_norm:
+                            accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                        optimizer.step()
+                        scheduler.step()
+                    else:
+                        state["skipped_nonfinite"] += 1
+                    optimizer.zero_grad(set_to_none=True)
+            tokens = int(batch["attention_mask"].sum().item()) * accelerator.num_processes
+            state["train_tokens"] += tokens
+            window_tokens += tokens
+            if finite:
+                running_loss += loss.detach().float().item()
+                running_count += 1
+            if not accelerator.sync_gradients:
+                continue
+
+            state["global_step"] += 1
+            step = state["global_step"]
+            progress.update(1)
+            if step % cfg.logging_steps == 0 or step == total_steps:
+                elapsed = time.monotonic() - window_start
+                record = {
+                    "step": step,
+                    "epoch": round(epoch + state["micro_in_epoch"] / max(1, batches_per_epoch), 4),
+                    "loss": running_loss / max(1, running_count),
+                    "learning_rate": scheduler.get_last_lr()[0],
+                    "tokens_per_second": window_tokens / max(elapsed, 1e-9),
+                    "elapsed_seconds": round(time.monotonic() - start, 3),
+                }
+                result.train_loss = record["loss"]
+                progress.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['learning_rate']:.2e}",
+                                     tok_s=f"{record['tokens_per_second']:.0f}")
+                if accelerator.is_main_process:
+                    append_jsonl(log_path, record)
+                accelerator.log({"train/" + k: v for k, v in record.items() if k != "step"}, step=step)
+                running_loss, running_count, window_tokens, window_start = 0.0, 0, 0, time.monotonic()
+            if evaluate and cfg.eval_steps and step % cfg.eval_steps == 0 and step < total_steps:
+                _run_eval(evaluate, model, accelerator, step, log_path, result)
+                model.train()
+            out_of_budget = budget is not None and time.monotonic() - start >= budget
+            finished = step >= total_steps or out_of_budget
+            if cfg.save_steps and (step % cfg.save_steps == 0 or finished):
+                save_checkpoint(accelerator, output_dir, state, cfg.save_total_limit, run_config)
+            if out_of_budget and step < total_steps:
+                result.stopped_by_budget = True
+                accelerator.print(f"time budget of {cfg.budget_minutes} minutes spent; stopping at step {step}")
+            if finished:
+                break
+        else:
+            state["epoch"] += 1
+            state["micro_in_epoch"] = 0
+            if result.seconds_per_epoch is None:
+                result.seconds_per_epoch = time.monotonic() - epoch_started
+            continue
+    progress.close()
+
+    result.global_step = state["global_step"]
+    result.epochs_completed = state["epoch"] + state["micro_in_epoch"] / max(1, batches_per_epoch)
+    result.train_seconds = time.monotonic() - start
+    result.train_tokens = state["train_tokens"]
+    result.skipped_nonfinite = state["skipped_nonfinite"]
+    if evaluate:
+        _run_eval(evaluate, model, accelerator, state["global_step"], log_path, result)
+    accelerator.wait_for_everyone()
+    return result
+
+
+def _all_finite(accelerator: Any, finite: bool) -> bool:
+    """Every process must agree to step, or their weights would drift apart."""
+    if accelerator.num_processes == 1:
+        return finite
+    flag = torch.tensor([1.0 if finite else 0.0], device=accelerator.device)
+    return bool(accelerator.reduce(flag, reduction="sum").item() == accelerator.num_processes)
+
+
+def _last_checkpoint_text(output_dir: Path) -> str:
+    found = checkpoint_dirs(output_dir)
+    return str(found[-1]) if found else "none (no checkpoint was saved)"
+
+
+def _run_eval(evaluate, model, accelerator, step, log_path, result) -> None:
+    metrics = evaluate(model, accelerator)
+    record = {"step": step, **{k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}}
+    result.eval_history.append(record)
+    if accelerator.is_main_process:
+        append_jsonl(log_path, {"eval": True, **record})
+        summary = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items())
+        print(f"eval  {summary}", file=sys.stderr, flush=True)
+    accelerator.log({"eval/" + k: v for k, v in record.items() if isinstance(v, (int, float)) and k != "step"}, step=step)
+
+
+def save_checkpoint(accelerator, output_dir: Path, state: dict, keep: int | None, run_config: dict | None) -> Path:
+    """Model, optimizer, scheduler, RNG states and data position; renamed into place only when complete."""
+    final = output_dir / CHECKPOINTS / f"step-{state['global_step']}"
+    tmp = final.with_name(f".{final.name}.tmp")
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp), safe_serialization=True)
+    if accelerator.is_main_process:
+        if run_config is not None:
+            write_json(tmp / "run_config.json", run_config)
+        write_json(tmp / STATE_FILE, state)  # written last: its presence marks the checkpoint complete
+        for child in tmp.iterdir():
+            if child.is_file():
+                with open(child, "rb") as f:
+                    os.fsync(f.fileno())
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        if keep:
+            for old in checkpoint_dirs(output_dir)[:-keep]:
+                shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return final
+
+
+class _NoProgress:
+    def update(self, n: int) -> None: ...
+
+    def set_postfix(self, **kwargs: Any) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _progress(accelerator: Any, total: int, initial: int):
+    """A live bar on a terminal; silent in CI logs, where the jsonl and eval lines say enough."""
+    if not accelerator.is_main_process or not sys.stderr.isatty():
+        return _NoProgress()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True)
+
+
+# --------------------------------------------------------------------------- prediction
+
+PREDICTION_KEYS = ("start_logits", "end_logits", "logits")
+
+
+@torch.no_grad()
+def predict(
+    model: torch.nn.Module,
+    task: Task,
+    dataset: Any,
+    *,
+    batch_size: int = 64,
+    accelerator: Any = None,
+    collate: Callable | None = None,
+) -> dict[str, list[np.ndarray]]:
+    """Model outputs for every feature, in dataset order, one float32 array per feature.
+
+    Features are batched longest-first to minimise padding; per-token outputs are
+    trimmed back to each feature's own length. Under several processes,
+    ``gather_for_metrics`` drops the duplicates Accelerate pads the last batch with.
+    """
+    if len(dataset) == 0:
+        return {}
+    lengths = feature_lengths(dataset)
+    sampler = EpochBatchSampler(lengths, batch_size, seed=0, sort=True)
+    order = [i for batch in sampler.batches() for i in batch]
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate or task.collate)
+    if accelerator is not None:
+        loader = accelerator.prepare_data_loader(loader)
+    device = accelerator.device if accelerator is not None else next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    collected: dict[str, list[np.ndarray]] = {}
+    for batch in loader:
+        batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        outputs = task.forward(model, batch)
+        seq_len = batch["attention_mask"].sum(dim=1)
+        for key in PREDICTION_KEYS:
+            value = getattr(outputs, key, None)
+            if value is None:
+                continue
+            if accelerator is not None and accelerator.num_processes > 1:
+                value = accelerator.pad_across_processes(value, dim=1) if value.ndim > 2 or key != "logits" else value
+                value, lens = accelerator.gather_for_metrics((value.contiguous(), seq_len))
+            else:
+                lens = seq_len
+            value = value.float().cpu().numpy()
+            lens = lens.cpu().numpy()
+            per_token = key != "logits" or value.ndim > 2
+            collected.setdefault(key, []).extend(
+                value[i, : lens[i]] if per_token else value[i] for i in range(len(value))
+            )
+    model.train(was_training)
+    restored: dict[str, list[np.ndarray]] = {}
+    for key, values in collected.items():
+        ordered = [None] * len(order)
+        for position, index in enumerate(order):
+            ordered[index] = values[position]
+        restored[key] = ordered
+    return restored
+
+
+def set_all_seeds(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def fit_result_dict(result: FitResult) -> dict[str, Any]:
+    return asdict(result)
