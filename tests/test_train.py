@@ -1,0 +1,139 @@
+"""The shared training loop: learning, exact resume, non-finite losses, ordered prediction."""
+
+from __future__ import annotations
+
+import json
+
+import datasets
+import numpy as np
+import pytest
+import torch
+
+from bert_tasks.config import TrainConfig
+from bert_tasks.model import BertConfig, BertForSequenceClassification
+from bert_tasks.tasks.base import TaskBase
+from bert_tasks.train import EpochBatchSampler, NonFiniteLoss, checkpoint_dirs, fit, predict
+
+TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+            max_position_embeddings=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+
+
+class ToyTask(TaskBase):
+    """Label = which half of the vocabulary a sequence is drawn from: learnable in a few steps."""
+
+    name, head = "toy", "glue"
+
+    def __init__(self, poison_step: int | None = None):
+        self.calls = 0
+        self.poison_step = poison_step
+
+    def collate(self, features):
+        longest = max(len(f["input_ids"]) for f in features)
+        ids = torch.zeros(len(features), longest, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, f in enumerate(features):
+            ids[i, : len(f["input_ids"])] = torch.tensor(f["input_ids"])
+            mask[i, : len(f["input_ids"])] = 1
+        return {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([f["labels"] for f in features])}
+
+    def loss(self, outputs, batch):
+        self.calls += 1
+        loss = torch.nn.functional.cross_entropy(outputs.logits, batch["labels"])
+        return loss * float("nan") if self.calls == self.poison_step else loss
+
+
+def toy_dataset(n: int = 48, seed: int = 0) -> datasets.Dataset:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n):
+        length = int(rng.integers(4, 20))
+        label = int(rng.integers(0, 2))
+        ids = rng.integers(8, 50, size=length) + 49 * label
+        rows.append({"input_ids": [2, *ids.tolist()], "labels": label})
+    return datasets.Dataset.from_list(rows)
+
+
+def new_model(seed: int = 0):
+    torch.manual_seed(seed)
+    return BertForSequenceClassification(BertConfig(**TINY))
+
+
+def weights(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_sampler_order_depends_only_on_seed_and_epoch_and_groups_lengths():
+    lengths = list(np.random.default_rng(1).integers(1, 100, 500))
+    a = EpochBatchSampler(lengths, 8, seed=3)
+    b = EpochBatchSampler(lengths, 8, seed=3)
+    a.start_epoch(2); b.start_epoch(2)
+    assert list(a) == list(b)
+    b.start_epoch(2, skip=5)
+    assert list(b) == list(a)[5:]
+    a.start_epoch(3)
+    assert list(a) != list(b)
+    flat = sorted(i for batch in a for i in batch)
+    assert flat == list(range(500))
+    spread = np.mean([np.ptp([lengths[i] for i in batch]) for batch in a])
+    plain = EpochBatchSampler(lengths, 8, seed=3, group_by_length=False)
+    assert spread < 0.5 * np.mean([np.ptp([lengths[i] for i in batch]) for batch in plain])
+
+
+def test_loss_falls_and_log_is_written(tmp_path):
+    cfg = TrainConfig(learning_rate=2e-3, batch_size=8, epochs=15, logging_steps=6, seed=1, warmup_ratio=0.1)
+    result = fit(new_model(), ToyTask(), toy_dataset(), cfg, tmp_path)
+    log = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert result.global_step == 90 and log[-1]["step"] == 90
+    assert log[-1]["loss"] < 0.5 * log[0]["loss"]
+    assert all(r["tokens_per_second"] > 0 for r in log)
+
+
+def test_resume_reaches_identical_weights(tmp_path):
+    import shutil
+
+    data = toy_dataset()
+    cfg = TrainConfig(learning_rate=5e-4, batch_size=8, max_steps=10, save_steps=4, seed=5,
+                      gradient_accumulation_steps=2, save_total_limit=None)
+    straight = new_model()
+    fit(straight, ToyTask(), data, cfg, tmp_path / "a")
+    assert [p.name for p in checkpoint_dirs(tmp_path / "a")] == ["step-4", "step-8", "step-10"]
+
+    # A kill between step 4 and step 8: only the step-4 checkpoint survives, plus a torn temporary folder.
+    crashed = tmp_path / "b"
+    shutil.copytree(tmp_path / "a" / "checkpoints" / "step-4", crashed / "checkpoints" / "step-4")
+    (crashed / "checkpoints" / ".step-8.tmp").mkdir()
+    resumed = new_model(seed=99)  # a different init: everything must come from the checkpoint
+    fit(resumed, ToyTask(), data, cfg, crashed, resume_from="latest")
+    a, b = weights(straight), weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_nonfinite_loss_stops_with_the_step_named(tmp_path):
+    cfg = TrainConfig(batch_size=8, max_steps=6, save_steps=2)
+    with pytest.raises(NonFiniteLoss, match=r"at step 4; the last good checkpoint is .*step-2"):
+        fit(new_model(), ToyTask(poison_step=4), toy_dataset(), cfg, tmp_path)
+
+
+def test_skip_nonfinite_counts_and_continues(tmp_path):
+    cfg = TrainConfig(batch_size=8, max_steps=6, skip_nonfinite=True)
+    result = fit(new_model(), ToyTask(poison_step=3), toy_dataset(), cfg, tmp_path)
+    assert result.skipped_nonfinite == 1 and result.global_step == 6
+    assert all(torch.isfinite(p).all() for p in new_model().parameters())
+
+
+def test_budget_stops_cleanly(tmp_path):
+    cfg = TrainConfig(batch_size=8, epochs=1000, budget_minutes=0.02)
+    result = fit(new_model(), ToyTask(), toy_dataset(), cfg, tmp_path)
+    assert result.stopped_by_budget and 0 < result.global_step < 6000
+
+
+def test_predict_restores_dataset_order():
+    data = toy_dataset(30, seed=4)
+    model = new_model().eval()
+    outputs = predict(model, ToyTask(), data, batch_size=7)
+    assert len(outputs["logits"]) == 30
+    for i in (0, 13, 29):
+        batch = ToyTask().collate([data[i]])
+        with torch.no_grad():
+            expected = model(batch["input_ids"], batch["attention_mask"]).logits[0].numpy()
+        assert np.allclose(outputs["logits"][i], expected, atol=1e-5)
