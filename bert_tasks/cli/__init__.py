@@ -18,7 +18,7 @@ from ..errors import BertTasksError
 from .app import app
 
 #: command modules, each attaching its commands to the groups in app.py
-COMMAND_MODULES = ("general", "squad", "glue", "mlm")
+COMMAND_MODULES = ("general", "squad", "glue", "mlm", "viz")
 
 
 def _load_commands() -> None:
