@@ -150,6 +150,12 @@ def coerce(tp: Any, value: Any, key: str, file: Any) -> Any:
         return dict(value)
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, str):
+        # YAML 1.1 reads "5e-5" (no dot) as a string; people write it that way, so accept it.
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if tp in (int, float, str, bool):
         if isinstance(value, tp) and not (tp is int and isinstance(value, bool)):
             return value

@@ -1,0 +1,87 @@
+"""Recipe loading: strict keys and types, layered overrides, safe YAML."""
+
+from __future__ import annotations
+
+import pytest
+
+from bert_tasks.config import Recipe, TrainConfig, from_dict, parse_override, resolve_recipe
+from bert_tasks.errors import BertTasksError
+
+
+def write(tmp_path, text, name="r.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+BASE = """\
+# bert-tasks finetune glue --recipe r.yaml
+task: sst2
+model: {name_or_path: minilm}
+data: {task: sst2, dataset: glue}
+train: {learning_rate: 2.0e-5, batch_size: 32, epochs: 3}
+output_dir: runs/x
+"""
+
+
+def test_recipe_validates_into_dataclasses(tmp_path):
+    recipe = resolve_recipe(str(write(tmp_path, BASE)), task="glue")
+    assert isinstance(recipe, Recipe) and isinstance(recipe.train, TrainConfig)
+    assert recipe.train.learning_rate == 2e-5 and recipe.train.epochs == 3.0  # int accepted for float
+    assert type(recipe.data).__name__ == "GlueDataConfig" and recipe.data.dataset == "glue"
+
+
+def test_unknown_key_names_key_and_file(tmp_path):
+    path = write(tmp_path, BASE.replace("epochs: 3", "epochz: 3"))
+    with pytest.raises(BertTasksError) as err:
+        resolve_recipe(str(path), task="glue")
+    message = err.value.one_line()
+    assert str(path) in message and "unknown key 'train.epochz'" in message and "did you mean 'train.epochs'" in message
+
+
+def test_wrong_type_names_key(tmp_path):
+    path = write(tmp_path, BASE.replace("batch_size: 32", "batch_size: large"))
+    with pytest.raises(BertTasksError, match=r"key 'train.batch_size' must be int, got 'large'"):
+        resolve_recipe(str(path), task="glue")
+
+
+def test_bool_is_not_an_int(tmp_path):
+    with pytest.raises(BertTasksError, match="batch_size"):
+        from_dict(TrainConfig, {"batch_size": True})
+
+
+def test_overrides_then_flags_win(tmp_path):
+    path = write(tmp_path, BASE)
+    recipe = resolve_recipe(str(path), task="glue", overrides=["train.learning_rate=5e-5", "train.seed=7"],
+                            flags={"train.seed": 11, "train.epochs": None})
+    assert recipe.train.learning_rate == 5e-5  # --set beats the file
+    assert recipe.train.seed == 11  # an explicit flag beats --set
+    assert recipe.train.epochs == 3.0  # a flag that was not given changes nothing
+
+
+def test_defaults_sit_below_the_recipe(tmp_path):
+    recipe = resolve_recipe(str(write(tmp_path, BASE)), task="glue", defaults={"train.learning_rate": 1.0, "train.weight_decay": 0.5})
+    assert recipe.train.learning_rate == 2e-5 and recipe.train.weight_decay == 0.5
+
+
+def test_yaml_tags_cannot_construct_objects(tmp_path):
+    path = write(tmp_path, BASE + "evil: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(BertTasksError, match="invalid YAML") as err:
+        resolve_recipe(str(path), task="glue")
+    assert str(path) in err.value.one_line()
+
+
+def test_invalid_values_are_rejected(tmp_path):
+    with pytest.raises(BertTasksError, match="mixed_precision"):
+        resolve_recipe(str(write(tmp_path, BASE)), task="glue", overrides=["train.mixed_precision=fp8"])
+
+
+def test_malformed_override():
+    with pytest.raises(BertTasksError, match="key=value"):
+        parse_override("train.learning_rate")
+    assert parse_override("train.report_to=[tensorboard]") == (["train", "report_to"], ["tensorboard"])
+
+
+def test_unknown_task_is_one_clear_line(tmp_path):
+    with pytest.raises(BertTasksError, match="unknown task 'sst3'; did you mean 'sst2'"):
+        resolve_recipe(None, task="sst3")
