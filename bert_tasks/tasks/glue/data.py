@@ -1,0 +1,368 @@
+"""Reads GLUE data into ``datasets.Dataset`` splits with one schema for every task.
+
+Three sources give the same result: the official GLUE folders as distributed
+(TSV files whose columns are found by header name, quotes taken literally),
+the Hub ``glue`` dataset, and the user's own CSV / TSV / JSON Lines files.
+Every split has the columns ``idx`` (int), ``text_a``, ``text_b`` (pair tasks
+only) and ``label`` (class id, a float score for STS-B, -1 when unlabeled).
+
+Bad input is reported as one line naming the file, the line and the reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any, Collection, Iterator
+
+from ...errors import BertTasksError
+from .config import GlueDataConfig
+from .spec import TASK_NAMES, GlueTaskSpec, get_spec, label_lookup
+
+UNLABELED = -1
+SPLIT_GROUPS = ("train", "validation", "test")
+HUB_NAME = "nyu-mll/glue"
+#: text-column pairs recognised in user files and Hub splits, tried in this order after the task's own
+TEXT_COLUMN_CANDIDATES = (
+    ("sentence1", "sentence2"),
+    ("premise", "hypothesis"),
+    ("question", "sentence"),
+    ("question1", "question2"),
+    ("text_a", "text_b"),
+    ("sentence",),
+    ("text_a",),
+    ("text",),
+)
+INDEX_COLUMNS = ("idx", "index", "id")
+
+
+def split_group(split: str) -> str:
+    """``train``, ``validation`` or ``test``: which sample limit and which file kind a split key belongs to."""
+    if split == "train":
+        return "train"
+    if split.startswith("validation"):
+        return "validation"
+    return "test"
+
+
+def load_glue_splits(cfg: GlueDataConfig, groups: Collection[str] | None = None) -> dict[str, Any]:
+    """Load the splits of ``cfg.task``; ``groups`` picks some of train/validation/test (default: train, validation, and test with do_predict).
+
+    Keys: ``train``, ``validation`` (MNLI: ``validation_matched``/``validation_mismatched``), ``test``
+    (MNLI: ``test_matched``/``test_mismatched`` and ``ax`` when the diagnostic file is there).
+    """
+    cfg.validate()
+    spec = get_spec(cfg.task)
+    wanted = set(groups) if groups is not None else {"train", "validation", *(["test"] if cfg.do_predict else [])}
+    unknown = wanted - set(SPLIT_GROUPS)
+    if unknown:
+        raise ValueError(f"unknown split groups {sorted(unknown)}; expected some of {SPLIT_GROUPS}")
+    if cfg.dataset:
+        loaded = _load_hub(spec, wanted)
+    elif cfg.data_dir:
+        loaded = _load_glue_dir(spec, Path(cfg.data_dir), wanted)
+    else:
+        loaded = {split: read_user_file(path, spec, split=split) for split, path in cfg.user_files.items() if split in wanted}
+    limits = {"train": cfg.max_train_samples, "validation": cfg.max_eval_samples, "test": cfg.max_predict_samples}
+    return {split: _take(ds, limits[split_group(split)]) for split, ds in loaded.items()}
+
+
+def _take(ds, limit: int | None):
+    return ds if limit is None or limit >= len(ds) else ds.select(range(limit))
+
+
+def find_tasks(glue_root: str | Path) -> list[str]:
+    """Tasks whose official folder, with a train or dev file, is under ``glue_root`` (for ``--task all``)."""
+    root = Path(glue_root)
+    found = []
+    for task in TASK_NAMES:
+        spec = get_spec(task)
+        folder = root / spec.folder
+        if any((folder / name).is_file() for name in ("train.tsv", *spec.eval_files.values())):
+            found.append(task)
+    return found
+
+
+# --- the official GLUE layout --------------------------------------------------------------------
+
+
+def _task_folder(spec: GlueTaskSpec, data_dir: Path) -> tuple[Path, Path]:
+    """(task folder, GLUE root): ``data_dir`` may be the root or the task's own folder."""
+    if (data_dir / spec.folder).is_dir():
+        return data_dir / spec.folder, data_dir
+    # only a folder named like the task is taken as that task's: RTE and WNLI files look alike
+    if data_dir.name.lower() == spec.folder.lower():
+        return data_dir, data_dir.parent
+    raise BertTasksError(
+        f"no {spec.folder} folder for task {spec.name}; point data_dir at the GLUE root or at the {spec.folder} folder",
+        file=data_dir,
+    )
+
+
+def _load_glue_dir(spec: GlueTaskSpec, data_dir: Path, wanted: set[str]) -> dict[str, Any]:
+    folder, root = _task_folder(spec, data_dir)
+    files: dict[str, Path] = {}
+    if "train" in wanted:
+        files["train"] = folder / "train.tsv"
+    if "validation" in wanted:
+        files.update({split: folder / name for split, name in spec.eval_files.items()})
+    if "test" in wanted:
+        for test in spec.test_files:
+            head, _, rest = test.path.partition("/")
+            path = folder / rest if head == spec.folder else root / test.path
+            if test.split == "ax" and not path.is_file():
+                continue  # the diagnostic set is optional extra output, not part of MNLI
+            files[test.split] = path
+    for path in files.values():
+        if not path.is_file():
+            raise BertTasksError(f"missing file for task {spec.name}", file=path)
+    return {split: read_glue_tsv(path, spec, split=split) for split, path in files.items()}
+
+
+def read_glue_tsv(path: str | Path, spec: GlueTaskSpec | str, *, split: str) -> Any:
+    """Read one official GLUE TSV; test files (``split`` in the test group) carry no labels."""
+    spec = get_spec(spec) if isinstance(spec, str) else spec
+    path = Path(path)
+    labeled = split_group(split) != "test"
+    rows = _delimited_rows(path, delimiter="\t", quoting=csv.QUOTE_NONE)
+    if spec.headerless_columns and labeled:
+        width = len(spec.headerless_columns)
+        named = (
+            (line, dict(zip(spec.headerless_columns, _check_width(fields, width, path, line, "in CoLA's headerless layout"))))
+            for line, fields in rows
+        )
+        return _build(path, spec, named, text_columns=spec.text_columns, label_column=spec.label_column, index_column=None)
+    header = _header(rows, path)
+    required = [*spec.text_columns, *([spec.label_column] if labeled else [])]
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise BertTasksError(
+            f"missing header: {spec.folder} {split} needs columns {', '.join(required)}; "
+            f"first line has {', '.join(repr(c) for c in header[:12])}",
+            file=path,
+            record="line 1",
+        )
+    index_column = next((c for c in ("index", "id") if c in header), None)
+    return _build(
+        path, spec, _named_rows(rows, header, path), text_columns=spec.text_columns,
+        label_column=spec.label_column if labeled else None, index_column=index_column,
+    )
+
+
+# --- the user's own files ------------------------------------------------------------------------
+
+
+def read_user_file(path: str | Path, spec: GlueTaskSpec | str, *, split: str = "train") -> Any:
+    """Read a CSV, TSV or JSON Lines file with ``sentence``/``sentence1``+``sentence2``/... and ``label`` columns."""
+    spec = get_spec(spec) if isinstance(spec, str) else spec
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in (".json", ".jsonl"):
+        columns, records = _json_records(path)
+    elif suffix in (".csv", ".tsv"):
+        rows = _delimited_rows(path, delimiter="," if suffix == ".csv" else "\t", quoting=csv.QUOTE_MINIMAL if suffix == ".csv" else csv.QUOTE_NONE)
+        columns = _header(rows, path)
+        records = _named_rows(rows, columns, path)
+    else:
+        raise BertTasksError("unsupported file type; use .csv, .tsv, .json or .jsonl", file=path)
+    text_columns = _pick_text_columns(columns, spec, path)
+    # test files are predicted, never scored: a label column there (often all -1) is ignored
+    label_column = None if split_group(split) == "test" else next((c for c in ("label", spec.label_column) if c in columns), None)
+    if label_column is None and split_group(split) != "test":
+        raise BertTasksError(f"no 'label' column in a {split} file", file=path, record="line 1")
+    index_column = next((c for c in INDEX_COLUMNS if c in columns), None)
+    return _build(path, spec, records, text_columns=text_columns, label_column=label_column, index_column=index_column)
+
+
+def _pick_text_columns(columns: list[str], spec: GlueTaskSpec, path: Path) -> tuple[str, ...]:
+    arity = len(spec.text_columns)
+    for candidate in (spec.text_columns, *TEXT_COLUMN_CANDIDATES):
+        if len(candidate) == arity and all(c in columns for c in candidate):
+            return candidate
+    options = " or ".join("/".join(c) for c in TEXT_COLUMN_CANDIDATES if len(c) == arity)
+    raise BertTasksError(
+        f"task {spec.name} needs {'two text columns' if arity == 2 else 'one text column'} ({options}); "
+        f"found columns {', '.join(repr(c) for c in columns)}",
+        file=path,
+        record="line 1",
+    )
+
+
+def _json_records(path: Path) -> tuple[list[str], Iterator[tuple[int, dict]]]:
+    lines = [(n, line) for n, line in enumerate(_read_text(path).split("\n"), start=1) if line.strip()]
+    if not lines:
+        raise BertTasksError("file is empty", file=path, record="line 1")
+    records = []
+    for n, line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise BertTasksError(f"not a JSON object per line: {exc.msg}", file=path, record=f"line {n}") from None
+        if not isinstance(record, dict):
+            raise BertTasksError("not a JSON object per line", file=path, record=f"line {n}")
+        records.append((n, record))
+    columns = list(records[0][1])
+    for n, record in records:
+        absent = [c for c in columns if c not in record]
+        if absent:
+            raise BertTasksError(f"missing key {absent[0]!r} present in the first record", file=path, record=f"line {n}")
+    return columns, iter(records)
+
+
+# --- shared parsing ------------------------------------------------------------------------------
+
+
+def _read_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise BertTasksError("missing file", file=path) from None
+    except IsADirectoryError:
+        raise BertTasksError("expected a file, found a folder", file=path) from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise BertTasksError("not UTF-8 text", file=path, record=f"line {line}") from None
+
+
+def _delimited_rows(path: Path, *, delimiter: str, quoting: int) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) for each non-blank row; an empty file is an error."""
+    reader = csv.reader(io.StringIO(_read_text(path), newline=""), delimiter=delimiter, quoting=quoting)
+    seen = False
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise BertTasksError(f"unreadable row: {exc}", file=path, record=f"line {reader.line_num}") from None
+        if not any(f.strip() for f in fields):
+            continue
+        seen = True
+        yield reader.line_num, fields
+    if not seen:
+        raise BertTasksError("file is empty", file=path, record="line 1")
+
+
+def _header(rows: Iterator[tuple[int, list[str]]], path: Path) -> list[str]:
+    _, header = next(rows)
+    header = [c.strip() for c in header]
+    if len(set(header)) != len(header):
+        raise BertTasksError("repeated column name in the header", file=path, record="line 1")
+    return header
+
+
+def _check_width(fields: list[str], width: int, path: Path, line: int, where: str = "as in the header") -> list[str]:
+    if len(fields) != width:
+        raise BertTasksError(f"expected {width} columns {where}, got {len(fields)}", file=path, record=f"line {line}")
+    return fields
+
+
+def _named_rows(rows: Iterator[tuple[int, list[str]]], header: list[str], path: Path) -> Iterator[tuple[int, dict]]:
+    for line, fields in rows:
+        yield line, dict(zip(header, _check_width(fields, len(header), path, line)))
+
+
+def _build(path: Path, spec: GlueTaskSpec, records, *, text_columns, label_column, index_column):
+    """Validate records into the common schema and make a Dataset of them."""
+    lookup = label_lookup(spec.name) if not spec.is_regression else {}
+    columns: dict[str, list] = {"idx": [], "text_a": [], **({"text_b": []} if spec.is_pair else {}), "label": []}
+    for row_number, (line, record) in enumerate(records):
+        where = {"file": path, "record": f"line {line}"}
+        for out, column in zip(("text_a", "text_b"), text_columns):
+            text = record[column]
+            if not isinstance(text, str):
+                raise BertTasksError(f"{column!r} is not text: {text!r}", **where)
+            if not text.strip():
+                raise BertTasksError(f"empty {column!r}", **where)
+            columns[out].append(text)
+        columns["idx"].append(row_number if index_column is None else _parse_index(record[index_column], index_column, where))
+        columns["label"].append(UNLABELED if label_column is None else _parse_label(record[label_column], spec, lookup, where))
+    if not columns["idx"]:
+        raise BertTasksError("no examples after the header", file=path, record="line 2")
+    return _to_dataset(columns, spec)
+
+
+def _to_dataset(columns: dict[str, list], spec: GlueTaskSpec):
+    import datasets
+
+    return datasets.Dataset.from_dict(columns, features=glue_features(spec))
+
+
+def glue_features(spec: GlueTaskSpec):
+    import datasets
+
+    features = {"idx": datasets.Value("int64"), "text_a": datasets.Value("string")}
+    if spec.is_pair:
+        features["text_b"] = datasets.Value("string")
+    features["label"] = datasets.Value("float32" if spec.is_regression else "int64")
+    return datasets.Features(features)
+
+
+def _parse_index(value: Any, column: str, where: dict) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise BertTasksError(f"{column} {value!r} is not an integer", **where) from None
+
+
+def _parse_label(value: Any, spec: GlueTaskSpec, lookup: dict[str, int], where: dict) -> int | float:
+    if isinstance(value, bool) or value is None or (isinstance(value, str) and not value.strip()):
+        raise BertTasksError(f"empty or non-label value {value!r} in the label column", **where)
+    text = value.strip() if isinstance(value, str) else repr(value)
+    if spec.is_regression:
+        try:
+            score = float(text)
+        except ValueError:
+            raise BertTasksError(f"label {text!r} is not a number; {spec.name} labels are similarity scores", **where) from None
+        if not math.isfinite(score):
+            raise BertTasksError(f"label {text!r} is not a finite number", **where)
+        return score
+    if text in lookup:
+        return lookup[text]
+    expected = ", ".join(spec.labels)
+    try:
+        float(text)
+    except ValueError:
+        raise BertTasksError(f"unknown label {text!r} for task {spec.name}; expected one of {expected}", **where) from None
+    raise BertTasksError(f"float label {text!r} for classification task {spec.name}; expected one of {expected}", **where)
+
+
+# --- the Hub glue dataset ------------------------------------------------------------------------
+
+
+def _load_hub(spec: GlueTaskSpec, wanted: set[str]) -> dict[str, Any]:
+    hub = _hub_dataset(spec.name)
+    if spec.name == "mnli" and "test" in wanted:
+        hub = {**hub, "ax": _hub_dataset("ax")["test"]}
+    loaded = {}
+    for split, ds in hub.items():
+        if split_group(split) in wanted:
+            loaded[split] = _normalize_hub_split(ds, spec, split)
+    return loaded
+
+
+def _hub_dataset(config: str):
+    import datasets
+
+    try:
+        return dict(datasets.load_dataset(HUB_NAME, config))
+    except OSError as exc:  # offline, no cache, or the Hub is unreachable
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise BertTasksError(
+            f"cannot load the Hub dataset {HUB_NAME} ({config}): {reason}; offline, use data_dir with the official GLUE files"
+        ) from None
+
+
+def _normalize_hub_split(ds, spec: GlueTaskSpec, split: str):
+    text_columns = _pick_text_columns(list(ds.column_names), spec, Path(f"{HUB_NAME}/{spec.name}/{split}"))
+    renames = dict(zip(text_columns, ("text_a", "text_b")))
+    keep = ["idx", *text_columns, "label"]
+    ds = ds.select_columns(keep).rename_columns(renames)
+    return ds.cast(glue_features(spec)).select_columns(list(glue_features(spec)))
