@@ -149,6 +149,8 @@ def make_accelerator(cfg: TrainConfig, project_dir: Path | None = None):
     trackers = [t for t in cfg.report_to if t != "none"]
     project = ProjectConfiguration(project_dir=str(project_dir), logging_dir=str(project_dir / "logs")) if project_dir else None
     return Accelerator(
+        # Without CUDA, Accelerate forms a gloo process group under torchrun only when told it is on CPU.
+        cpu=not torch.cuda.is_available(),
         mixed_precision=cfg.mixed_precision,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         log_with=trackers or None,
@@ -285,10 +287,13 @@ def fit(
             progress.update(1)
             if step % cfg.logging_steps == 0 or step == total_steps:
                 elapsed = time.monotonic() - window_start
+                mean_loss = running_loss / max(1, running_count)
+                if accelerator.num_processes > 1:  # log the loss of the whole global batch, not rank 0's share
+                    mean_loss = accelerator.reduce(torch.tensor(mean_loss, device=accelerator.device), "mean").item()
                 record = {
                     "step": step,
                     "epoch": round(epoch + state["micro_in_epoch"] / max(1, batches_per_epoch), 4),
-                    "loss": running_loss / max(1, running_count),
+                    "loss": mean_loss,
                     "learning_rate": scheduler.get_last_lr()[0],
                     "tokens_per_second": window_tokens / max(elapsed, 1e-9),
                     "elapsed_seconds": round(time.monotonic() - start, 3),
