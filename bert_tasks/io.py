@@ -54,9 +54,19 @@ def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> Non
 
 
 def append_jsonl(path: str | os.PathLike, record: dict) -> None:
-    """Append one line; a torn last line is the worst a kill can leave, and readers skip it."""
+    """Append one line; a torn last line is the worst a kill can leave, and readers skip it.
+
+    After a resume, the torn fragment is closed with a newline first so it stays one bad
+    line at worst instead of corrupting the next record.
+    """
+    path = Path(path)
+    prefix = ""
+    if path.exists() and path.stat().st_size:
+        with open(path, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            prefix = "" if f.read(1) == b"\n" else "\n"
     with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        f.write(prefix + json.dumps(record, ensure_ascii=False) + "\n")
         f.flush()
 
 
