@@ -1,0 +1,1 @@
+"""Masked-language-model pretraining: corpus loading, WordPiece training, packing and dynamic masking."""
