@@ -201,6 +201,8 @@ def fit(
 
     output_dir = Path(output_dir)
     accelerator = accelerator or make_accelerator(cfg, output_dir)
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     set_seed(cfg.seed)
@@ -210,7 +212,7 @@ def fit(
     sampler = EpochBatchSampler(feature_lengths(train_dataset), cfg.batch_size, seed=cfg.seed,
                                 group_by_length=cfg.group_by_length)
     loader = DataLoader(train_dataset, batch_sampler=sampler, collate_fn=collate or task.collate,
-                        num_workers=cfg.dataloader_workers)
+                        num_workers=cfg.dataloader_workers, generator=torch.Generator().manual_seed(cfg.seed))
     optimizer = torch.optim.AdamW(decay_groups(model, cfg.weight_decay), lr=cfg.learning_rate,
                                   betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon)
     batches_per_epoch = len(sampler.batches())

@@ -1,0 +1,78 @@
+"""Worker for the multi-process tests: trains the toy task through `train.fit`, then predicts.
+
+Run it under torchrun (any number of processes or nodes) or plainly. The main
+process writes the final weights, the predictions and the metrics to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from toy import ToyTask, new_model, toy_dataset  # noqa: E402
+
+from bert_tasks.config import TrainConfig  # noqa: E402
+from bert_tasks.train import fit, make_accelerator, predict  # noqa: E402
+
+
+class FailingTask(ToyTask):
+    """Kills this worker abruptly at a given step on a given rank, as a crashed node would."""
+
+    def __init__(self, rank: int, fail_rank: int | None, fail_step: int | None, sleep: float):
+        super().__init__()
+        self.rank, self.fail_rank, self.fail_step, self.sleep = rank, fail_rank, fail_step, sleep
+
+    def loss(self, outputs, batch):
+        if self.rank == self.fail_rank and self.calls + 1 == self.fail_step:
+            os._exit(17)
+        if self.sleep:
+            time.sleep(self.sleep)  # room for a test to SIGKILL between checkpoints
+        return super().loss(outputs, batch)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--accum", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--save-steps", type=int, default=None)
+    parser.add_argument("--resume-from", default=None)
+    parser.add_argument("--fail-rank", type=int, default=None)
+    parser.add_argument("--fail-step", type=int, default=None)
+    parser.add_argument("--sleep", type=float, default=0.0)
+    parser.add_argument("--eval-size", type=int, default=31)  # odd: not divisible by 2 processes
+    args = parser.parse_args()
+
+    torch.set_num_threads(1)
+    cfg = TrainConfig(learning_rate=5e-4, batch_size=8, max_steps=args.steps, seed=5, gradient_accumulation_steps=args.accum,
+                      save_steps=args.save_steps, save_total_limit=None, logging_steps=1)
+    accelerator = make_accelerator(cfg)
+    task = FailingTask(accelerator.process_index, args.fail_rank, args.fail_step, args.sleep)
+    model = new_model()
+    result = fit(model, task, toy_dataset(), cfg, args.out, accelerator=accelerator, resume_from=args.resume_from)
+    model = accelerator.unwrap_model(model)
+    eval_set = toy_dataset(args.eval_size, seed=9)
+    logits = predict(model, task, eval_set, batch_size=4, accelerator=accelerator)["logits"]
+    if accelerator.is_main_process:
+        from safetensors.torch import save_file
+
+        out = Path(args.out)
+        save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, out / "final.safetensors")
+        predictions = np.stack(logits).argmax(-1)
+        accuracy = float((predictions == np.array(eval_set["labels"])).mean())
+        (out / "final.json").write_text(json.dumps({
+            "processes": accelerator.num_processes, "steps": result.global_step, "train_loss": result.train_loss,
+            "eval_count": len(logits), "accuracy": accuracy, "predictions": predictions.tolist(),
+        }))
+
+
+if __name__ == "__main__":
+    main()
