@@ -88,3 +88,19 @@ def test_predict_restores_dataset_order():
         with torch.no_grad():
             expected = model(batch["input_ids"], batch["attention_mask"]).logits[0].numpy()
         assert np.allclose(outputs["logits"][i], expected, atol=1e-5)
+
+
+def test_same_seed_gives_identical_weights_and_metrics(tmp_path):
+    cfg = TrainConfig(learning_rate=1e-3, batch_size=8, max_steps=8, seed=3, group_by_length=True)
+    runs = []
+    for name in ("first", "second"):
+        model = new_model()
+        fit(model, ToyTask(), toy_dataset(), cfg, tmp_path / name)
+        logits = predict(model, ToyTask(), toy_dataset(17, seed=2), batch_size=5)["logits"]
+        runs.append((weights(model), np.stack(logits)))
+    (w1, p1), (w2, p2) = runs
+    assert all(torch.equal(w1[k], w2[k]) for k in w1)
+    assert np.array_equal(p1, p2)
+    log1 = [json.loads(line)["loss"] for line in (tmp_path / "first" / "train_log.jsonl").read_text().splitlines()]
+    log2 = [json.loads(line)["loss"] for line in (tmp_path / "second" / "train_log.jsonl").read_text().splitlines()]
+    assert log1 == log2
