@@ -77,7 +77,7 @@ def render_model_card(recipe: Any, metrics: dict[str, Any], **dataset: Any) -> s
 
 # {meta['model-index'][0]['name']}
 
-Fine-tuned with [bert-tasks](https://pypi.org/project/bert-tasks/) from {source} on task `{recipe.task}`.
+{'Pretrained' if recipe.task == 'mlm' else 'Fine-tuned'} with [bert-tasks](https://pypi.org/project/bert-tasks/) from {source} on task `{recipe.task}`.
 {recipe.description.strip()}
 
 ## Results
