@@ -1,8 +1,11 @@
 """The bridge between Hugging Face BERT checkpoints and our encoder, in both directions.
 
-One declarative table (:data:`KEY_TABLE`) pairs every Hugging Face parameter name
-with ours; loading reads it left to right and saving right to left. Anything the
-table does not explain is an error, so a silently ignored weight cannot happen.
+One declarative table (:data:`BACKBONE_TABLE` and friends) pairs every Hugging Face
+parameter name with ours; loading reads it left to right and saving right to left.
+An entry whose left side is a tuple of HF names says "these concatenate along dim 0
+into this one tensor of ours" (the fused query/key/value projection); saving splits
+it back into equal parts with the same entry, so the round trip is bit-exact.
+Anything the table does not explain is an error, so a silently ignored weight cannot happen.
 
 Public API (kept stable):
 
@@ -35,20 +38,34 @@ BACKENDS = ("scratch", "hf")
 
 # --------------------------------------------------------------------------- the mapping table
 
-#: (Hugging Face name, our name). ``{i}`` is a layer index. Backbone names are relative
+#: One HF name, or a tuple of HF names whose tensors concatenate along dim 0 into one of ours.
+HFKey = str | tuple[str, ...]
+
+#: (Hugging Face name(s), our name). ``{i}`` is a layer index. Backbone names are relative
 #: to the encoder; in a model with a head both sides carry the prefix ``bert.``.
-BACKBONE_TABLE: tuple[tuple[str, str], ...] = (
+BACKBONE_TABLE: tuple[tuple[HFKey, str], ...] = (
     ("embeddings.word_embeddings.weight", "embeddings.word.weight"),
     ("embeddings.position_embeddings.weight", "embeddings.position.weight"),
     ("embeddings.token_type_embeddings.weight", "embeddings.token_type.weight"),
     ("embeddings.LayerNorm.weight", "embeddings.norm.weight"),
     ("embeddings.LayerNorm.bias", "embeddings.norm.bias"),
-    ("encoder.layer.{i}.attention.self.query.weight", "encoder.layers.{i}.attention.query.weight"),
-    ("encoder.layer.{i}.attention.self.query.bias", "encoder.layers.{i}.attention.query.bias"),
-    ("encoder.layer.{i}.attention.self.key.weight", "encoder.layers.{i}.attention.key.weight"),
-    ("encoder.layer.{i}.attention.self.key.bias", "encoder.layers.{i}.attention.key.bias"),
-    ("encoder.layer.{i}.attention.self.value.weight", "encoder.layers.{i}.attention.value.weight"),
-    ("encoder.layer.{i}.attention.self.value.bias", "encoder.layers.{i}.attention.value.bias"),
+    # fused projection: query, key, value stacked as rows [0:C], [C:2C], [2C:3C] of ours
+    (
+        (
+            "encoder.layer.{i}.attention.self.query.weight",
+            "encoder.layer.{i}.attention.self.key.weight",
+            "encoder.layer.{i}.attention.self.value.weight",
+        ),
+        "encoder.layers.{i}.attention.qkv.weight",
+    ),
+    (
+        (
+            "encoder.layer.{i}.attention.self.query.bias",
+            "encoder.layer.{i}.attention.self.key.bias",
+            "encoder.layer.{i}.attention.self.value.bias",
+        ),
+        "encoder.layers.{i}.attention.qkv.bias",
+    ),
     ("encoder.layer.{i}.attention.output.dense.weight", "encoder.layers.{i}.attention.output.weight"),
     ("encoder.layer.{i}.attention.output.dense.bias", "encoder.layers.{i}.attention.output.bias"),
     ("encoder.layer.{i}.attention.output.LayerNorm.weight", "encoder.layers.{i}.attention_norm.weight"),
@@ -90,15 +107,47 @@ ARCHITECTURES = {
 HAS_POOLER = {None: True, "squad": False, "glue": True, "mlm": False}
 
 
-def key_table(task: str | None, num_layers: int, pooler: bool) -> list[tuple[str, str]]:
-    """The full (HF name, our name) list for one model, layer templates expanded."""
+def key_table(task: str | None, num_layers: int, pooler: bool) -> list[tuple[HFKey, str]]:
+    """The full (HF name(s), our name) list for one model, layer templates expanded."""
     prefix = "" if task is None else "bert."
     backbone = BACKBONE_TABLE + (POOLER_TABLE if pooler else ())
-    pairs = []
+    pairs: list[tuple[HFKey, str]] = []
     for hf, ours in backbone:
-        layers = range(num_layers) if "{i}" in hf else [None]
-        pairs += [(prefix + hf.format(i=i), prefix + ours.format(i=i)) for i in layers]
+        layers = range(num_layers) if "{i}" in ours else [None]
+        for i in layers:
+            names = tuple(prefix + h.format(i=i) for h in hf) if isinstance(hf, tuple) else prefix + hf.format(i=i)
+            pairs.append((names, prefix + ours.format(i=i)))
     return pairs + list(HEAD_TABLES[task])
+
+
+def hf_parts(hf: HFKey) -> tuple[str, ...]:
+    """The HF names of one table entry, in concatenation order."""
+    return hf if isinstance(hf, tuple) else (hf,)
+
+
+def hf_to_ours(pairs: Iterable[tuple[HFKey, str]], tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Tensors under HF names -> under our names (fused entries concatenated); entries with no tensors are left out."""
+    out = {}
+    for hf, ours in pairs:
+        parts = hf_parts(hf)
+        if all(p in tensors for p in parts):
+            out[ours] = tensors[parts[0]] if len(parts) == 1 else torch.cat([tensors[p] for p in parts], dim=0)
+    return out
+
+
+def ours_to_hf(pairs: Iterable[tuple[HFKey, str]], tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Tensors under our names -> under HF names (fused entries split into equal dim-0 parts); absent ones are left out.
+
+    Works for anything keyed like our parameters: weights, gradients, optimizer moments.
+    """
+    out = {}
+    for hf, ours in pairs:
+        if ours not in tensors:
+            continue
+        parts = hf_parts(hf)
+        pieces = tensors[ours].chunk(len(parts), dim=0) if len(parts) > 1 else (tensors[ours],)
+        out.update(zip(parts, pieces))
+    return out
 
 
 def normalize_hf_key(key: str) -> str:
@@ -274,7 +323,8 @@ def load_hf_state_dict(model: nn.Module, hf_state: dict[str, torch.Tensor], task
     sinusoidal = config.position_embedding_type == "sinusoidal"
     has_pooler = HAS_POOLER[task]
     pairs = key_table(task, config.num_hidden_layers, has_pooler)
-    hf_to_ours = {normalize_hf_key(hf): ours for hf, ours in pairs}
+    # each HF name -> (our name, its share of our tensor: parts of a fused entry are equal slices of dim 0)
+    target_of = {normalize_hf_key(h): (ours, len(hf_parts(hf))) for hf, ours in pairs for h in hf_parts(hf)}
 
     normalized: dict[str, torch.Tensor] = {}
     for raw_key, tensor in hf_state.items():
@@ -284,24 +334,30 @@ def load_hf_state_dict(model: nn.Module, hf_state: dict[str, torch.Tensor], task
         normalized[key] = tensor
 
     ours_state = model.state_dict()
-    loaded: dict[str, torch.Tensor] = {}
+    found: dict[str, torch.Tensor] = {}  # normalized HF name -> tensor, for names the table places
     unused_heads: set[str] = set()
     for key, tensor in normalized.items():
         if HF_REDUNDANT.match(key) or (sinusoidal and key == "embeddings.position_embeddings.weight"):
             continue  # tied copies, legacy buffers, and a fixed table that we recompute
-        target = hf_to_ours.get(key)
-        if target is None:
+        if key not in target_of:
             if HF_OTHER_HEADS.match(key) or (key.startswith("pooler.") and not has_pooler):
                 unused_heads.add(key.split(".")[0])
                 continue
             raise BertTasksError(f"checkpoint weight {key!r} has no place in a BERT {task or 'encoder'} model", file=source)
-        expected = ours_state[target].shape
+        target, parts = target_of[key]
+        full = ours_state[target].shape
+        expected = (full[0] // parts, *full[1:])
         if tuple(tensor.shape) != tuple(expected):
             raise BertTasksError(
                 f"shape mismatch for {key!r}: checkpoint {tuple(tensor.shape)}, config expects {tuple(expected)}",
                 file=source,
             )
-        loaded[target] = tensor
+        found[key] = tensor
+    normalized_pairs = [
+        (tuple(normalize_hf_key(h) for h in hf) if isinstance(hf, tuple) else normalize_hf_key(hf), ours)
+        for hf, ours in pairs
+    ]
+    loaded = hf_to_ours(normalized_pairs, found)  # a fused entry loads only when all its parts are present
 
     missing = {ours for _, ours in pairs if ours not in loaded}
     if sinusoidal:
@@ -349,17 +405,17 @@ def to_hf_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     config: BertConfig = model.config
     has_pooler = getattr(model.bert if task else model, "pooler", None) is not None
     ours = model.state_dict()
-    out = {}
-    for hf, our_key in key_table(task, config.num_hidden_layers, has_pooler):
-        if our_key.endswith("embeddings.position.weight") and config.position_embedding_type == "sinusoidal":
-            tensor = sinusoidal_table(config.max_position_embeddings, config.hidden_size)
-        else:
-            tensor = ours.pop(our_key)
-        out[hf] = tensor.detach().to("cpu").contiguous().clone()
-    leftovers = list(ours)
+    pairs = key_table(task, config.num_hidden_layers, has_pooler)
+    covered = {our_key for _, our_key in pairs}
+    leftovers = [k for k in ours if k not in covered]
     if leftovers:
         raise BertTasksError(f"our model has weights the HF table does not cover: {', '.join(leftovers[:3])}")
-    return out
+    if config.position_embedding_type == "sinusoidal":
+        for hf, our_key in pairs:
+            if our_key.endswith("embeddings.position.weight"):
+                ours[our_key] = sinusoidal_table(config.max_position_embeddings, config.hidden_size)
+    out = ours_to_hf(pairs, ours)
+    return {hf: tensor.detach().to("cpu").contiguous().clone() for hf, tensor in out.items()}
 
 
 def save_pretrained(model: nn.Module, out_dir: str | os.PathLike, tokenizer: Any = None) -> Path:
@@ -369,7 +425,8 @@ def save_pretrained(model: nn.Module, out_dir: str | os.PathLike, tokenizer: Any
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     inner = getattr(model, "module", model)
-    if not hasattr(inner, "bert") and not hasattr(inner, "embeddings"):  # a transformers model (--backend hf)
+    # a transformers model (--backend hf); it has a .bert too, so test for its own saver, which ours lack
+    if callable(getattr(inner, "save_pretrained", None)):
         inner.save_pretrained(out_dir)
     else:
         task = task_of(inner)
