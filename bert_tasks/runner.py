@@ -28,6 +28,29 @@ from .io import prepare_output_dir, write_json, atomic_write_text
 log = logging.getLogger(__name__)
 
 
+#: output folders this process created; a run that fails before saving anything removes them
+CREATED_OUTPUTS: list[Path] = []
+
+
+def discard_unfinished_outputs() -> list[Path]:
+    """Remove folders this process created before any training happened.
+
+    Called when a run stops on an error, so a bad input never leaves a half-made run folder
+    behind; once training has logged a step, the folder (log, checkpoints) is kept for diagnosis.
+    """
+    import shutil
+
+    removed = []
+    while CREATED_OUTPUTS:
+        folder = CREATED_OUTPUTS.pop()
+        valuable = any((folder / name).exists() for name in ("model.safetensors", "train_log.jsonl")) or any(
+            (folder / "checkpoints").glob("step-*/trainer_state.json"))
+        if folder.is_dir() and not valuable:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
 @dataclass
 class RunDir:
     recipe: Recipe
@@ -63,6 +86,8 @@ def start_run(recipe: Recipe, *, overwrite: bool = False, resume_from: str | Non
     accelerator = make_accelerator(recipe.train, Path(output))
     output_dir = Path(output)
     if accelerator.is_main_process:
+        if not output_dir.exists():
+            CREATED_OUTPUTS.append(output_dir)
         prepare_output_dir(output_dir, overwrite=overwrite, resume=resume_from is not None)
         atomic_write_text(output_dir / "recipe.yaml", describe(recipe))
     accelerator.wait_for_everyone()

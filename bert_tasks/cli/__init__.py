@@ -30,6 +30,11 @@ def _load_commands() -> None:
                 raise
 
 
+def _discard_unfinished_outputs() -> None:
+    if "bert_tasks.runner" in sys.modules:
+        sys.modules["bert_tasks.runner"].discard_unfinished_outputs()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
@@ -43,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         result = app(args=argv, prog_name="bert-tasks", standalone_mode=False)
         return int(result or 0) if isinstance(result, int) else 0
     except BertTasksError as exc:
+        _discard_unfinished_outputs()
         if debug:
             raise
         print(f"error: {exc.one_line()}", file=sys.stderr)
@@ -58,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         print("aborted", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
+        _discard_unfinished_outputs()
         print("interrupted", file=sys.stderr)
         return 130
 
