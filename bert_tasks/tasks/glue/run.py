@@ -60,13 +60,18 @@ def finetune_glue(recipe: Recipe, *, overwrite: bool = False, resume_from: str |
 
     if not recipe.output_dir:
         raise BertTasksError("no output folder: pass --output-dir or set output_dir in the recipe")
-    configs = expand_tasks(data)
     root = Path(recipe.output_dir)
     if dry_run:
+        # a plan, not a run: a GLUE root that is not there yet is worth showing, not an error
+        try:
+            found = ", ".join(c.task for c in expand_tasks(data))
+        except BertTasksError as exc:
+            found = f"each task found under data_dir (now: {exc.reason})"
         print(describe(recipe), end="")
-        print(f"# would fine-tune {', '.join(c.task for c in configs)} into {root}/<task>"
+        print(f"# would train {found} into {root}/<task>"
               f" on model {recipe.model.name_or_path} (backend {recipe.model.backend})")
         return {}
+    configs = expand_tasks(data)
     # protect the root once; each task's folder inside it is then new (or resumed)
     prepare_output_dir(root, overwrite=overwrite, resume=resume_from is not None)
     atomic_write_text(root / "recipe.yaml", describe(recipe))

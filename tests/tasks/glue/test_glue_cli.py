@@ -41,7 +41,7 @@ def test_dry_run_prints_the_resolved_config_and_writes_nothing(glue_layout, tmp_
 def test_task_all_dry_run_lists_the_tasks_found(glue_layout, tmp_path, capsys):
     root, _ = glue_layout
     assert run("finetune", "glue", "--task", "all", "--data-dir", root, "--output-dir", tmp_path / "all", "--dry-run") == 0
-    assert "would fine-tune cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli into" in capsys.readouterr().out
+    assert "would train cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli into" in capsys.readouterr().out
     assert not (tmp_path / "all").exists()
 
 
