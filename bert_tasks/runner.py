@@ -167,6 +167,8 @@ def finish_run(run: RunDir, model: Any, tokenizer: Any, metrics: dict[str, Any] 
 
 
 def print_summary(title: str, metrics: dict[str, Any]) -> None:
+    if os.environ.get("RANK", "0") != "0":  # under a launcher, one summary line per run, not per process
+        return
     shown = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()
                       if isinstance(v, (int, float)))
     print(f"{title}: {shown}", flush=True)

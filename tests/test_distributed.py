@@ -105,3 +105,24 @@ def test_a_dead_worker_ends_the_run_quickly_with_an_error(tmp_path):
     assert done.returncode != 0
     assert elapsed < 60, f"took {elapsed:.0f}s"
     assert "exitcode" in done.stderr.lower() or "failed" in done.stderr.lower()
+
+
+@pytest.mark.slow
+def test_a_training_command_runs_unchanged_under_a_launcher(tmp_path):
+    """`bert-tasks finetune glue` under torchrun with 2 processes: one run folder, one summary, no lost examples."""
+    data = tmp_path / "SST-2"
+    data.mkdir()
+    rows = "".join(f"a fine film number {i}\t1\na dull film number {i}\t0\n" for i in range(20))
+    (data / "train.tsv").write_text("sentence\tlabel\n" + rows)
+    (data / "dev.tsv").write_text("sentence\tlabel\n" + "".join(rows.splitlines(True)[:23]))  # odd count
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "--master-addr=127.0.0.1",
+           f"--master-port={free_port()}", "-m", "bert_tasks.cli", "finetune", "glue", "--task", "sst2",
+           "--data-dir", str(data), "--model", "minilm", "--output-dir", str(tmp_path / "out"), "--max-steps", "2",
+           "--batch-size", "4"]
+    done = run(cmd)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((tmp_path / "out" / "eval_results.json").read_text())
+    assert results["eval_samples"] == 23
+    assert done.stdout.count("sst2 (") == 1
+    predictions = (tmp_path / "out" / "eval_predictions.jsonl").read_text().splitlines()
+    assert sorted(json.loads(line)["idx"] for line in predictions) == list(range(23))

@@ -54,7 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # Under torchrun / accelerate launch every process runs this; only rank 0 speaks, unless it fails.
+    quiet_rank = os.environ.get("RANK", "0") != "0"
+    level = logging.DEBUG if debug else logging.ERROR if quiet_rank else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("datasets", "transformers", "accelerate", "huggingface_hub", "evaluate"):
         logging.getLogger(noisy).setLevel(logging.ERROR if not debug else logging.INFO)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
