@@ -182,7 +182,7 @@ CASES = [
     glue_case("empty-sentence", "train.tsv", "line 2", train="sentence\tlabel\n \t1\n"),
     glue_case("missing-dev-file", "dev.tsv", dev=False),
     glue_case("unknown-task", "sst3", task="sst3"),
-    glue_case("path-traversal-task", "unknown task", task="../../escape"),
+    glue_case("path-traversal-task", "unknown GLUE task", task="../../escape"),
     # ---- text corpus
     corpus_case("empty", "\n\n   \n"),
     corpus_case("binary", bytes(range(256)) * 8),
