@@ -1,6 +1,8 @@
 """Data and pre/postprocessing settings of the SQuAD task: the ``data:`` section of a recipe.
 
-Defaults follow the Hugging Face ``run_qa.py`` example so results are comparable.
+Defaults follow the Hugging Face ``run_qa.py`` example so results are comparable. The data comes
+from the Hub (``dataset``), the user's files (``train_file``/``validation_file``), or, with
+``synthetic``, an invented SQuAD-format set written into the run folder (the offline quickstart).
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ class SquadDataConfig:
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
     preprocessing_num_workers: int | None = None
+    #: write the invented quickstart set (synthetic.py) into OUTPUT/data and train and evaluate on it
+    synthetic: bool = False
+    #: also score the untrained model first, so a run shows what fine-tuning gained
+    eval_before_training: bool = False
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], *, source: str | None = None) -> "SquadDataConfig":
@@ -53,6 +59,8 @@ class SquadDataConfig:
 
         if self.dataset is not None and self.dataset not in HUB_DATASETS:
             fail(f"unknown dataset {self.dataset!r}; known: {', '.join(HUB_DATASETS)} (or pass --train-file/--validation-file)")
+        if self.synthetic and (self.dataset or self.train_file or self.validation_file):
+            fail("synthetic: true writes its own data; drop dataset, train_file and validation_file (or synthetic)")
         if self.dataset == "squad_v2" and not self.version_2_with_negative:
             fail("dataset squad_v2 has unanswerable questions; set version_2_with_negative (--version-2-with-negative)")
         for name in ("max_seq_length", "doc_stride", "max_query_length", "n_best_size", "max_answer_length"):

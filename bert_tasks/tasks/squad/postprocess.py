@@ -14,9 +14,11 @@ answer for answer, n-best entry for entry, including its tie-breaking:
   ``"empty"``, as in the reference.
 
 Instead of Python loops over every (start, end) pair, the top-k tokens of all windows come
-from one ``argpartition`` (rows whose top values tie fall back to the reference's own
+from one row-wise ``sort`` (rows whose top values tie fall back to the reference's own
 ``argsort``, so tie order matches too), legality is one boolean tensor of shape
-``windows x k x k``, and the per-example ranking is one ``lexsort``.
+``windows x k x k``, and the per-example ranking is one stable sort. Python-level work is
+left only where the output needs Python objects: the kept n-best entries and the per-example
+answer dicts, built with C-level ``zip``/``dict`` rather than per-example branches.
 """
 
 from __future__ import annotations
@@ -93,11 +95,14 @@ def _padded(logits: Any) -> tuple[np.ndarray, np.ndarray, Sequence[np.ndarray]]:
     if isinstance(logits, np.ndarray) and logits.ndim == 2:
         return logits, np.full(len(logits), logits.shape[1], dtype=np.int64), logits
     rows = list(logits)
-    lengths = np.array([len(r) for r in rows], dtype=np.int64)
-    flat = np.concatenate(rows) if rows else np.zeros(0, dtype=np.float32)
+    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
     width = int(lengths.max()) if len(rows) else 1
-    matrix = np.full((len(rows), width), -np.inf, dtype=flat.dtype if flat.dtype.kind == "f" else np.float64)
-    matrix[np.arange(width) < lengths[:, None]] = flat  # row-major mask order = concatenation order
+    # the dtype np.concatenate(rows) would have; integer logits become float64
+    dtype = np.result_type(*{r.dtype if isinstance(r, np.ndarray) else np.asarray(r).dtype for r in rows}) if rows else np.float64
+    dtype = dtype if dtype.kind == "f" else np.float64
+    matrix = np.full((len(rows), width), -np.inf, dtype=dtype)
+    for i, row in enumerate(rows):  # row copies beat one boolean-mask scatter of the concatenation
+        matrix[i, : len(row)] = row
     return matrix, lengths, rows
 
 
@@ -117,8 +122,9 @@ def _top_k(matrix: np.ndarray, lengths: np.ndarray, rows: Sequence[np.ndarray], 
         fallback |= (top[:, :-1] == top[:, 1:]).any(axis=1) | ~np.isfinite(top).all(axis=1)
         regular = np.flatnonzero(~fallback)
         block = matrix if len(regular) == n_rows else matrix[regular]
-        chosen = (block >= top[regular, k - 1][:, None]) & (np.arange(width) < lengths[regular][:, None])
-        columns = np.nonzero(chosen)[1].reshape(len(regular), k)
+        # -inf pads never reach a regular row's k-th value, which is finite, so no length mask is needed
+        chosen = block >= top[regular, k - 1][:, None]
+        columns = (np.flatnonzero(chosen) % width).reshape(len(regular), k)
         values = np.take_along_axis(block, columns, axis=1)
         out[regular] = np.take_along_axis(columns, np.argsort(-values, axis=1), axis=1)
     for r in np.flatnonzero(fallback):
@@ -203,16 +209,14 @@ def _postprocess(
     top_end = _top_k(end_matrix, end_lengths, end_rows, n_best_size)
     window = np.arange(n_features)[:, None]
 
-    def context_chars(tops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def context_chars(tops: np.ndarray, chars: np.ndarray) -> np.ndarray:
         # A token outside the window's offsets (or a -1 pad) has no characters.
         inside = (tops >= 0) & (tops < n_tokens[:, None])
         flat = np.where(inside, first_token[:, None] + tops, 0)
-        starts = np.where(inside, char_start[flat] if len(char_start) else -1, -1)
-        ends = np.where(inside, char_end[flat] if len(char_end) else -1, -1)
-        return starts, ends
+        return np.where(inside, chars[flat] if len(chars) else -1, -1)
 
-    span_start_char, _ = context_chars(top_start)
-    _, span_end_char = context_chars(top_end)
+    span_start_char = context_chars(top_start, char_start)
+    span_end_char = context_chars(top_end, char_end)
     start_logit = start_matrix[window, np.maximum(top_start, 0)]
     end_logit = end_matrix[window, np.maximum(top_end, 0)]
 
@@ -226,7 +230,9 @@ def _postprocess(
     if pair_score.shape[1] > n_best_size:
         nth_best = np.sort(pair_score, axis=1)[:, -n_best_size]
         legal &= (pair_score >= nth_best[:, None]).reshape(legal.shape)
-    cand_window, cand_i, cand_j = np.nonzero(legal)
+    # flat indices and divmod: far cheaper than np.nonzero's multi-index of a 3-D mask
+    cand_window, pair = np.divmod(np.flatnonzero(legal), n_best_size * n_best_size)
+    cand_i, cand_j = np.divmod(pair, n_best_size)
     cand_start_logit = start_logit[cand_window, cand_i]
     cand_end_logit = end_logit[cand_window, cand_j]
     cand_score = cand_start_logit + cand_end_logit
@@ -274,33 +280,28 @@ def _postprocess(
         for t, p, sl, el, a in zip(texts, probability.tolist(), cand_start_logit[kept].tolist(), cand_end_logit[kept].tolist(), first_char)
     ]
 
-    result = SquadPredictions(predictions={}, nbest={})
-    best_entries = []
-    for x, example_id in enumerate(ids):
-        nbest = entries[bounds[x] : bounds[x + 1]]
-        if needs_empty[x]:
-            nbest.insert(0, {"text": "empty", "probability": empty_probability[x], "start_logit": 0.0, "end_logit": 0.0, "start": -1})
-        result.nbest[example_id] = nbest
-        if version_2_with_negative:
-            best = nbest[0]
-            if best["text"] == "":  # the null answer ranks first: the best non-null entry is further down
-                best = next((entry for entry in nbest if entry["text"] != ""), nbest[-1])
-            best_entries.append(best)
-        else:
-            result.predictions[example_id] = nbest[0]["text"]
-            result.answer_offsets[example_id] = _offsets(nbest[0])
+    nbest_lists = [entries[lo:hi] for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist())]
+    for x in np.flatnonzero(needs_empty).tolist():
+        nbest_lists[x].insert(0, {"text": "empty", "probability": empty_probability[x], "start_logit": 0.0, "end_logit": 0.0, "start": -1})
+    result = SquadPredictions(predictions={}, nbest=dict(zip(ids, nbest_lists)))
     if not version_2_with_negative:
+        firsts = [nbest[0] for nbest in nbest_lists]
+        result.predictions = dict(zip(ids, [entry["text"] for entry in firsts]))
+        result.answer_offsets = dict(zip(ids, map(_offsets, firsts)))
         return result
 
+    best_entries = [nbest[0] for nbest in nbest_lists]
+    for x, best in enumerate(best_entries):
+        if best["text"] == "":  # the null answer ranks first: the best non-null entry is further down
+            best_entries[x] = next((entry for entry in nbest_lists[x] if entry["text"] != ""), nbest_lists[x][-1])
     dtype = null_score.dtype
     best_start = np.array([b["start_logit"] for b in best_entries], dtype=dtype)
     best_end = np.array([b["end_logit"] for b in best_entries], dtype=dtype)
     odds = ((null_score - best_start) - best_end).tolist()  # same float rounding as the reference's scalar maths
-    for example_id, best, diff in zip(ids, best_entries, odds):
-        result.null_odds[example_id] = diff
-        answer = "" if diff > null_score_diff_threshold else best["text"]
-        result.predictions[example_id] = answer
-        result.answer_offsets[example_id] = _offsets(best) if answer else None
+    answers = ["" if diff > null_score_diff_threshold else best["text"] for best, diff in zip(best_entries, odds)]
+    result.null_odds = dict(zip(ids, odds))
+    result.predictions = dict(zip(ids, answers))
+    result.answer_offsets = dict(zip(ids, [_offsets(best) if answer else None for best, answer in zip(best_entries, answers)]))
     return result
 
 
