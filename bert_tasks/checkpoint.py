@@ -318,7 +318,7 @@ def load_pretrained(
 
 
 def load_hf_state_dict(model: nn.Module, hf_state: dict[str, torch.Tensor], task: str | None, source: Any = None) -> None:
-    """Copy a Hugging Face state dict into ``model`` through :data:`KEY_TABLE`; fail on anything unexplained."""
+    """Copy a Hugging Face state dict into ``model`` through the key table (:func:`key_table`); fail on anything unexplained."""
     config: BertConfig = model.config
     sinusoidal = config.position_embedding_type == "sinusoidal"
     has_pooler = HAS_POOLER[task]

@@ -73,6 +73,10 @@ class TrainConfig:
     dataloader_workers: int = 0
     #: None: leave torch's default thread count
     num_threads: int | None = None
+    #: torch.compile the encoder layers (in place; falls back to eager with a warning if compiling fails)
+    compile: bool = False
+    #: what one compiled graph covers: "layer" (each encoder layer; compiles once, reused by all) or "model"
+    compile_scope: str = "layer"
     report_to: list[str] = field(default_factory=list)
 
     def validate(self, where: str = "train") -> None:
@@ -88,6 +92,7 @@ class TrainConfig:
             (self.mixed_precision in ("no", "bf16", "fp16"), "mixed_precision must be no, bf16 or fp16"),
             (self.logging_steps >= 1, "logging_steps must be at least 1"),
             (self.budget_minutes is None or self.budget_minutes > 0, "budget_minutes must be positive"),
+            (self.compile_scope in ("layer", "model"), "compile_scope must be layer or model"),
         ]
         for ok, message in checks:
             if not ok:

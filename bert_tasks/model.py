@@ -188,40 +188,48 @@ class Embeddings(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """Multi-head scaled dot-product self-attention, with its output projection."""
+    """Multi-head scaled dot-product self-attention, with its output projection.
+
+    Query, key and value come from one fused ``Linear(C, 3C)`` (rows [0:C] query,
+    [C:2C] key, [2C:3C] value): one matmul instead of three, and one gradient for x.
+    The checkpoint table splits it into HF's three projections and back.
+    """
 
     def __init__(self, config: BertConfig):
         super().__init__()
         C = config.hidden_size
         self.num_heads = config.num_attention_heads
         self.head_size = C // self.num_heads
-        self.query = nn.Linear(C, C)
-        self.key = nn.Linear(C, C)
-        self.value = nn.Linear(C, C)
+        self.qkv = nn.Linear(C, 3 * C)
         self.output = nn.Linear(C, C)
         self.dropout_p = config.attention_probs_dropout_prob
-
-    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
-        B, T, _ = x.shape
-        return x.view(B, T, self.num_heads, self.head_size).transpose(1, 2)  # [B, T, C] -> [B, H, T, D]
 
     def forward(
         self, x: torch.Tensor, keep: torch.Tensor | None, return_probs: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``keep`` is a bool mask [B, 1, 1, T]: True for real keys, False for padding."""
         B, T, C = x.shape
-        q, k, v = self.split_heads(self.query(x)), self.split_heads(self.key(x)), self.split_heads(self.value(x))
+        H, D = self.num_heads, self.head_size
+        qkv = self.qkv(x).view(B, T, 3, H, D).permute(2, 0, 3, 1, 4)  # [B, T, 3C] -> [3, B, H, T, D]
         dropout_p = self.dropout_p if self.training else 0.0
-        if return_probs:
-            # The explicit path, for attention maps; SDPA does not expose the probabilities.
-            scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_size)  # [B, H, T, T]
-            if keep is not None:
-                scores = scores.masked_fill(~keep, torch.finfo(scores.dtype).min)
-            probs = scores.softmax(dim=-1)
-            context = F.dropout(probs, dropout_p, self.training) @ v  # [B, H, T, D]
-        else:
+        if not (return_probs or dropout_p > 0.0):
+            q, k, v = qkv.unbind(0)  # 3 x [B, H, T, D], strided views: the fused CPU kernel reads them in place
+            context = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)  # [B, H, T, D]
             probs = None
-            context = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=dropout_p)  # [B, H, T, D]
+        else:
+            # The explicit path: for attention maps (SDPA does not return the probabilities), and for
+            # training with attention dropout, where CPU SDPA leaves its fused kernel for a slower
+            # unfused one. One copy into head-major layout makes every product below a plain bmm.
+            q, k, v = qkv.reshape(3, B * H, T, D).unbind(0)  # 3 x [B·H, T, D], contiguous
+            # scale and padding mask ride inside the first product: scores = bias + (q kᵀ) / √D
+            bias = torch.zeros(B, 1, T, dtype=q.dtype, device=q.device)  # [B, 1, T], 0 for real keys
+            if keep is not None:
+                bias = bias.masked_fill(~keep.view(B, 1, T), torch.finfo(q.dtype).min)
+            bias = bias.repeat_interleave(H, dim=0)  # [B·H, 1, T], broadcast over queries
+            scores = torch.baddbmm(bias, q, k.transpose(1, 2), alpha=1.0 / math.sqrt(D))  # [B·H, T, T]
+            probs = scores.softmax(dim=-1)
+            context = torch.bmm(F.dropout(probs, dropout_p, self.training), v).view(B, H, T, D)
+            probs = probs.view(B, H, T, T) if return_probs else None
         context = context.transpose(1, 2).reshape(B, T, C)  # [B, H, T, D] -> [B, T, C]
         return self.output(context), probs
 

@@ -111,12 +111,14 @@ def test_one_training_step_matches(tmp_path, arch, task, extra):
     hf_loss = hf(input_ids=ids, attention_mask=mask, token_type_ids=types, **labels).loss
     assert abs(hf_loss.item() - our_loss.item()) <= TOL
     hf_loss.backward(); our_loss.backward()
-    from bert_tasks.checkpoint import HAS_POOLER, key_table
+    from bert_tasks.checkpoint import HAS_POOLER, hf_parts, key_table, ours_to_hf
 
-    ours_params = dict(ours.named_parameters())
+    # our gradients under HF names, through the same table (fused q/k/v split back into three)
+    pairs = key_table(task, TINY["num_hidden_layers"], HAS_POOLER[task])
+    our_grads = ours_to_hf(pairs, {n: p.grad for n, p in ours.named_parameters() if p.grad is not None})
     hf_params = dict(hf.named_parameters())
-    for hf_name, our_name in key_table(task, TINY["num_hidden_layers"], HAS_POOLER[task]):
-        g_hf, g_ours = hf_params[hf_name].grad, ours_params[our_name].grad
+    for hf_name in (h for hf, _ in pairs for h in hf_parts(hf)):
+        g_hf, g_ours = hf_params[hf_name].grad, our_grads.get(hf_name)
         assert g_hf is not None and g_ours is not None, hf_name
         assert (g_hf - g_ours).abs().max().item() <= TOL, hf_name
 

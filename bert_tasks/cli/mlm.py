@@ -121,6 +121,7 @@ def pretrain_mlm(
     budget_minutes: o.Budget = None,
     skip_nonfinite: o.SkipNonfinite = None,
     report_to: o.ReportTo = None,
+    compile: o.Compile = None,
 ) -> None:
     """Pretrain a BERT with masked-LM on a text corpus: WordPiece tokenizer, packed sequences, dynamic masking.
 

@@ -31,6 +31,7 @@ EvalSteps = Annotated[Optional[int], typer.Option("--eval-steps", help="Evaluate
 LoggingSteps = Annotated[Optional[int], typer.Option("--logging-steps", help="Log every N steps.")]
 Budget = Annotated[Optional[float], typer.Option("--budget-minutes", help="Stop cleanly after this much wall time.")]
 SkipNonfinite = Annotated[Optional[bool], typer.Option("--skip-nonfinite/--stop-on-nonfinite", help="Skip NaN/inf steps instead of stopping.")]
+Compile = Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile the encoder layers (falls back to eager if compiling fails).")]
 ReportTo = Annotated[Optional[list[str]], typer.Option("--report-to", help="tensorboard and/or wandb (via Accelerate trackers).")]
 
 #: recipe key for each shared flag
@@ -52,6 +53,7 @@ TRAIN_KEYS = {
     "budget_minutes": "train.budget_minutes",
     "skip_nonfinite": "train.skip_nonfinite",
     "report_to": "train.report_to",
+    "compile": "train.compile",
 }
 
 

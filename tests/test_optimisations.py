@@ -1,0 +1,225 @@
+"""Each speed optimisation of the encoder, checked against transformers at 1e-5.
+
+* fused query/key/value projection (the default path) and its checkpoint table entries;
+* the explicit attention path taken in training with attention dropout (bias and scale
+  folded into one ``baddbmm``), checked with dropout switched to the identity;
+* ``torch.compile`` of the encoder layers (``bert_tasks.compiled``): the eager fallback
+  always; the compiled graphs themselves in a ``slow`` test (inductor compiles C++ with gcc).
+
+Unpadding is not implemented: ``benchmarks/padding.py`` measures ~3% padding left by our
+batching on SST-2 and SQuAD, so there is nothing to test for it.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import transformers
+from transformers import BertConfig as HFConfig
+
+from bert_tasks import model as model_module
+from bert_tasks.checkpoint import HAS_POOLER, hf_parts, key_table, load_hf_state_dict, ours_to_hf, to_hf_state_dict
+from bert_tasks.compiled import compile_failed, compile_model, compile_targets, uncompile_model
+from bert_tasks.errors import BertTasksError
+from bert_tasks.model import BertConfig, BertForQuestionAnswering, BertModel
+
+TOL = 1e-5
+TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+            max_position_embeddings=64)
+
+
+def batch(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, 99, (3, 11), generator=g)
+    mask = torch.ones_like(ids)
+    mask[1, 7:] = 0
+    mask[2, 3:] = 0
+    types = torch.zeros_like(ids)
+    types[:, 5:] = 1
+    return ids, mask, types
+
+
+def pair(task=None, **overrides):
+    """A transformers model (random init) and ours with its weights, through the checkpoint table."""
+    torch.manual_seed(0)
+    cls = transformers.BertForQuestionAnswering if task == "squad" else transformers.BertModel
+    hf = cls(HFConfig(**{**TINY, **overrides}, attn_implementation="sdpa"))
+    ours = (BertForQuestionAnswering if task == "squad" else BertModel)(BertConfig(**{**TINY, **overrides}))
+    load_hf_state_dict(ours, hf.state_dict(), task=task)
+    return ours, hf
+
+
+def loss_weights():
+    """Fixed random projections, scaled like a mean over positions so gradients are O(1) as with a real loss."""
+    g = torch.Generator().manual_seed(7)
+    return torch.randn(3, 11, TINY["hidden_size"], generator=g) / 33, torch.randn(3, TINY["hidden_size"], generator=g) / 3
+
+
+def encoder_loss(out, weights):
+    return (out.last_hidden_state * weights[0]).sum() + (out.pooler_output * weights[1]).sum()
+
+
+def grads_match(ours, hf, task=None) -> float:
+    pairs = key_table(task, TINY["num_hidden_layers"], HAS_POOLER[task] if task else True)
+    ours_grads = ours_to_hf(pairs, {n: p.grad for n, p in ours.named_parameters() if p.grad is not None})
+    hf_params = dict(hf.named_parameters())
+    worst = 0.0
+    for name in (h for hf_key, _ in pairs for h in hf_parts(hf_key)):
+        assert hf_params[name].grad is not None and name in ours_grads, name
+        worst = max(worst, (hf_params[name].grad - ours_grads[name]).abs().max().item())
+    return worst
+
+
+# --------------------------------------------------------------------------- fused QKV
+
+
+def test_fused_projection_stacks_query_key_value_rows():
+    ours, hf = pair()
+    C = TINY["hidden_size"]
+    fused = ours.encoder.layers[1].attention.qkv
+    attn = hf.encoder.layer[1].attention.self
+    assert fused.weight.shape == (3 * C, C)
+    for part, hf_linear in enumerate((attn.query, attn.key, attn.value)):
+        assert torch.equal(fused.weight[part * C:(part + 1) * C], hf_linear.weight)
+        assert torch.equal(fused.bias[part * C:(part + 1) * C], hf_linear.bias)
+
+
+def test_fused_projection_round_trips_bit_exact():
+    ours, hf = pair()
+    back = to_hf_state_dict(ours)
+    original = {k: v for k, v in hf.state_dict().items() if k != "embeddings.position_ids"}
+    assert back.keys() == original.keys()
+    assert all(torch.equal(back[k], original[k]) for k in original)
+
+
+def test_fused_entry_with_a_missing_part_is_an_error():
+    _, hf = pair()
+    state = dict(hf.state_dict())
+    del state["encoder.layer.1.attention.self.key.bias"]
+    with pytest.raises(BertTasksError, match="lacks encoder weights: encoder.layers.1.attention.qkv.bias"):
+        load_hf_state_dict(BertModel(BertConfig(**TINY)), state, task=None)
+
+
+def test_fused_model_matches_hf_in_eval_and_in_a_training_step():
+    ours, hf = pair(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    ids, mask, types = batch()
+    ours.eval(), hf.eval()
+    with torch.no_grad():
+        a, b = ours(ids, mask, types), hf(input_ids=ids, attention_mask=mask, token_type_ids=types)
+    assert (a.last_hidden_state - b.last_hidden_state).abs().max() <= TOL
+    assert (a.pooler_output - b.pooler_output).abs().max() <= TOL
+    ours.train(), hf.train()
+    weights = loss_weights()
+    loss_a = encoder_loss(ours(ids, mask, types), weights)
+    loss_b = encoder_loss(hf(input_ids=ids, attention_mask=mask, token_type_ids=types), weights)
+    assert abs(loss_a.item() - loss_b.item()) <= TOL
+    loss_a.backward(), loss_b.backward()
+    assert grads_match(ours, hf) <= TOL
+
+
+# --------------------------------------------------------------------------- explicit attention path
+
+
+def test_dropout_training_path_matches_hf_with_dropout_as_identity(monkeypatch):
+    """Attention dropout > 0 selects the baddbmm path; with dropout made the identity it must be HF's maths."""
+    ours, hf = pair("squad", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    for layer in ours.bert.encoder.layers:
+        layer.attention.dropout_p = 0.1  # take the explicit training path ...
+    monkeypatch.setattr(model_module.F, "dropout", lambda x, p=0.5, training=True, inplace=False: x)  # ... minus noise
+    ours.train(), hf.train()
+    ids, mask, types = batch(1)
+    start, end = torch.tensor([1, 3, 0]), torch.tensor([2, 5, 1])
+    out = ours(ids, mask, types)
+    ce = torch.nn.functional.cross_entropy
+    our_loss = (ce(out.start_logits, start) + ce(out.end_logits, end)) / 2
+    hf_loss = hf(input_ids=ids, attention_mask=mask, token_type_ids=types, start_positions=start, end_positions=end).loss
+    assert abs(our_loss.item() - hf_loss.item()) <= TOL
+    our_loss.backward(), hf_loss.backward()
+    assert grads_match(ours, hf, "squad") <= TOL
+
+
+def test_attention_dropout_drops_and_rescales():
+    layer = BertModel(BertConfig(**{**TINY, "attention_probs_dropout_prob": 0.5})).encoder.layers[0].attention.train()
+    x = torch.randn(2, 9, TINY["hidden_size"])
+    keep = torch.ones(2, 1, 1, 9, dtype=torch.bool)
+    torch.manual_seed(0)
+    a, _ = layer(x, keep)
+    torch.manual_seed(1)
+    b, _ = layer(x, keep)
+    assert not torch.allclose(a, b)  # dropout is active in training
+    layer.eval()
+    c, _ = layer(x, keep)
+    d, probs = layer(x, keep, return_probs=True)
+    assert (c - d).abs().max() <= TOL and torch.allclose(probs.sum(-1), torch.ones(2, 4, 9), atol=1e-6)
+
+
+# --------------------------------------------------------------------------- torch.compile
+
+
+def test_compile_targets_are_the_encoder_layers_and_names_are_unchanged():
+    ours, _ = pair()
+    names = list(ours.state_dict())
+    assert [n for n, _ in compile_targets(ours)] == ["encoder.layers.0", "encoder.layers.1"]
+    assert compile_model(ours, "layer") == 2
+    assert list(ours.state_dict()) == names
+    uncompile_model(ours)
+    assert "forward" not in ours.encoder.layers[0].__dict__
+
+
+def test_compile_failure_falls_back_to_eager_with_a_warning(monkeypatch):
+    def broken(fn, **kwargs):
+        def call(*args, **kw):
+            raise RuntimeError("C++ compile error: gcc not found")
+
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken)
+    ours, hf = pair()
+    ours.eval(), hf.eval()
+    compile_model(ours)
+    ids, mask, types = batch()
+    with pytest.warns(RuntimeWarning, match="torch.compile failed .* continuing uncompiled"):
+        with torch.no_grad():
+            out = ours(ids, mask, types)
+    assert compile_failed(ours)
+    with torch.no_grad():
+        ref = hf(input_ids=ids, attention_mask=mask, token_type_ids=types)
+    assert (out.last_hidden_state - ref.last_hidden_state).abs().max() <= TOL
+
+
+def test_fit_with_compile_flag_survives_a_failing_compiler(monkeypatch, tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from toy import ToyTask, new_model, toy_dataset
+
+    from bert_tasks.config import TrainConfig
+    from bert_tasks.train import fit
+
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: (lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no"))))
+    model = new_model()
+    with pytest.warns(RuntimeWarning, match="continuing uncompiled"):
+        result = fit(model, ToyTask(), toy_dataset(16), TrainConfig(batch_size=8, max_steps=2, compile=True), tmp_path)
+    assert result.global_step == 2 and compile_failed(model)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scope", ["layer", "model"])
+def test_compiled_encoder_matches_hf(scope):
+    """Inductor-compiled layers: eval outputs and one training step's loss and gradients within 1e-5."""
+    ours, hf = pair(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    compile_model(ours, scope)
+    ids, mask, types = batch()
+    ours.eval(), hf.eval()
+    with torch.no_grad():
+        a, b = ours(ids, mask, types), hf(input_ids=ids, attention_mask=mask, token_type_ids=types)
+    assert (a.last_hidden_state - b.last_hidden_state).abs().max() <= TOL
+    ours.train(), hf.train()
+    weights = loss_weights()
+    loss_a = encoder_loss(ours(ids, mask, types), weights)
+    loss_b = encoder_loss(hf(input_ids=ids, attention_mask=mask, token_type_ids=types), weights)
+    assert abs(loss_a.item() - loss_b.item()) <= TOL
+    loss_a.backward(), loss_b.backward()
+    assert grads_match(ours, hf) <= TOL
+    assert not compile_failed(ours)
