@@ -8,13 +8,18 @@ so that noise from other work on the machine falls on both alike; each cell is
 the median over rounds. MFU is against the matmul peak measured in the same run
 (:mod:`benchmarks.peak`).
 
-    python -m benchmarks encoder_speed [--configs minilm,base] [--seq 128,384] [--dtypes fp32,bf16] [--quick]
+With ``--compile`` a third column runs our encoder with its layers compiled by
+``torch.compile`` (:mod:`bert_tasks.compiled`); its compile time (first step of each
+dtype, which includes one run) is reported apart from the steady-state tokens/s.
+
+    python -m benchmarks encoder_speed [--configs minilm,base] [--seq 128,384] [--dtypes fp32,bf16] [--compile] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import math
 import os
 import statistics
@@ -57,6 +62,10 @@ class Result:
     parity: float  # max |ours - HF| over last_hidden_state and pooler_output, fp32 eval
     flops_per_step: float
     peak: float | None  # GFLOP/s of the matching dtype, None if not measured
+    compiled: float | None = None  # ours with torch.compile'd layers, tokens/s
+    compiled_ratio: float | None = None  # median paired compiled/HF speed ratio
+    compile_seconds: float | None = None  # first step of this dtype: compile (or recompile) + one run
+    compiled_parity: float | None = None
 
     def mfu(self, tokens_per_s: float) -> float | None:
         if not self.peak:
@@ -123,36 +132,54 @@ def flops_per_step(config: BertConfig, non_embedding: int, batch: int, seq: int)
 
 
 def bench_cell(ours: BertModel, hf: torch.nn.Module, name: str, seq: int, batch: int, dtypes: list[str],
-               rounds: int, min_seconds: float) -> list[Result]:
+               rounds: int, min_seconds: float, compiled: BertModel | None = None) -> list[Result]:
     """All dtypes of one (config, T) cell; raises before timing if the two models disagree."""
     inputs = make_batch(ours.config.vocab_size, batch, seq)
     diff = parity(ours, hf, inputs)
     if diff > PARITY_TOL:
         raise AssertionError(f"{name} T={seq}: ours and HF differ by {diff:.2e} > {PARITY_TOL:g}; not timing")
+    compiled_diff = None
+    if compiled is not None:
+        compiled_diff = parity(compiled, hf, inputs)  # also compiles the eval graph
+        if compiled_diff > PARITY_TOL:
+            raise AssertionError(f"{name} T={seq}: compiled ours and HF differ by {compiled_diff:.2e}; not timing")
     gen = torch.Generator().manual_seed(1)
     C = ours.config.hidden_size
     weights = (torch.randn(batch, seq, C, generator=gen), torch.randn(batch, C, generator=gen))
     non_embedding = sum(p.numel() for p in ours.encoder.parameters())
     flops = flops_per_step(ours.config, non_embedding, batch, seq)
-    ours.train(), hf.train()  # dropout on, as in fine-tuning
+    models = {"ours": ours, "hf": hf}
+    if compiled is not None:
+        models["compiled"] = compiled
+    for model in models.values():
+        model.train()  # dropout on, as in fine-tuning
     results = []
     for dname in dtypes:
         dtype = DTYPES[dname]
-        warm = [timed(m, inputs, weights, dtype, 1) for m in (ours, hf)]  # allocator, oneDNN kernels, autocast
+        compile_seconds = timed(compiled, inputs, weights, dtype, 1) if compiled is not None else None
+        warm = [timed(m, inputs, weights, dtype, 1) for m in models.values()]  # allocator, oneDNN kernels, autocast
         steps = max(1, math.ceil(min_seconds / min(warm)))  # several steps per run when a step is short
-        times: dict[str, list[float]] = {"ours": [], "hf": []}
+        times: dict[str, list[float]] = {key: [] for key in models}
         for r in range(rounds):
-            order = (("ours", ours), ("hf", hf)) if r % 2 == 0 else (("hf", hf), ("ours", ours))
+            order = list(models.items()) if r % 2 == 0 else list(models.items())[::-1]
             for key, model in order:
                 times[key].append(timed(model, inputs, weights, dtype, steps))
         tokens = batch * seq
         paired = statistics.median(h / o for o, h in zip(times["ours"], times["hf"]))
-        results.append(Result(
+        result = Result(
             name, seq, batch, dname, tokens / statistics.median(times["ours"]), tokens / statistics.median(times["hf"]),
             paired, diff, flops, peak=None,
-        ))
-        print(f"  {name} T={seq} B={batch} {dname}: ours {results[-1].ours:,.0f} tok/s, HF {results[-1].hf:,.0f} "
-              f"tok/s, ratio {results[-1].ratio:.3f} ({rounds} rounds × {steps} steps)", flush=True)
+        )
+        line = (f"  {name} T={seq} B={batch} {dname}: ours {result.ours:,.0f} tok/s, HF {result.hf:,.0f} "
+                f"tok/s, ratio {result.ratio:.3f}")
+        if compiled is not None:
+            result.compiled = tokens / statistics.median(times["compiled"])
+            result.compiled_ratio = statistics.median(h / c for c, h in zip(times["compiled"], times["hf"]))
+            result.compile_seconds, result.compiled_parity = compile_seconds, compiled_diff
+            line += (f"; ours+compile {result.compiled:,.0f} tok/s, ratio {result.compiled_ratio:.3f} "
+                     f"(first step {compile_seconds:.0f} s)")
+        results.append(result)
+        print(line + f" ({rounds} rounds × {steps} steps)", flush=True)
     return results
 
 
@@ -160,21 +187,34 @@ def table(results: list[Result]) -> str:
     def pct(x: float | None) -> str:
         return "–" if x is None else f"{100 * x:.1f}%"
 
-    lines = [
-        "| config | T | B | dtype | ours tok/s | HF tok/s | ours/HF | MFU ours | MFU HF | peak GFLOP/s | parity |",
-        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+    with_compile = any(r.compiled is not None for r in results)
+    head = "| config | T | B | dtype | ours tok/s | HF tok/s | ours/HF | MFU ours | MFU HF | peak GFLOP/s | parity |"
+    rule = "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"
+    if with_compile:
+        head += " ours+compile tok/s | compiled/HF | MFU compiled | compile s | parity compiled |"
+        rule += "---:|---:|---:|---:|---:|"
+    lines = [head, rule]
     for r in results:
         peak = "–" if not r.peak else f"{r.peak:.0f}"
-        lines.append(
+        line = (
             f"| {r.config} | {r.seq} | {r.batch} | {r.dtype} | {r.ours:,.0f} | {r.hf:,.0f} | {r.ratio:.3f} | "
             f"{pct(r.mfu(r.ours))} | {pct(r.mfu(r.hf))} | {peak} | {r.parity:.1e} |"
         )
+        if with_compile:
+            line += (f" {r.compiled:,.0f} | {r.compiled_ratio:.3f} | {pct(r.mfu(r.compiled))} | "
+                     f"{r.compile_seconds:.0f} | {r.compiled_parity:.1e} |")
+        lines.append(line)
     return "\n".join(lines)
 
 
 def notes(args: argparse.Namespace, load: tuple[float, float]) -> str:
-    return "\n".join([
+    compile_note = (
+        f"ours+compile = our encoder with each layer compiled by `torch.compile` (`bert_tasks.compiled`, scope "
+        f"{args.compile_scope!r}, inductor, gcc); `compile s` = wall time of the first training step of that dtype "
+        "(compile or recompile + one run; later cells reuse the graphs where shapes allow), kept out of its tok/s; "
+        "`parity compiled` = the same eval check as `parity`, through the compiled graphs."
+    ) if args.compile else None
+    return "\n".join(filter(None, [
         f"Training step = forward on a padded batch (lengths 60–100% of T) in train mode (dropout 0.1), "
         f"loss = Σ last_hidden_state·R₁ + Σ pooler_output·R₂ (fixed random R), backward; **no optimizer step**. "
         f"bf16 = `torch.autocast('cpu', dtype=torch.bfloat16)`. Our weights are HF's, checked to ≤ {PARITY_TOL:g} "
@@ -186,7 +226,8 @@ def notes(args: argparse.Namespace, load: tuple[float, float]) -> str:
         f"1-minute load average {load[0]:.1f} at the start and {load[1]:.1f} at the end on "
         f"{os.cpu_count()} cores: other work shares this machine, which lowers both the peak and the "
         "throughputs; the ours/HF ratio is the robust figure.",
-    ])
+        compile_note,
+    ]))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -198,6 +239,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, help="override the batch size of every cell")
     parser.add_argument("--min-seconds", type=float, default=0.5, help="repeat short steps within a run to this long")
     parser.add_argument("--peak-seconds", type=float, default=2.0, help="matmul-peak budget per dtype; 0 skips MFU")
+    parser.add_argument("--compile", action="store_true", help="add an ours+compile column (torch.compile)")
+    parser.add_argument("--warm-compile-cache", action="store_true",
+                        help="reuse inductor's on-disk cache (default: a fresh cache, so compile times are cold)")
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads for the run (default: torch's)")
+    parser.add_argument("--compile-scope", default="layer", choices=("layer", "model"),
+                        help="compile each encoder layer or the whole model")
     parser.add_argument("--quick", action="store_true", help="MiniLM at T=128 only, 3 rounds")
     parser.add_argument("--no-record", action="store_true", help="print only; leave RESULTS.md alone")
     parser.add_argument("--profile", action="store_true",
@@ -225,11 +272,17 @@ def run(args: argparse.Namespace) -> list[Result]:
     results: list[Result] = []
     for name in args.configs:
         ours, hf = build_pair(name, dropout=0.1)
+        compiled = None
+        if args.compile:
+            from bert_tasks.compiled import compile_model
+
+            compiled = copy.deepcopy(ours)
+            compile_model(compiled, args.compile_scope)
         for seq in args.seq:
             batch = args.batch or BATCH.get((name, seq), 2)
-            results += bench_cell(ours, hf, name, seq, batch, args.dtypes, args.rounds, args.min_seconds)
+            results += bench_cell(ours, hf, name, seq, batch, args.dtypes, args.rounds, args.min_seconds, compiled)
             readings.append(measure_peaks(args.dtypes, args.peak_seconds / 2))
-        del ours, hf
+        del ours, hf, compiled
     # Load only ever lowers a reading, so the highest one is the best estimate of what the machine can do.
     peaks = {d: max(r[d] for r in readings) if args.peak_seconds > 0 else None for d in args.dtypes}
     for r in results:
@@ -247,6 +300,8 @@ def profile(args: argparse.Namespace) -> None:
     C = ours.config.hidden_size
     weights = (torch.randn(batch, seq, C), torch.randn(batch, C))
     ours.train(), hf.train()
+    shares: dict[str, dict[str, float]] = {}
+    totals: dict[str, float] = {}
     for label, model in (("ours", ours), ("HF", hf)):
         for _ in range(2):
             step(model, inputs, weights, DTYPES[dname])
@@ -255,10 +310,33 @@ def profile(args: argparse.Namespace) -> None:
                 step(model, inputs, weights, DTYPES[dname])
         print(f"\n=== {label}: {name} T={seq} B={batch} {dname}, 3 steps ===")
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
+        events = prof.key_averages()
+        totals[label] = sum(e.self_cpu_time_total for e in events) / 3e6  # seconds per step
+        shares[label] = {e.key: e.self_cpu_time_total / 3e6 for e in events}
+    top = sorted(set(shares["ours"]) | set(shares["HF"]), key=lambda k: -max(shares["ours"].get(k, 0), shares["HF"].get(k, 0)))[:16]
+    lines = [f"Profile: {name} T={seq} B={batch} {dname}, train step (dropout 0.1), self CPU time per step, 3 steps "
+             f"after 2 warm-up; {torch.get_num_threads()} threads.", "",
+             "| op | ours s | ours % | HF s | HF % |", "|---|---:|---:|---:|---:|"]
+    for key in top:
+        o, h = shares["ours"].get(key, 0.0), shares["HF"].get(key, 0.0)
+        lines.append(f"| `{key}` | {o:.3f} | {100 * o / totals['ours']:.1f}% | {h:.3f} | {100 * h / totals['HF']:.1f}% |")
+    lines.append(f"| **total** | {totals['ours']:.3f} | 100% | {totals['HF']:.3f} | 100% |")
+    body = "\n".join(lines)
+    print("\n" + body)
+    if not args.no_record:
+        from ._record import record
+
+        record(f"encoder_speed_profile_{name}_{seq}_{dname}", body)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.compile and not args.warm_compile_cache:
+        import tempfile
+
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-cold-")
     if args.profile:
         profile(args)
         return

@@ -71,7 +71,8 @@ class TrainConfig:
     #: skip optimizer steps whose loss is NaN/inf instead of stopping
     skip_nonfinite: bool = False
     dataloader_workers: int = 0
-    #: None: leave torch's default thread count
+    #: torch threads; None: torch's default (one per core) less the cores other work keeps busy
+    #: right now (see train.default_num_threads: oversubscribed OpenMP threads stall badly)
     num_threads: int | None = None
     #: torch.compile the encoder layers (in place; falls back to eager with a warning if compiling fails)
     compile: bool = False

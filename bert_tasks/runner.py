@@ -79,10 +79,9 @@ def start_run(recipe: Recipe, *, overwrite: bool = False, resume_from: str | Non
         print(f"# would train task '{recipe.task}' on model {model} (backend {recipe.model.backend})"
               f" and write to {output}")
         return None
-    if recipe.train.num_threads:
-        import torch
+    from .train import apply_num_threads
 
-        torch.set_num_threads(recipe.train.num_threads)
+    apply_num_threads(recipe.train.num_threads)
     accelerator = make_accelerator(recipe.train, Path(output))
     output_dir = Path(output)
     if accelerator.is_main_process:
@@ -114,6 +113,9 @@ def build_model(recipe: Recipe, head: str | None, num_labels: int | None = None,
     from .checkpoint import load_pretrained
     from .model import MODEL_FOR_TASK, BertConfig
 
+    from accelerate.utils import set_seed
+
+    set_seed(recipe.train.seed)  # a freshly initialised head (or preset) must be the same for the same seed
     settings = recipe.model
     if settings.preset:
         if settings.backend == "hf":

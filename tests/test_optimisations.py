@@ -223,3 +223,20 @@ def test_compiled_encoder_matches_hf(scope):
     loss_a.backward(), loss_b.backward()
     assert grads_match(ours, hf) <= TOL
     assert not compile_failed(ours)
+
+
+# --------------------------------------------------------------------------- thread default
+
+
+def test_default_threads_leave_room_for_other_work(monkeypatch):
+    from bert_tasks import train
+
+    assert train.busy_cpus(samples=2, interval=0) >= 0
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(train, "TORCH_DEFAULT_THREADS", 2)
+    monkeypatch.setattr(train, "busy_cpus", lambda: 0)
+    assert train.default_num_threads() == 2  # an idle machine: one thread per core
+    monkeypatch.setattr(train, "busy_cpus", lambda: 5)
+    assert train.default_num_threads() == 1  # oversubscribed: never fewer than one
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert train.default_num_threads() == 2  # the user's explicit choice wins

@@ -97,6 +97,7 @@ def finetune_glue(
     budget_minutes: o.Budget = None,
     skip_nonfinite: o.SkipNonfinite = None,
     report_to: o.ReportTo = None,
+    compile: o.Compile = None,
 ) -> None:
     """Fine-tune on a GLUE task (or all of them) with run_glue.py's defaults: lr 2e-5, batch 32, 3 epochs, 128 tokens.
 

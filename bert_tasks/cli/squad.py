@@ -104,6 +104,7 @@ def finetune_squad(
     budget_minutes: o.Budget = None,
     skip_nonfinite: o.SkipNonfinite = None,
     report_to: o.ReportTo = None,
+    compile: o.Compile = None,
 ) -> None:
     """Fine-tune extractive QA with run_qa.py's defaults: squad from the Hub, 2 epochs, lr 3e-5, batch 12, 384 tokens, stride 128.
 
