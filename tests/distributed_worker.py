@@ -72,6 +72,8 @@ def main() -> None:
             "processes": accelerator.num_processes, "steps": result.global_step, "train_loss": result.train_loss,
             "eval_count": len(logits), "accuracy": accuracy, "predictions": predictions.tolist(),
         }))
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
 
 
 if __name__ == "__main__":

@@ -89,5 +89,19 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _close_process_group() -> None:
+    """Leave a launcher's process group together: a worker that exits while a peer is
+    still talking to it can be aborted by gloo at interpreter shutdown."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.distributed.is_available() and torch.distributed.is_initialized():
+        try:
+            torch.distributed.barrier()
+        finally:
+            torch.distributed.destroy_process_group()
+
+
 def entry_point() -> None:
-    sys.exit(main())
+    code = main()
+    if code == 0:
+        _close_process_group()
+    sys.exit(code)
