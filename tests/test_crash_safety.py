@@ -17,7 +17,7 @@ from bert_tasks.train import checkpoint_dirs
 
 WORKER = str(Path(__file__).resolve().parent / "distributed_worker.py")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-STEPS = 24
+STEPS = 200  # long enough that no trial finishes before its kill, even on an idle machine
 
 
 def command(out: Path, resume: bool) -> list[str]:
