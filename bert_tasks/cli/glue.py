@@ -39,12 +39,6 @@ DATA_KEYS = {
 SOURCES = {"data_dir": ("data_dir",), "dataset": ("dataset",), "files": ("train_file", "validation_file", "test_file")}
 
 
-def _source_resets(given: dict) -> list[str]:
-    """A data source named on the command line replaces the recipe's, rather than clashing with it."""
-    named = {kind for kind, keys in SOURCES.items() for key in keys if given.get(key) is not None}
-    return [f"data.{key}=null" for kind, keys in SOURCES.items() if named and kind not in named for key in keys]
-
-
 def resolve_glue_recipe(recipe: str | None, sets: list[str] | None, values: dict):
     """Layer run_glue's defaults < recipe < --set < flags; the recipe's top-level task names its data task."""
     from ..config import find_recipe, read_yaml, resolve_recipe
@@ -58,11 +52,12 @@ def resolve_glue_recipe(recipe: str | None, sets: list[str] | None, values: dict
     flags = o.train_flags(values, DATA_KEYS)
     if values.get("task") in TASK_NAMES:
         flags["task"] = values["task"]
-    return resolve_recipe(recipe, task="glue", overrides=[*(sets or []), *_source_resets(values)],
+    return resolve_recipe(recipe, task="glue", overrides=[*(sets or []), *o.source_resets(values, SOURCES)],
                           flags=flags, defaults=defaults)
 
 
 @finetune_app.command("glue")
+@o.training_command
 def finetune_glue(
     task: Task = None,
     data_dir: DataDir = None,
@@ -75,39 +70,18 @@ def finetune_glue(
     max_train_samples: MaxTrain = None,
     max_eval_samples: MaxEval = None,
     do_predict: DoPredict = None,
-    recipe: o.Recipe = None,
-    sets: o.Sets = None,
-    model: o.Model = None,
-    backend: o.Backend = None,
-    output_dir: o.OutputDir = None,
-    overwrite_output_dir: o.Overwrite = False,
-    resume_from: o.ResumeFrom = None,
-    dry_run: o.DryRun = False,
-    epochs: o.Epochs = None,
-    max_steps: o.MaxSteps = None,
-    learning_rate: o.LearningRate = None,
-    batch_size: o.BatchSize = None,
-    eval_batch_size: o.EvalBatchSize = None,
-    gradient_accumulation_steps: o.GradAccum = None,
-    mixed_precision: o.Precision = None,
-    seed: o.Seed = None,
-    save_steps: o.SaveSteps = None,
-    eval_steps: o.EvalSteps = None,
-    logging_steps: o.LoggingSteps = None,
-    budget_minutes: o.Budget = None,
-    skip_nonfinite: o.SkipNonfinite = None,
-    report_to: o.ReportTo = None,
-    compile: o.Compile = None,
+    *,
+    options: dict,
 ) -> None:
     """Fine-tune on a GLUE task (or all of them) with run_glue.py's defaults: lr 2e-5, batch 32, 3 epochs, 128 tokens.
 
     Example: bert-tasks finetune glue --task sst2 --model minilm --data-dir glue_data/SST-2 --output-dir runs/sst2
     """
+    values = {**{k: v for k, v in locals().items() if k != "options"}, **options}
+    resolved = resolve_glue_recipe(options["recipe"], options["sets"], values)
     from ..tasks.glue.run import finetune_glue as run
 
-    values = {k: v for k, v in locals().items() if k not in ("recipe", "sets", "run")}
-    resolved = resolve_glue_recipe(recipe, sets, values)
-    run(resolved, overwrite=overwrite_output_dir, resume_from=resume_from, dry_run=dry_run)
+    run(resolved, **o.run_switches(options))
 
 
 @eval_app.command("glue")

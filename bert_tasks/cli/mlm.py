@@ -79,6 +79,7 @@ def resolve_mlm_recipe(recipe: str | None, sets: list[str] | None, values: dict)
 
 
 @pretrain_app.command("mlm")
+@o.training_command
 def pretrain_mlm(
     train_file: TrainFile = None,
     validation_file: ValidationFile = None,
@@ -99,29 +100,8 @@ def pretrain_mlm(
     position_embedding_type: PositionType = None,
     lr_scheduler: Scheduler = None,
     warmup_ratio: WarmupRatio = None,
-    recipe: o.Recipe = None,
-    sets: o.Sets = None,
-    model: o.Model = None,
-    backend: o.Backend = None,
-    output_dir: o.OutputDir = None,
-    overwrite_output_dir: o.Overwrite = False,
-    resume_from: o.ResumeFrom = None,
-    dry_run: o.DryRun = False,
-    epochs: o.Epochs = None,
-    max_steps: o.MaxSteps = None,
-    learning_rate: o.LearningRate = None,
-    batch_size: o.BatchSize = None,
-    eval_batch_size: o.EvalBatchSize = None,
-    gradient_accumulation_steps: o.GradAccum = None,
-    mixed_precision: o.Precision = None,
-    seed: o.Seed = None,
-    save_steps: o.SaveSteps = None,
-    eval_steps: o.EvalSteps = None,
-    logging_steps: o.LoggingSteps = None,
-    budget_minutes: o.Budget = None,
-    skip_nonfinite: o.SkipNonfinite = None,
-    report_to: o.ReportTo = None,
-    compile: o.Compile = None,
+    *,
+    options: dict,
 ) -> None:
     """Pretrain a BERT with masked-LM on a text corpus: WordPiece tokenizer, packed sequences, dynamic masking.
 
@@ -131,9 +111,9 @@ def pretrain_mlm(
 
     Example: bert-tasks pretrain mlm --recipe mlm-tiny --train-file corpus.txt --output-dir runs/mlm-tiny
     """
+    values = {**{k: v for k, v in locals().items() if k != "options"}, **options}
+    values = {k: v if v != [] else None for k, v in values.items()}  # an unused repeatable flag is "not given"
+    resolved = resolve_mlm_recipe(options["recipe"], options["sets"], values)
     from ..tasks.mlm.run import pretrain_mlm as run
 
-    values = {k: v for k, v in locals().items() if k not in ("recipe", "sets", "run")}
-    values = {k: v if v != [] else None for k, v in values.items()}  # an unused repeatable flag is "not given"
-    resolved = resolve_mlm_recipe(recipe, sets, values)
-    run(resolved, overwrite=overwrite_output_dir, resume_from=resume_from, dry_run=dry_run)
+    run(resolved, **o.run_switches(options))

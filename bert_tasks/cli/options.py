@@ -1,12 +1,15 @@
 """Options shared by the training commands, declared once.
 
-Each training command lists these in its signature and passes them to
-:func:`train_flags`, which maps the ones the user gave onto recipe keys.
+:func:`training_command` appends them to a command's signature (typer reads
+options from signatures) and hands them to the command as one ``options`` dict;
+:func:`train_flags` maps the ones the user gave onto recipe keys.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+import functools
+import inspect
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 
@@ -61,3 +64,50 @@ def train_flags(values: dict[str, Any], extra: dict[str, str] | None = None) -> 
     """Recipe keys for the flags the user gave; ``extra`` maps task-specific flag names."""
     mapping = {**TRAIN_KEYS, **(extra or {})}
     return {mapping[name]: value for name, value in values.items() if name in mapping and value is not None}
+
+
+#: (parameter, annotation, default) of every shared option, in --help order
+TRAINING_OPTIONS = (
+    ("recipe", Recipe, None), ("sets", Sets, None), ("model", Model, None), ("backend", Backend, None),
+    ("output_dir", OutputDir, None), ("overwrite_output_dir", Overwrite, False), ("resume_from", ResumeFrom, None),
+    ("dry_run", DryRun, False), ("epochs", Epochs, None), ("max_steps", MaxSteps, None),
+    ("learning_rate", LearningRate, None), ("batch_size", BatchSize, None), ("eval_batch_size", EvalBatchSize, None),
+    ("gradient_accumulation_steps", GradAccum, None), ("mixed_precision", Precision, None), ("seed", Seed, None),
+    ("save_steps", SaveSteps, None), ("eval_steps", EvalSteps, None), ("logging_steps", LoggingSteps, None),
+    ("budget_minutes", Budget, None), ("skip_nonfinite", SkipNonfinite, None), ("report_to", ReportTo, None),
+    ("compile", Compile, None),
+)
+
+
+def training_command(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a command every shared training option; they reach it as ``options`` (name -> value)."""
+    own = inspect.signature(func, eval_str=True)
+    shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+              for name, annotation, default in TRAINING_OPTIONS]
+
+    @functools.wraps(func)
+    def command(**kwargs: Any) -> Any:
+        options = {name: kwargs.pop(name) for name, _, _ in TRAINING_OPTIONS}
+        return func(**kwargs, options=options)
+
+    command.__signature__ = own.replace(
+        parameters=[p for p in own.parameters.values() if p.name != "options"] + shared)
+    return command
+
+
+def run_switches(options: dict[str, Any]) -> dict[str, Any]:
+    """The options a task's run function takes as keywords rather than recipe keys."""
+    return {"overwrite": options["overwrite_output_dir"], "resume_from": options["resume_from"],
+            "dry_run": options["dry_run"]}
+
+
+def source_resets(given: dict[str, Any], sources: dict[str, tuple[str, ...]], *, also: tuple[str, ...] = ()) -> list[str]:
+    """``--set`` items that null the recipe's other data sources once the command line names one.
+
+    ``sources`` maps a kind of source to its ``data.`` keys; a source given as a flag replaces the
+    recipe's rather than clashing with it. ``also`` are further items for that case.
+    """
+    named = {kind for kind, keys in sources.items() if any(given.get(key) is not None for key in keys)}
+    if not named:
+        return []
+    return [f"data.{key}=null" for kind, keys in sources.items() if kind not in named for key in keys] + list(also)

@@ -44,14 +44,6 @@ DATA_KEYS = {
 SOURCES = {"dataset": ("dataset",), "files": ("train_file", "validation_file")}
 
 
-def _source_resets(given: dict) -> list[str]:
-    """A data source named on the command line replaces the recipe's (and its synthetic set), rather than clashing."""
-    named = {kind for kind, keys in SOURCES.items() if any(given.get(key) is not None for key in keys)}
-    if not named:
-        return []
-    return [f"data.{key}=null" for kind, keys in SOURCES.items() if kind not in named for key in keys] + ["data.synthetic=false"]
-
-
 def resolve_squad_recipe(recipe: str | None, sets: list[str] | None, values: dict):
     """Layer run_qa.py's defaults < recipe < --set < flags; v2.0 follows from the flag, the dataset or the recipe."""
     from ..config import find_recipe, read_yaml, resolve_recipe
@@ -63,11 +55,12 @@ def resolve_squad_recipe(recipe: str | None, sets: list[str] | None, values: dic
     flags = o.train_flags(values, DATA_KEYS)
     if values.get("version_2_with_negative") or values.get("dataset") == "squad_v2":
         flags.update({"data.version_2_with_negative": True, "task": "squad_v2"})
-    return resolve_recipe(recipe, task="squad", overrides=[*(sets or []), *_source_resets(values)],
+    return resolve_recipe(recipe, task="squad", overrides=[*(sets or []), *o.source_resets(values, SOURCES, also=("data.synthetic=false",))],
                           flags=flags, defaults=defaults)
 
 
 @finetune_app.command("squad")
+@o.training_command
 def finetune_squad(
     dataset: Dataset = None,
     train_file: TrainFile = None,
@@ -82,29 +75,8 @@ def finetune_squad(
     max_query_length: MaxQuery = None,
     max_train_samples: MaxTrain = None,
     max_eval_samples: MaxEval = None,
-    recipe: o.Recipe = None,
-    sets: o.Sets = None,
-    model: o.Model = None,
-    backend: o.Backend = None,
-    output_dir: o.OutputDir = None,
-    overwrite_output_dir: o.Overwrite = False,
-    resume_from: o.ResumeFrom = None,
-    dry_run: o.DryRun = False,
-    epochs: o.Epochs = None,
-    max_steps: o.MaxSteps = None,
-    learning_rate: o.LearningRate = None,
-    batch_size: o.BatchSize = None,
-    eval_batch_size: o.EvalBatchSize = None,
-    gradient_accumulation_steps: o.GradAccum = None,
-    mixed_precision: o.Precision = None,
-    seed: o.Seed = None,
-    save_steps: o.SaveSteps = None,
-    eval_steps: o.EvalSteps = None,
-    logging_steps: o.LoggingSteps = None,
-    budget_minutes: o.Budget = None,
-    skip_nonfinite: o.SkipNonfinite = None,
-    report_to: o.ReportTo = None,
-    compile: o.Compile = None,
+    *,
+    options: dict,
 ) -> None:
     """Fine-tune extractive QA with run_qa.py's defaults: squad from the Hub, 2 epochs, lr 3e-5, batch 12, 384 tokens, stride 128.
 
@@ -114,11 +86,11 @@ def finetune_squad(
 
     Example: bert-tasks finetune squad --model minilm --train-file train-v1.1.json --validation-file dev-v1.1.json --output-dir runs/squad
     """
+    values = {**{k: v for k, v in locals().items() if k != "options"}, **options}
+    resolved = resolve_squad_recipe(options["recipe"], options["sets"], values)
     from ..tasks.squad.run import finetune_squad as run
 
-    values = {k: v for k, v in locals().items() if k not in ("recipe", "sets", "run")}
-    resolved = resolve_squad_recipe(recipe, sets, values)
-    run(resolved, overwrite=overwrite_output_dir, resume_from=resume_from, dry_run=dry_run)
+    run(resolved, **o.run_switches(options))
 
 
 @eval_app.command("squad")
