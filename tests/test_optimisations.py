@@ -3,6 +3,8 @@
 * fused query/key/value projection (the default path) and its checkpoint table entries;
 * the explicit attention path taken in training with attention dropout (bias and scale
   folded into one ``baddbmm``), checked with dropout switched to the identity;
+* the packed-random-bits CPU dropout (``model.dropout``): its statistics and gradient, since
+  no reference draws the same mask;
 * ``torch.compile`` of the encoder layers (``bert_tasks.compiled``): the eager fallback
   always; the compiled graphs themselves in a ``slow`` test (inductor compiles C++ with gcc).
 
@@ -125,7 +127,7 @@ def test_dropout_training_path_matches_hf_with_dropout_as_identity(monkeypatch):
     ours, hf = pair("squad", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     for layer in ours.bert.encoder.layers:
         layer.attention.dropout_p = 0.1  # take the explicit training path ...
-    monkeypatch.setattr(model_module.F, "dropout", lambda x, p=0.5, training=True, inplace=False: x)  # ... minus noise
+    monkeypatch.setattr(model_module, "dropout", lambda x, p, training: x)  # ... minus noise
     ours.train(), hf.train()
     ids, mask, types = batch(1)
     start, end = torch.tensor([1, 3, 0]), torch.tensor([2, 5, 1])
@@ -151,6 +153,60 @@ def test_attention_dropout_drops_and_rescales():
     c, _ = layer(x, keep)
     d, probs = layer(x, keep, return_probs=True)
     assert (c - d).abs().max() <= TOL and torch.allclose(probs.sum(-1), torch.ones(2, 4, 9), atol=1e-6)
+
+
+# --------------------------------------------------------------------------- packed dropout
+
+
+def test_dropout_is_the_identity_in_eval_or_at_zero_rate():
+    x = torch.randn(4, 5)
+    assert model_module.dropout(x, 0.1, training=False) is x
+    assert model_module.dropout(x, 0.0, training=True) is x
+    assert torch.equal(model_module.dropout(x, 1.0, training=True), torch.zeros_like(x))
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_dropout_drops_each_lane_at_rate_p_and_keeps_the_mean(p):
+    """Every one of the three 16-bit lanes (positions mod 3) and the word layout (mod 4) drop at rate p."""
+    torch.manual_seed(0)
+    n = 3 * 4 * 200_001  # a multiple of 12, so each residue class below has the same size
+    out = model_module.dropout(torch.ones(n), p, training=True)
+    threshold = round(p * 65536)
+    kept_scale = 65536 / (65536 - threshold)
+    dropped = out == 0
+    assert torch.equal(out[~dropped], torch.full_like(out[~dropped], kept_scale))  # survivors scaled exactly
+    rate = threshold / 65536
+    for period in (3, 4):
+        for lane in range(period):
+            share = dropped[lane::period].double().mean().item()
+            sigma = (rate * (1 - rate) / (n / period)) ** 0.5
+            assert abs(share - rate) < 5 * sigma, (period, lane, share)
+    neighbours = (dropped[:-1] & dropped[1:]).double().mean().item()  # lanes are independent
+    assert abs(neighbours - rate**2) < 5 * (rate**2 / n) ** 0.5 + 1e-4
+    assert abs(out.double().mean().item() - 1.0) < 5 * (rate / (1 - rate) / n) ** 0.5
+
+
+def test_dropout_gradient_is_the_mask_times_the_scale_for_odd_shapes_and_bf16():
+    torch.manual_seed(0)
+    x = torch.randn(5, 7, 11, requires_grad=True)  # 385 elements: not a multiple of 3
+    out = model_module.dropout(x, 0.3, training=True)
+    out.backward(torch.ones_like(out))
+    kept = out != 0
+    scale = 65536 / (65536 - round(0.3 * 65536))
+    assert torch.allclose(out[kept], x[kept] * scale) and 0 < kept.sum() < x.numel()
+    assert torch.equal(x.grad, kept.float() * scale)
+    half = model_module.dropout(torch.ones(33, dtype=torch.bfloat16), 0.3, training=True)
+    assert half.dtype == torch.bfloat16
+
+
+def test_dropout_follows_the_torch_seed():
+    x = torch.ones(1000)
+    torch.manual_seed(3)
+    a = model_module.dropout(x, 0.1, training=True)
+    torch.manual_seed(3)
+    b = model_module.dropout(x, 0.1, training=True)
+    c = model_module.dropout(x, 0.1, training=True)
+    assert torch.equal(a, b) and not torch.equal(b, c)
 
 
 # --------------------------------------------------------------------------- torch.compile
