@@ -8,11 +8,12 @@ so that noise from other work on the machine falls on both alike; each cell is
 the median over rounds. MFU is against the matmul peak measured in the same run
 (:mod:`benchmarks.peak`).
 
-With ``--compile`` a third column runs our encoder with its layers compiled by
-``torch.compile`` (:mod:`bert_tasks.compiled`); its compile time (first step of each
-dtype, which includes one run) is reported apart from the steady-state tokens/s.
+Variants of our encoder timed in the same rounds add columns: ``--unpad`` (per-token work on
+the real tokens only, :class:`bert_tasks.model.Packing`; checked at real positions) and
+``--compile`` (layers compiled by ``torch.compile``, :mod:`bert_tasks.compiled`; its compile
+time, the first step of each dtype including one run, is reported apart from tokens/s).
 
-    python -m benchmarks encoder_speed [--configs minilm,base] [--seq 128,384] [--dtypes fp32,bf16] [--compile] [--quick]
+    python -m benchmarks encoder_speed [--configs minilm,base] [--seq 128,384] [--dtypes fp32,bf16] [--unpad] [--compile] [--quick]
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ import math
 import os
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import transformers
 
 from bert_tasks.checkpoint import load_hf_state_dict
-from bert_tasks.model import BertConfig, BertModel
+from bert_tasks.model import BertConfig, BertModel, set_unpadding
 
 from .peak import measure_matmul_peak
 
@@ -51,6 +52,20 @@ FLOPS_NOTE = (
 
 
 @dataclass
+class Variant:
+    """Another build of our encoder, timed in the same rounds as ours and HF."""
+
+    tokens_per_s: float
+    ratio: float  # median paired variant/HF speed ratio
+    parity: float  # the eval check against HF (real positions only when unpadded)
+    first_step_seconds: float | None = None  # compile (or recompile) + one run, for the compiled variant
+
+
+#: variant key -> column label
+VARIANTS = {"unpad": "ours+unpad", "compile": "ours+compile"}
+
+
+@dataclass
 class Result:
     config: str
     seq: int
@@ -62,10 +77,7 @@ class Result:
     parity: float  # max |ours - HF| over last_hidden_state and pooler_output, fp32 eval
     flops_per_step: float
     peak: float | None  # GFLOP/s of the matching dtype, None if not measured
-    compiled: float | None = None  # ours with torch.compile'd layers, tokens/s
-    compiled_ratio: float | None = None  # median paired compiled/HF speed ratio
-    compile_seconds: float | None = None  # first step of this dtype: compile (or recompile) + one run
-    compiled_parity: float | None = None
+    variants: dict[str, Variant] = field(default_factory=dict)
 
     def mfu(self, tokens_per_s: float) -> float | None:
         if not self.peak:
@@ -101,10 +113,12 @@ def make_batch(vocab: int, batch: int, seq: int) -> tuple[torch.Tensor, ...]:
 
 
 def parity(ours: torch.nn.Module, hf: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> float:
+    """Max |ours - HF| over the pooler and last_hidden_state: all positions, or only real ones when unpadded."""
     ours.eval(), hf.eval()
     with torch.no_grad():
         a, b = ours(*inputs), hf(*inputs)
-    return max((a.last_hidden_state - b.last_hidden_state).abs().max().item(),
+    positions = inputs[1].bool() if getattr(ours, "unpad", False) else slice(None)
+    return max((a.last_hidden_state[positions] - b.last_hidden_state[positions]).abs().max().item(),
                (a.pooler_output - b.pooler_output).abs().max().item())
 
 
@@ -132,31 +146,28 @@ def flops_per_step(config: BertConfig, non_embedding: int, batch: int, seq: int)
 
 
 def bench_cell(ours: BertModel, hf: torch.nn.Module, name: str, seq: int, batch: int, dtypes: list[str],
-               rounds: int, min_seconds: float, compiled: BertModel | None = None) -> list[Result]:
-    """All dtypes of one (config, T) cell; raises before timing if the two models disagree."""
+               rounds: int, min_seconds: float, variants: dict[str, BertModel] | None = None) -> list[Result]:
+    """All dtypes of one (config, T) cell; raises before timing if any build disagrees with HF."""
     inputs = make_batch(ours.config.vocab_size, batch, seq)
-    diff = parity(ours, hf, inputs)
-    if diff > PARITY_TOL:
-        raise AssertionError(f"{name} T={seq}: ours and HF differ by {diff:.2e} > {PARITY_TOL:g}; not timing")
-    compiled_diff = None
-    if compiled is not None:
-        compiled_diff = parity(compiled, hf, inputs)  # also compiles the eval graph
-        if compiled_diff > PARITY_TOL:
-            raise AssertionError(f"{name} T={seq}: compiled ours and HF differ by {compiled_diff:.2e}; not timing")
+    models = {"ours": ours, "hf": hf, **(variants or {})}
+    diffs = {}
+    for key, model in models.items():
+        if key != "hf":
+            diffs[key] = parity(model, hf, inputs)  # also compiles the eval graph of a compiled variant
+            if diffs[key] > PARITY_TOL:
+                raise AssertionError(f"{name} T={seq}: {key} and HF differ by {diffs[key]:.2e} > {PARITY_TOL:g}; "
+                                     "not timing")
     gen = torch.Generator().manual_seed(1)
     C = ours.config.hidden_size
     weights = (torch.randn(batch, seq, C, generator=gen), torch.randn(batch, C, generator=gen))
     non_embedding = sum(p.numel() for p in ours.encoder.parameters())
     flops = flops_per_step(ours.config, non_embedding, batch, seq)
-    models = {"ours": ours, "hf": hf}
-    if compiled is not None:
-        models["compiled"] = compiled
     for model in models.values():
         model.train()  # dropout on, as in fine-tuning
     results = []
     for dname in dtypes:
         dtype = DTYPES[dname]
-        compile_seconds = timed(compiled, inputs, weights, dtype, 1) if compiled is not None else None
+        first = {key: timed(models[key], inputs, weights, dtype, 1) for key in variants or {} if key == "compile"}
         warm = [timed(m, inputs, weights, dtype, 1) for m in models.values()]  # allocator, oneDNN kernels, autocast
         steps = max(1, math.ceil(min_seconds / min(warm)))  # several steps per run when a step is short
         times: dict[str, list[float]] = {key: [] for key in models}
@@ -168,16 +179,16 @@ def bench_cell(ours: BertModel, hf: torch.nn.Module, name: str, seq: int, batch:
         paired = statistics.median(h / o for o, h in zip(times["ours"], times["hf"]))
         result = Result(
             name, seq, batch, dname, tokens / statistics.median(times["ours"]), tokens / statistics.median(times["hf"]),
-            paired, diff, flops, peak=None,
+            paired, diffs["ours"], flops, peak=None,
         )
         line = (f"  {name} T={seq} B={batch} {dname}: ours {result.ours:,.0f} tok/s, HF {result.hf:,.0f} "
                 f"tok/s, ratio {result.ratio:.3f}")
-        if compiled is not None:
-            result.compiled = tokens / statistics.median(times["compiled"])
-            result.compiled_ratio = statistics.median(h / c for c, h in zip(times["compiled"], times["hf"]))
-            result.compile_seconds, result.compiled_parity = compile_seconds, compiled_diff
-            line += (f"; ours+compile {result.compiled:,.0f} tok/s, ratio {result.compiled_ratio:.3f} "
-                     f"(first step {compile_seconds:.0f} s)")
+        for key in variants or {}:
+            variant = Variant(tokens / statistics.median(times[key]),
+                              statistics.median(h / v for v, h in zip(times[key], times["hf"])), diffs[key],
+                              first.get(key))
+            result.variants[key] = variant
+            line += f"; {VARIANTS[key]} {variant.tokens_per_s:,.0f} tok/s, ratio {variant.ratio:.3f}"
         results.append(result)
         print(line + f" ({rounds} rounds × {steps} steps)", flush=True)
     return results
@@ -187,12 +198,16 @@ def table(results: list[Result]) -> str:
     def pct(x: float | None) -> str:
         return "–" if x is None else f"{100 * x:.1f}%"
 
-    with_compile = any(r.compiled is not None for r in results)
+    keys = [key for key in VARIANTS if any(key in r.variants for r in results)]
     head = "| config | T | B | dtype | ours tok/s | HF tok/s | ours/HF | MFU ours | MFU HF | peak GFLOP/s | parity |"
     rule = "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"
-    if with_compile:
-        head += " ours+compile tok/s | compiled/HF | MFU compiled | compile s | parity compiled |"
-        rule += "---:|---:|---:|---:|---:|"
+    for key in keys:
+        label = VARIANTS[key]
+        head += f" {label} tok/s | {label}/HF | MFU {label} | parity {label} |"
+        rule += "---:|---:|---:|---:|"
+        if key == "compile":
+            head += " compile s |"
+            rule += "---:|"
     lines = [head, rule]
     for r in results:
         peak = "–" if not r.peak else f"{r.peak:.0f}"
@@ -200,19 +215,27 @@ def table(results: list[Result]) -> str:
             f"| {r.config} | {r.seq} | {r.batch} | {r.dtype} | {r.ours:,.0f} | {r.hf:,.0f} | {r.ratio:.3f} | "
             f"{pct(r.mfu(r.ours))} | {pct(r.mfu(r.hf))} | {peak} | {r.parity:.1e} |"
         )
-        if with_compile:
-            line += (f" {r.compiled:,.0f} | {r.compiled_ratio:.3f} | {pct(r.mfu(r.compiled))} | "
-                     f"{r.compile_seconds:.0f} | {r.compiled_parity:.1e} |")
+        for key in keys:
+            v = r.variants[key]
+            line += f" {v.tokens_per_s:,.0f} | {v.ratio:.3f} | {pct(r.mfu(v.tokens_per_s))} | {v.parity:.1e} |"
+            if key == "compile":
+                line += f" {v.first_step_seconds:.0f} |"
         lines.append(line)
     return "\n".join(lines)
 
 
 def notes(args: argparse.Namespace, load: tuple[float, float]) -> str:
+    unpad_note = (
+        "ours+unpad = our encoder with `set_unpadding` (projections, feed-forward, LayerNorm and dropout on the "
+        "real tokens only; attention pads Q/K/V back to [B, T]); tok/s still counts all B·T positions, and MFU "
+        "the FLOPs of all of them, so both say what the same batch costs; `parity ours+unpad` is taken at real "
+        "positions and the pooler (its padded positions are zeros by design)."
+    ) if args.unpad else None
     compile_note = (
         f"ours+compile = our encoder with each layer compiled by `torch.compile` (`bert_tasks.compiled`, scope "
         f"{args.compile_scope!r}, inductor, gcc); `compile s` = wall time of the first training step of that dtype "
         "(compile or recompile + one run; later cells reuse the graphs where shapes allow), kept out of its tok/s; "
-        "`parity compiled` = the same eval check as `parity`, through the compiled graphs."
+        "`parity ours+compile` = the same eval check as `parity`, through the compiled graphs."
     ) if args.compile else None
     return "\n".join(filter(None, [
         f"Training step = forward on a padded batch (lengths 60–100% of T) in train mode (dropout 0.1), "
@@ -226,6 +249,7 @@ def notes(args: argparse.Namespace, load: tuple[float, float]) -> str:
         f"1-minute load average {load[0]:.1f} at the start and {load[1]:.1f} at the end on "
         f"{os.cpu_count()} cores: other work shares this machine, which lowers both the peak and the "
         "throughputs; the ours/HF ratio is the robust figure.",
+        unpad_note,
         compile_note,
     ]))
 
@@ -239,6 +263,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, help="override the batch size of every cell")
     parser.add_argument("--min-seconds", type=float, default=0.5, help="repeat short steps within a run to this long")
     parser.add_argument("--peak-seconds", type=float, default=2.0, help="matmul-peak budget per dtype; 0 skips MFU")
+    parser.add_argument("--unpad", action="store_true", help="add an ours+unpad column (real tokens only)")
     parser.add_argument("--compile", action="store_true", help="add an ours+compile column (torch.compile)")
     parser.add_argument("--warm-compile-cache", action="store_true",
                         help="reuse inductor's on-disk cache (default: a fresh cache, so compile times are cold)")
@@ -272,17 +297,20 @@ def run(args: argparse.Namespace) -> list[Result]:
     results: list[Result] = []
     for name in args.configs:
         ours, hf = build_pair(name, dropout=0.1)
-        compiled = None
+        variants = {}
+        if args.unpad:
+            variants["unpad"] = copy.deepcopy(ours)
+            set_unpadding(variants["unpad"])
         if args.compile:
             from bert_tasks.compiled import compile_model
 
-            compiled = copy.deepcopy(ours)
-            compile_model(compiled, args.compile_scope)
+            variants["compile"] = copy.deepcopy(ours)
+            compile_model(variants["compile"], args.compile_scope)
         for seq in args.seq:
             batch = args.batch or BATCH.get((name, seq), 2)
-            results += bench_cell(ours, hf, name, seq, batch, args.dtypes, args.rounds, args.min_seconds, compiled)
+            results += bench_cell(ours, hf, name, seq, batch, args.dtypes, args.rounds, args.min_seconds, variants)
             readings.append(measure_peaks(args.dtypes, args.peak_seconds / 2))
-        del ours, hf, compiled
+        del ours, hf, variants
     # Load only ever lowers a reading, so the highest one is the best estimate of what the machine can do.
     peaks = {d: max(r[d] for r in readings) if args.peak_seconds > 0 else None for d in args.dtypes}
     for r in results:

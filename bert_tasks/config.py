@@ -78,6 +78,9 @@ class TrainConfig:
     compile: bool = False
     #: what one compiled graph covers: "layer" (each encoder layer; compiles once, reused by all) or "model"
     compile_scope: str = "layer"
+    #: run the encoder's per-token work on real tokens only (model.Packing); scratch backend. Exact at
+    #: real positions, so for GLUE and MLM; QA's loss also reads padded positions, which become bias-only logits
+    unpad: bool = False
     report_to: list[str] = field(default_factory=list)
 
     def validate(self, where: str = "train") -> None:
@@ -94,6 +97,8 @@ class TrainConfig:
             (self.logging_steps >= 1, "logging_steps must be at least 1"),
             (self.budget_minutes is None or self.budget_minutes > 0, "budget_minutes must be positive"),
             (self.compile_scope in ("layer", "model"), "compile_scope must be layer or model"),
+            (not (self.unpad and self.compile), "unpad and compile cannot be combined: every batch has its own "
+                                                "token count, so the compiled graphs would keep recompiling"),
         ]
         for ok, message in checks:
             if not ok:

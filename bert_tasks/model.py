@@ -11,7 +11,7 @@ Dimension legend used in shape comments:
     C  hidden size              H  attention heads
     D  head size = C / H        I  intermediate (feed-forward) size
     V  vocabulary size          K  number of labels
-    N  positions selected for masked-LM prediction (N <= B*T)
+    N  positions selected for masked-LM prediction, or real (non-padding) tokens when unpadded
 """
 
 from __future__ import annotations
@@ -195,6 +195,33 @@ def sinusoidal_table(num_positions: int, dim: int) -> torch.Tensor:
     return table.float()
 
 
+@dataclass
+class Packing:
+    """Where the real tokens of a padded [B, T] batch sit in its flattened [B·T] order.
+
+    With it (``BertModel.unpad``) the per-token work, i.e. projections, feed-forward, LayerNorm,
+    dropout and residuals, runs on the N real tokens only, so no FLOPs go to padding. Only
+    attention pads Q, K and V back to [B, T] for its T×T products, which CPUs have no ragged
+    kernel for.
+    """
+
+    index: torch.Tensor  # [N] flat positions b·T + t of the real tokens
+    batch: int
+    length: int
+
+    @classmethod
+    def from_mask(cls, attention_mask: torch.Tensor) -> "Packing":
+        B, T = attention_mask.shape
+        return cls(attention_mask.reshape(B * T).nonzero().squeeze(1), B, T)
+
+    def unpad(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(self.batch * self.length, -1).index_select(0, self.index)  # [B, T, F] -> [N, F]
+
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.new_zeros(self.batch * self.length, x.shape[-1]).index_copy(0, self.index, x)
+        return flat.view(self.batch, self.length, -1)  # [N, F] -> [B, T, F], zeros at padding
+
+
 class Embeddings(nn.Module):
     """Token + position + segment embeddings, then LayerNorm and dropout."""
 
@@ -240,12 +267,18 @@ class SelfAttention(nn.Module):
         self.dropout_p = config.attention_probs_dropout_prob
 
     def forward(
-        self, x: torch.Tensor, keep: torch.Tensor | None, return_probs: bool = False
+        self, x: torch.Tensor, keep: torch.Tensor | None, return_probs: bool = False, packing: Packing | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``keep`` is a bool mask [B, 1, 1, T]: True for real keys, False for padding."""
-        B, T, C = x.shape
+        """``keep`` is a bool mask [B, 1, 1, T]: True for real keys, False for padding.
+
+        ``x`` is [B, T, C], or [N, C] with ``packing``; the output has the same layout.
+        """
+        qkv = self.qkv(x)  # [B, T, 3C], or [N, 3C] when packed
+        if packing is not None:
+            qkv = packing.pad(qkv)  # [N, 3C] -> [B, T, 3C]
+        B, T, C = qkv.shape[0], qkv.shape[1], qkv.shape[2] // 3
         H, D = self.num_heads, self.head_size
-        qkv = self.qkv(x).view(B, T, 3, H, D).permute(2, 0, 3, 1, 4)  # [B, T, 3C] -> [3, B, H, T, D]
+        qkv = qkv.view(B, T, 3, H, D).permute(2, 0, 3, 1, 4)  # [B, T, 3C] -> [3, B, H, T, D]
         dropout_p = self.dropout_p if self.training else 0.0
         if not (return_probs or dropout_p > 0.0):
             q, k, v = qkv.unbind(0)  # 3 x [B, H, T, D], strided views: the fused CPU kernel reads them in place
@@ -266,6 +299,8 @@ class SelfAttention(nn.Module):
             context = torch.bmm(dropout(probs, dropout_p, self.training), v).view(B, H, T, D)
             probs = probs.view(B, H, T, T) if return_probs else None
         context = context.transpose(1, 2).reshape(B, T, C)  # [B, H, T, D] -> [B, T, C]
+        if packing is not None:
+            context = packing.unpad(context)  # [B, T, C] -> [N, C]
         return self.output(context), probs
 
 
@@ -283,7 +318,10 @@ class FeedForward(nn.Module):
 
 
 class EncoderLayer(nn.Module):
-    """One post-LN transformer block: x = LN(x + Attn(x)); x = LN(x + FFN(x))."""
+    """One post-LN transformer block: x = LN(x + Attn(x)); x = LN(x + FFN(x)).
+
+    Everything but attention is per token, so ``x`` may be [B, T, C] or, packed, [N, C].
+    """
 
     def __init__(self, config: BertConfig):
         super().__init__()
@@ -294,9 +332,9 @@ class EncoderLayer(nn.Module):
         self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(
-        self, x: torch.Tensor, keep: torch.Tensor | None, return_probs: bool = False
+        self, x: torch.Tensor, keep: torch.Tensor | None, return_probs: bool = False, packing: Packing | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attended, probs = self.attention(x, keep, return_probs)
+        attended, probs = self.attention(x, keep, return_probs, packing)
         x = self.attention_norm(x + self.dropout(attended))  # residual, then LayerNorm (post-LN)
         x = self.output_norm(x + self.dropout(self.feed_forward(x)))
         return x, probs
@@ -310,11 +348,11 @@ class Encoder(nn.Module):
         self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.num_hidden_layers))
 
     def forward(
-        self, x: torch.Tensor, keep: torch.Tensor | None, return_probs: bool = False
+        self, x: torch.Tensor, keep: torch.Tensor | None, return_probs: bool = False, packing: Packing | None = None
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
         all_probs = []
         for layer in self.layers:
-            x, probs = layer(x, keep, return_probs)
+            x, probs = layer(x, keep, return_probs, packing)
             all_probs.append(probs)
         return x, tuple(all_probs) if return_probs else None
 
@@ -350,11 +388,17 @@ def init_weights(module: nn.Module, std: float) -> None:
 
 
 class BertModel(nn.Module):
-    """The bare encoder: embeddings, L layers and (optionally) the pooler."""
+    """The bare encoder: embeddings, L layers and (optionally) the pooler.
+
+    ``unpad = True`` (see :func:`set_unpadding`) runs the layers on the real tokens only
+    (:class:`Packing`). Real positions and the pooler are unchanged; padded positions of
+    ``last_hidden_state`` become zeros instead of HF's values there, which attend but are never read.
+    """
 
     def __init__(self, config: BertConfig, add_pooler: bool = True):
         super().__init__()
         self.config = config
+        self.unpad = False
         self.embeddings = Embeddings(config)
         self.encoder = Encoder(config)
         self.pooler = Pooler(config) if add_pooler else None
@@ -370,7 +414,14 @@ class BertModel(nn.Module):
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         keep = None if attention_mask is None else attention_mask.bool()[:, None, None, :]  # [B, T] -> [B, 1, 1, T]
-        hidden, attentions = self.encoder(self.embeddings(input_ids, token_type_ids), keep, output_attentions)
+        x = self.embeddings(input_ids, token_type_ids)  # [B, T, C]
+        packing = None
+        if self.unpad and attention_mask is not None and not output_attentions:
+            packing = Packing.from_mask(attention_mask)
+            x = packing.unpad(x)  # [B, T, C] -> [N, C]
+        hidden, attentions = self.encoder(x, keep, output_attentions, packing)
+        if packing is not None:
+            hidden = packing.pad(hidden)  # [N, C] -> [B, T, C]
         pooled = self.pooler(hidden) if self.pooler is not None else None
         return EncoderOutput(last_hidden_state=hidden, pooler_output=pooled, attentions=attentions)
 
@@ -451,6 +502,14 @@ class BertForMaskedLM(nn.Module):
             hidden = hidden[prediction_mask]  # [B, T, C] -> [N, C]
         logits = self.cls(hidden, self.bert.embeddings.word.weight)
         return LogitsOutput(logits=logits, attentions=out.attentions)
+
+
+def set_unpadding(model: nn.Module, enabled: bool = True) -> int:
+    """Switch unpadding on or off for every encoder inside ``model``; returns how many it found."""
+    encoders = [m for m in model.modules() if isinstance(m, BertModel)]
+    for encoder in encoders:
+        encoder.unpad = enabled
+    return len(encoders)
 
 
 #: task name (the ``task`` argument of load_pretrained) -> model class

@@ -73,6 +73,8 @@ def start_run(recipe: Recipe, *, overwrite: bool = False, resume_from: str | Non
     if not output:
         raise BertTasksError("no output folder: pass --output-dir or set output_dir in the recipe")
     recipe.output_dir = str(output)
+    if recipe.train.unpad and recipe.model.backend == "hf":
+        raise BertTasksError("train.unpad needs backend scratch: the transformers model has no unpadded path")
     if dry_run:
         model = recipe.model.preset and f"fresh '{recipe.model.preset}' preset" or recipe.model.name_or_path
         print(describe(recipe), end="")
@@ -111,7 +113,7 @@ def build_model(recipe: Recipe, head: str | None, num_labels: int | None = None,
                 id2label: dict[int, str] | None = None):
     """Load the recipe's checkpoint, or build a fresh preset (masked-LM pretraining from scratch)."""
     from .checkpoint import load_pretrained
-    from .model import MODEL_FOR_TASK, BertConfig
+    from .model import MODEL_FOR_TASK, BertConfig, set_unpadding
 
     from accelerate.utils import set_seed
 
@@ -127,11 +129,14 @@ def build_model(recipe: Recipe, head: str | None, num_labels: int | None = None,
             )
         except ValueError as exc:
             raise BertTasksError(str(exc)) from None
-        return MODEL_FOR_TASK[head](config)
-    model = load_pretrained(settings.name_or_path, task=head, num_labels=num_labels, backend=settings.backend)
-    if id2label is not None:
-        model.config.id2label = dict(id2label)
-        model.config.label2id = {v: k for k, v in id2label.items()}
+        model = MODEL_FOR_TASK[head](config)
+    else:
+        model = load_pretrained(settings.name_or_path, task=head, num_labels=num_labels, backend=settings.backend)
+        if id2label is not None:
+            model.config.id2label = dict(id2label)
+            model.config.label2id = {v: k for k, v in id2label.items()}
+    if recipe.train.unpad:
+        set_unpadding(model)
     return model
 
 

@@ -212,6 +212,10 @@ CASES = [
     cli_case("bad-override", lambda tmp, model: ["finetune", "glue", "--task", "sst2", "--set", "train.epochs"], "key=value"),
     cli_case("unknown-precision", lambda tmp, model: ["finetune", "glue", "--task", "sst2", "--data-dir", str(sst2_dir(tmp / "g")),
                                                        "--mixed-precision", "fp8", "--output-dir", str(tmp / "out")], "mixed_precision"),
+    cli_case("unpad-on-hf-backend", lambda tmp, model: ["finetune", "glue", "--task", "sst2", "--data-dir", str(sst2_dir(tmp / "g")),
+                                                         "--backend", "hf", "--unpad", "--output-dir", str(tmp / "out")], "backend scratch"),
+    cli_case("unpad-with-compile", lambda tmp, model: ["finetune", "glue", "--task", "sst2", "--data-dir", str(sst2_dir(tmp / "g")),
+                                                        "--unpad", "--compile", "--output-dir", str(tmp / "out")], "cannot be combined"),
     cli_case("predict-missing-model", lambda tmp, model: ["predict", "glue", "--model", str(tmp / "no-model"), "--text", "hi"], "no-model"),
 ]
 

@@ -20,12 +20,15 @@ def test_encoder_speed_tiny_run_is_positive_and_at_parity(capsys, tmp_path, monk
     from benchmarks import _record
 
     monkeypatch.setattr(_record, "RESULTS", tmp_path / "RESULTS.md")  # belt and braces: --no-record must not write
-    results = encoder_speed.run(encoder_speed.parse_args(TINY_ARGS + ["--peak-seconds", "0.05"]))
+    results = encoder_speed.run(encoder_speed.parse_args(TINY_ARGS + ["--peak-seconds", "0.05", "--unpad"]))
     assert [(r.config, r.seq, r.dtype) for r in results] == [("tiny", 16, "fp32"), ("tiny", 16, "bf16")]
     for r in results:
         assert r.ours > 0 and r.hf > 0 and r.ratio > 0
         assert r.parity <= 1e-5
         assert r.peak and r.peak > 0 and 0 < r.mfu(r.ours) < 1
+        unpadded = r.variants["unpad"]
+        assert unpadded.tokens_per_s > 0 and unpadded.ratio > 0 and unpadded.parity <= 1e-5
+    assert "ours+unpad/HF" in encoder_speed.table(results)
 
     encoder_speed.main(TINY_ARGS + ["--dtypes", "fp32", "--peak-seconds", "0"])
     out = capsys.readouterr().out

@@ -8,8 +8,8 @@
 * ``torch.compile`` of the encoder layers (``bert_tasks.compiled``): the eager fallback
   always; the compiled graphs themselves in a ``slow`` test (inductor compiles C++ with gcc).
 
-Unpadding is not implemented: ``benchmarks/padding.py`` measures ~3% padding left by our
-batching on SST-2 and SQuAD, so there is nothing to test for it.
+* unpadding (``set_unpadding``: per-token work on the real tokens only), at real positions and
+  the pooler, in eval and in a training step on both attention paths, and its switches.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from bert_tasks import model as model_module
 from bert_tasks.checkpoint import HAS_POOLER, hf_parts, key_table, load_hf_state_dict, ours_to_hf, to_hf_state_dict
 from bert_tasks.compiled import compile_failed, compile_model, compile_targets, uncompile_model
 from bert_tasks.errors import BertTasksError
-from bert_tasks.model import BertConfig, BertForQuestionAnswering, BertModel
+from bert_tasks.config import TrainConfig
+from bert_tasks.model import BertConfig, BertForQuestionAnswering, BertForSequenceClassification, BertModel, set_unpadding
 
 TOL = 1e-5
 TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
@@ -153,6 +154,71 @@ def test_attention_dropout_drops_and_rescales():
     c, _ = layer(x, keep)
     d, probs = layer(x, keep, return_probs=True)
     assert (c - d).abs().max() <= TOL and torch.allclose(probs.sum(-1), torch.ones(2, 4, 9), atol=1e-6)
+
+
+# --------------------------------------------------------------------------- unpadding
+
+
+def test_unpadded_encoder_matches_hf_at_real_positions_and_zeroes_padding():
+    ours, hf = pair()
+    assert set_unpadding(ours) == 1 and ours.unpad
+    ids, mask, types = batch()
+    ours.eval(), hf.eval()
+    with torch.no_grad():
+        a, b = ours(ids, mask, types), hf(input_ids=ids, attention_mask=mask, token_type_ids=types)
+    real = mask.bool()
+    assert (a.last_hidden_state[real] - b.last_hidden_state[real]).abs().max() <= TOL
+    assert (a.pooler_output - b.pooler_output).abs().max() <= TOL
+    assert torch.equal(a.last_hidden_state[~real], torch.zeros_like(a.last_hidden_state[~real]))
+    with torch.no_grad():  # attention maps and mask-less calls keep the padded path
+        maps = ours(ids, mask, types, output_attentions=True)
+        full = ours(ids, None, types)
+        hf_full = hf(input_ids=ids, token_type_ids=types)
+    assert maps.attentions is not None and (maps.last_hidden_state[~real] != 0).any()
+    assert (full.last_hidden_state - hf_full.last_hidden_state).abs().max() <= TOL
+
+
+@pytest.mark.parametrize("attention_path", ["sdpa", "explicit"])
+def test_unpadded_training_step_matches_hf(attention_path, monkeypatch):
+    """Loss on real positions and the pooler, and every gradient, on either attention path."""
+    ours, hf = pair(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    set_unpadding(ours)
+    if attention_path == "explicit":
+        for layer in ours.encoder.layers:
+            layer.attention.dropout_p = 0.1
+        monkeypatch.setattr(model_module, "dropout", lambda x, p, training: x)
+    ids, mask, types = batch(2)
+    ours.train(), hf.train()
+    tokens, pooled = loss_weights()
+    weights = (tokens * mask[..., None], pooled)  # HF's padded positions hold values ours does not compute
+    loss_a = encoder_loss(ours(ids, mask, types), weights)
+    loss_b = encoder_loss(hf(input_ids=ids, attention_mask=mask, token_type_ids=types), weights)
+    assert abs(loss_a.item() - loss_b.item()) <= TOL
+    loss_a.backward(), loss_b.backward()
+    assert grads_match(ours, hf) <= TOL
+
+
+def test_unpadded_classifier_matches_hf_loss_and_gradients():
+    torch.manual_seed(0)
+    config = {**TINY, "num_labels": 3, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+    hf = transformers.BertForSequenceClassification(HFConfig(**config, attn_implementation="sdpa")).train()
+    ours = BertForSequenceClassification(BertConfig(**{k: v for k, v in config.items() if k != "num_labels"},
+                                                    id2label={0: "a", 1: "b", 2: "c"}))
+    load_hf_state_dict(ours, hf.state_dict(), task="glue")
+    assert set_unpadding(ours.train()) == 1
+    ids, mask, types = batch(3)
+    labels = torch.tensor([0, 2, 1])
+    loss_a = torch.nn.functional.cross_entropy(ours(ids, mask, types).logits, labels)
+    loss_b = hf(input_ids=ids, attention_mask=mask, token_type_ids=types, labels=labels).loss
+    assert abs(loss_a.item() - loss_b.item()) <= TOL
+    loss_a.backward(), loss_b.backward()
+    assert grads_match(ours, hf, "glue") <= TOL
+
+
+def test_unpad_switches_validate():
+    with pytest.raises(BertTasksError, match="unpad and compile cannot be combined"):
+        TrainConfig(unpad=True, compile=True).validate()
+    assert set_unpadding(torch.nn.Linear(2, 2)) == 0
 
 
 # --------------------------------------------------------------------------- packed dropout

@@ -35,6 +35,7 @@ LoggingSteps = Annotated[Optional[int], typer.Option("--logging-steps", help="Lo
 Budget = Annotated[Optional[float], typer.Option("--budget-minutes", help="Stop cleanly after this much wall time.")]
 SkipNonfinite = Annotated[Optional[bool], typer.Option("--skip-nonfinite/--stop-on-nonfinite", help="Skip NaN/inf steps instead of stopping.")]
 Compile = Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile the encoder layers (falls back to eager if compiling fails).")]
+Unpad = Annotated[Optional[bool], typer.Option("--unpad/--no-unpad", help="Run the encoder on real tokens only, skipping padding (scratch backend).")]
 ReportTo = Annotated[Optional[list[str]], typer.Option("--report-to", help="tensorboard and/or wandb (via Accelerate trackers).")]
 
 #: recipe key for each shared flag
@@ -57,6 +58,7 @@ TRAIN_KEYS = {
     "skip_nonfinite": "train.skip_nonfinite",
     "report_to": "train.report_to",
     "compile": "train.compile",
+    "unpad": "train.unpad",
 }
 
 
@@ -75,7 +77,7 @@ TRAINING_OPTIONS = (
     ("gradient_accumulation_steps", GradAccum, None), ("mixed_precision", Precision, None), ("seed", Seed, None),
     ("save_steps", SaveSteps, None), ("eval_steps", EvalSteps, None), ("logging_steps", LoggingSteps, None),
     ("budget_minutes", Budget, None), ("skip_nonfinite", SkipNonfinite, None), ("report_to", ReportTo, None),
-    ("compile", Compile, None),
+    ("compile", Compile, None), ("unpad", Unpad, None),
 )
 
 

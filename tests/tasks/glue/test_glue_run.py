@@ -180,3 +180,12 @@ def test_same_seed_gives_the_same_model(sst2_run, tiny_model, tmp_path):
     assert run("finetune", "glue", "--task", "sst2", "--model", tiny_model, "--data-dir", root, "--output-dir", again,
                *FAST, "--max-steps", "3", "--eval-steps", "2") == 0
     assert (again / "model.safetensors").read_bytes() == (out / "model.safetensors").read_bytes()
+
+
+def test_unpad_flag_trains_evaluates_and_is_recorded(glue_layout, tiny_model, tmp_path):
+    root, _ = glue_layout
+    out = tmp_path / "unpadded"
+    assert run("finetune", "glue", "--task", "sst2", "--model", tiny_model, "--data-dir", root, "--output-dir", out,
+               *FAST, "--unpad") == 0
+    assert "unpad: true" in (out / "recipe.yaml").read_text()
+    assert 0.0 <= json.loads((out / "eval_results.json").read_text())["accuracy"] <= 1.0
