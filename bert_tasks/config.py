@@ -78,8 +78,8 @@ class TrainConfig:
     compile: bool = False
     #: what one compiled graph covers: "layer" (each encoder layer; compiles once, reused by all) or "model"
     compile_scope: str = "layer"
-    #: run the encoder's per-token work on real tokens only (model.Packing); scratch backend. Exact at
-    #: real positions, so for GLUE and MLM; QA's loss also reads padded positions, which become bias-only logits
+    #: run the encoder's per-token work on real tokens only (model.RealTokens); scratch backend, GLUE and MLM
+    #: (exact at real positions, which are all they read)
     unpad: bool = False
     report_to: list[str] = field(default_factory=list)
 
@@ -97,8 +97,8 @@ class TrainConfig:
             (self.logging_steps >= 1, "logging_steps must be at least 1"),
             (self.budget_minutes is None or self.budget_minutes > 0, "budget_minutes must be positive"),
             (self.compile_scope in ("layer", "model"), "compile_scope must be layer or model"),
-            (not (self.unpad and self.compile), "unpad and compile cannot be combined: every batch has its own "
-                                                "token count, so the compiled graphs would keep recompiling"),
+            (not (self.unpad and self.compile), "unpad and compile cannot be combined: unpadding picks the real "
+                                                "tokens with a data-dependent nonzero, which splits the compiled graphs"),
         ]
         for ok, message in checks:
             if not ok:
@@ -113,6 +113,14 @@ class Recipe:
     data: Any = None
     train: TrainConfig = field(default_factory=TrainConfig)
     output_dir: str | None = None
+
+    def validate(self) -> None:
+        """The checks that span sections."""
+        if self.train.unpad and self.model.backend == "hf":
+            raise BertTasksError("train.unpad needs model.backend scratch: the transformers model has no unpadded path")
+        if self.train.unpad and self.task == "squad":
+            raise BertTasksError("train.unpad is for tasks that read real positions only (glue, mlm): the SQuAD "
+                                 "loss also spans padded positions, which unpadding would change")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -11,12 +11,14 @@ Dimension legend used in shape comments:
     C  hidden size              H  attention heads
     D  head size = C / H        I  intermediate (feed-forward) size
     V  vocabulary size          K  number of labels
-    N  positions selected for masked-LM prediction, or real (non-padding) tokens when unpadded
+    N  positions selected for masked-LM prediction (N <= B*T)
+    R  real (non-padding) tokens of a batch, when unpadded (R <= B*T)
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -150,23 +152,30 @@ class LogitsOutput:
 # --------------------------------------------------------------------------- encoder
 
 
+#: the three int16 lanes of an int64 that hold its low 48 bits, in memory order
+LOW_LANES = slice(0, 3) if sys.byteorder == "little" else slice(1, 4)
+
+
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """Inverted dropout whose CPU keep-mask costs one 64-bit random draw per three elements.
 
-    CPU ``F.dropout`` draws a Bernoulli sample per element, and at T=384 attention dropout
-    was a fifth of a MiniLM training step (see benchmarks/RESULTS.md). Here each draw of 48
-    uniform bits is cut into three 16-bit lanes, each compared with p·2¹⁶: about 3x cheaper.
-    The drop probability is p rounded to a multiple of 2⁻¹⁶ (0.1 -> 0.100006) and the scale
-    uses that rounded value, so E[output] = x exactly. GPUs and compiled graphs keep
-    ``F.dropout``: their fused kernels are already fast.
+    CPU ``F.dropout`` draws a Bernoulli sample per element, and at T=384 that was a fifth of a
+    MiniLM training step (``bernoulli_`` in the profiles in benchmarks/RESULTS.md). Here each
+    draw of 48 uniform bits is cut into three 16-bit lanes, each compared with p·2¹⁶. The drop
+    probability is p rounded to a multiple of 2⁻¹⁶ (0.1 -> 0.100006) and the scale uses that
+    rounded value, so the output is unbiased up to the rounding of the scale in x's dtype.
+    GPUs and compiled graphs keep ``F.dropout``, with their own generators.
     """
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
     if not training or p == 0.0:
         return x
-    if x.device.type != "cpu" or p >= 1.0 or torch.compiler.is_compiling():
+    threshold = round(p * 65536)  # drop where a uniform 16-bit lane falls below it
+    if x.device.type != "cpu" or threshold >= 65536 or torch.compiler.is_compiling():
         return F.dropout(x, p, training=True)
-    n, threshold = x.numel(), round(p * 65536)
+    n = x.numel()
     words = torch.empty((n + 2) // 3, dtype=torch.int64).random_(0, 1 << 48)  # 48 uniform bits each
-    lanes = words.view(torch.int16).view(-1, 4)[:, :3]  # [n/3, 3], uniform over [-2¹⁵, 2¹⁵)
+    lanes = words.view(torch.int16).view(-1, 4)[:, LOW_LANES]  # [n/3, 3], uniform over [-2¹⁵, 2¹⁵)
     keep = (lanes >= threshold - 32768).reshape(-1)[:n].view(x.shape)
     return torch.where(keep, x, 0.0).mul_(65536 / (65536 - threshold))
 
@@ -176,6 +185,8 @@ class Dropout(nn.Module):
 
     def __init__(self, p: float):
         super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
         self.p = p
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -196,30 +207,32 @@ def sinusoidal_table(num_positions: int, dim: int) -> torch.Tensor:
 
 
 @dataclass
-class Packing:
+class RealTokens:
     """Where the real tokens of a padded [B, T] batch sit in its flattened [B·T] order.
 
     With it (``BertModel.unpad``) the per-token work, i.e. projections, feed-forward, LayerNorm,
-    dropout and residuals, runs on the N real tokens only, so no FLOPs go to padding. Only
-    attention pads Q, K and V back to [B, T] for its T×T products, which CPUs have no ragged
-    kernel for.
+    dropout and residuals, runs on the R real tokens only, so no FLOPs go to padding. Only
+    attention scatters Q, K and V back to [B, T] for its T×T products, which CPUs have no
+    ragged kernel for.
     """
 
-    index: torch.Tensor  # [N] flat positions b·T + t of the real tokens
+    index: torch.Tensor  # [R] flat positions b·T + t of the real tokens
     batch: int
     length: int
 
     @classmethod
-    def from_mask(cls, attention_mask: torch.Tensor) -> "Packing":
+    def from_mask(cls, attention_mask: torch.Tensor) -> "RealTokens | None":
+        """None when nothing is padding (packed MLM batches): then there is nothing to skip."""
         B, T = attention_mask.shape
-        return cls(attention_mask.reshape(B * T).nonzero().squeeze(1), B, T)
+        index = attention_mask.reshape(B * T).nonzero().squeeze(1)
+        return cls(index, B, T) if len(index) < B * T else None
 
-    def unpad(self, x: torch.Tensor) -> torch.Tensor:
-        return x.reshape(self.batch * self.length, -1).index_select(0, self.index)  # [B, T, F] -> [N, F]
+    def gather(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(self.batch * self.length, -1).index_select(0, self.index)  # [B, T, F] -> [R, F]
 
-    def pad(self, x: torch.Tensor) -> torch.Tensor:
+    def scatter(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.new_zeros(self.batch * self.length, x.shape[-1]).index_copy(0, self.index, x)
-        return flat.view(self.batch, self.length, -1)  # [N, F] -> [B, T, F], zeros at padding
+        return flat.view(self.batch, self.length, -1)  # [R, F] -> [B, T, F], zeros at padding
 
 
 class Embeddings(nn.Module):
@@ -267,15 +280,15 @@ class SelfAttention(nn.Module):
         self.dropout_p = config.attention_probs_dropout_prob
 
     def forward(
-        self, x: torch.Tensor, keep: torch.Tensor | None, return_probs: bool = False, packing: Packing | None = None
+        self, x: torch.Tensor, keep: torch.Tensor | None, return_probs: bool = False, real: RealTokens | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``keep`` is a bool mask [B, 1, 1, T]: True for real keys, False for padding.
 
-        ``x`` is [B, T, C], or [N, C] with ``packing``; the output has the same layout.
+        ``x`` is [B, T, C], or [R, C] when ``real`` is given; the output has the same layout.
         """
-        qkv = self.qkv(x)  # [B, T, 3C], or [N, 3C] when packed
-        if packing is not None:
-            qkv = packing.pad(qkv)  # [N, 3C] -> [B, T, 3C]
+        qkv = self.qkv(x)  # [B, T, 3C], or [R, 3C] unpadded
+        if real is not None:
+            qkv = real.scatter(qkv)  # [R, 3C] -> [B, T, 3C]
         B, T, C = qkv.shape[0], qkv.shape[1], qkv.shape[2] // 3
         H, D = self.num_heads, self.head_size
         qkv = qkv.view(B, T, 3, H, D).permute(2, 0, 3, 1, 4)  # [B, T, 3C] -> [3, B, H, T, D]
@@ -299,8 +312,8 @@ class SelfAttention(nn.Module):
             context = torch.bmm(dropout(probs, dropout_p, self.training), v).view(B, H, T, D)
             probs = probs.view(B, H, T, T) if return_probs else None
         context = context.transpose(1, 2).reshape(B, T, C)  # [B, H, T, D] -> [B, T, C]
-        if packing is not None:
-            context = packing.unpad(context)  # [B, T, C] -> [N, C]
+        if real is not None:
+            context = real.gather(context)  # [B, T, C] -> [R, C]
         return self.output(context), probs
 
 
@@ -320,7 +333,7 @@ class FeedForward(nn.Module):
 class EncoderLayer(nn.Module):
     """One post-LN transformer block: x = LN(x + Attn(x)); x = LN(x + FFN(x)).
 
-    Everything but attention is per token, so ``x`` may be [B, T, C] or, packed, [N, C].
+    Everything but attention is per token, so ``x`` may be [B, T, C] or, unpadded, [R, C].
     """
 
     def __init__(self, config: BertConfig):
@@ -332,9 +345,9 @@ class EncoderLayer(nn.Module):
         self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(
-        self, x: torch.Tensor, keep: torch.Tensor | None, return_probs: bool = False, packing: Packing | None = None
+        self, x: torch.Tensor, keep: torch.Tensor | None, return_probs: bool = False, real: RealTokens | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attended, probs = self.attention(x, keep, return_probs, packing)
+        attended, probs = self.attention(x, keep, return_probs, real)
         x = self.attention_norm(x + self.dropout(attended))  # residual, then LayerNorm (post-LN)
         x = self.output_norm(x + self.dropout(self.feed_forward(x)))
         return x, probs
@@ -348,11 +361,11 @@ class Encoder(nn.Module):
         self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.num_hidden_layers))
 
     def forward(
-        self, x: torch.Tensor, keep: torch.Tensor | None, return_probs: bool = False, packing: Packing | None = None
+        self, x: torch.Tensor, keep: torch.Tensor | None, return_probs: bool = False, real: RealTokens | None = None
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
         all_probs = []
         for layer in self.layers:
-            x, probs = layer(x, keep, return_probs, packing)
+            x, probs = layer(x, keep, return_probs, real)
             all_probs.append(probs)
         return x, tuple(all_probs) if return_probs else None
 
@@ -391,7 +404,7 @@ class BertModel(nn.Module):
     """The bare encoder: embeddings, L layers and (optionally) the pooler.
 
     ``unpad = True`` (see :func:`set_unpadding`) runs the layers on the real tokens only
-    (:class:`Packing`). Real positions and the pooler are unchanged; padded positions of
+    (:class:`RealTokens`). Real positions and the pooler are unchanged; padded positions of
     ``last_hidden_state`` become zeros instead of HF's values there, which attend but are never read.
     """
 
@@ -415,13 +428,14 @@ class BertModel(nn.Module):
             token_type_ids = torch.zeros_like(input_ids)
         keep = None if attention_mask is None else attention_mask.bool()[:, None, None, :]  # [B, T] -> [B, 1, 1, T]
         x = self.embeddings(input_ids, token_type_ids)  # [B, T, C]
-        packing = None
+        real = None
         if self.unpad and attention_mask is not None and not output_attentions:
-            packing = Packing.from_mask(attention_mask)
-            x = packing.unpad(x)  # [B, T, C] -> [N, C]
-        hidden, attentions = self.encoder(x, keep, output_attentions, packing)
-        if packing is not None:
-            hidden = packing.pad(hidden)  # [N, C] -> [B, T, C]
+            real = RealTokens.from_mask(attention_mask)
+        if real is not None:
+            x = real.gather(x)  # [B, T, C] -> [R, C]
+        hidden, attentions = self.encoder(x, keep, output_attentions, real)
+        if real is not None:
+            hidden = real.scatter(hidden)  # [R, C] -> [B, T, C]
         pooled = self.pooler(hidden) if self.pooler is not None else None
         return EncoderOutput(last_hidden_state=hidden, pooler_output=pooled, attentions=attentions)
 

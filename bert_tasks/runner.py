@@ -73,8 +73,6 @@ def start_run(recipe: Recipe, *, overwrite: bool = False, resume_from: str | Non
     if not output:
         raise BertTasksError("no output folder: pass --output-dir or set output_dir in the recipe")
     recipe.output_dir = str(output)
-    if recipe.train.unpad and recipe.model.backend == "hf":
-        raise BertTasksError("train.unpad needs backend scratch: the transformers model has no unpadded path")
     if dry_run:
         model = recipe.model.preset and f"fresh '{recipe.model.preset}' preset" or recipe.model.name_or_path
         print(describe(recipe), end="")

@@ -23,8 +23,9 @@ from bert_tasks import model as model_module
 from bert_tasks.checkpoint import HAS_POOLER, hf_parts, key_table, load_hf_state_dict, ours_to_hf, to_hf_state_dict
 from bert_tasks.compiled import compile_failed, compile_model, compile_targets, uncompile_model
 from bert_tasks.errors import BertTasksError
-from bert_tasks.config import TrainConfig
-from bert_tasks.model import BertConfig, BertForQuestionAnswering, BertForSequenceClassification, BertModel, set_unpadding
+from bert_tasks.config import ModelSettings, Recipe, TrainConfig
+from bert_tasks.model import (BertConfig, BertForMaskedLM, BertForQuestionAnswering, BertForSequenceClassification,
+                              BertModel, RealTokens, set_unpadding)
 
 TOL = 1e-5
 TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
@@ -215,25 +216,70 @@ def test_unpadded_classifier_matches_hf_loss_and_gradients():
     assert grads_match(ours, hf, "glue") <= TOL
 
 
+def test_unpadding_skips_batches_without_padding_and_survives_an_all_padding_row():
+    full = torch.ones(2, 5, dtype=torch.long)
+    assert RealTokens.from_mask(full) is None  # packed MLM batches: nothing to skip
+    ours, hf = pair()
+    set_unpadding(ours)
+    ids, mask, types = batch()
+    mask[2] = 0  # a row with no real token at all
+    ours.eval(), hf.eval()
+    for dtype in (torch.long, torch.bool, torch.float):
+        with torch.no_grad():
+            a = ours(ids, mask.to(dtype), types)
+            b = hf(input_ids=ids, attention_mask=mask, token_type_ids=types)
+        real = mask.bool()
+        assert torch.isfinite(a.last_hidden_state).all() and torch.isfinite(a.pooler_output).all()
+        assert (a.last_hidden_state[real] - b.last_hidden_state[real]).abs().max() <= TOL
+
+
+def test_unpadded_masked_lm_matches_hf_at_the_predicted_positions():
+    torch.manual_seed(0)
+    hf = transformers.BertForMaskedLM(HFConfig(**TINY, attn_implementation="sdpa")).eval()
+    ours = BertForMaskedLM(BertConfig(**TINY)).eval()
+    load_hf_state_dict(ours, hf.state_dict(), task="mlm")
+    set_unpadding(ours)
+    ids, mask, types = batch(4)
+    predict = mask.bool() & (torch.arange(11) % 3 == 0)
+    with torch.no_grad():
+        ours_logits = ours(ids, mask, types, prediction_mask=predict).logits  # [N, V]
+        hf_logits = hf(input_ids=ids, attention_mask=mask, token_type_ids=types).logits[predict]
+    assert ours_logits.shape == hf_logits.shape and (ours_logits - hf_logits).abs().max() <= TOL
+
+
 def test_unpad_switches_validate():
     with pytest.raises(BertTasksError, match="unpad and compile cannot be combined"):
         TrainConfig(unpad=True, compile=True).validate()
+    for task, backend, reason in (("glue", "hf", "backend scratch"), ("squad", "scratch", "real positions only")):
+        with pytest.raises(BertTasksError, match=reason):
+            Recipe(task=task, model=ModelSettings(backend=backend), train=TrainConfig(unpad=True)).validate()
+    Recipe(task="mlm", train=TrainConfig(unpad=True)).validate()
     assert set_unpadding(torch.nn.Linear(2, 2)) == 0
 
 
 # --------------------------------------------------------------------------- packed dropout
 
 
-def test_dropout_is_the_identity_in_eval_or_at_zero_rate():
+def test_dropout_is_the_identity_in_eval_or_at_zero_rate_and_rejects_impossible_rates():
     x = torch.randn(4, 5)
     assert model_module.dropout(x, 0.1, training=False) is x
     assert model_module.dropout(x, 0.0, training=True) is x
     assert torch.equal(model_module.dropout(x, 1.0, training=True), torch.zeros_like(x))
+    assert torch.equal(model_module.dropout(x, 0.999996, training=True), torch.zeros_like(x))  # rounds to 2¹⁶/2¹⁶
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="between 0 and 1"):
+            model_module.dropout(x, bad, training=True)
+        with pytest.raises(ValueError, match="between 0 and 1"):
+            model_module.Dropout(bad)
 
 
 @pytest.mark.parametrize("p", [0.1, 0.5])
 def test_dropout_drops_each_lane_at_rate_p_and_keeps_the_mean(p):
-    """Every one of the three 16-bit lanes (positions mod 3) and the word layout (mod 4) drop at rate p."""
+    """Every residue class mod 3 (the three lanes of a random word) and mod 4 drops at rate p.
+
+    Using the int64's always-zero top lane, or a lane twice, would skew one class (checked by
+    mutating the lane slice); the neighbour check catches lanes that are not independent.
+    """
     torch.manual_seed(0)
     n = 3 * 4 * 200_001  # a multiple of 12, so each residue class below has the same size
     out = model_module.dropout(torch.ones(n), p, training=True)
@@ -261,8 +307,8 @@ def test_dropout_gradient_is_the_mask_times_the_scale_for_odd_shapes_and_bf16():
     scale = 65536 / (65536 - round(0.3 * 65536))
     assert torch.allclose(out[kept], x[kept] * scale) and 0 < kept.sum() < x.numel()
     assert torch.equal(x.grad, kept.float() * scale)
-    half = model_module.dropout(torch.ones(33, dtype=torch.bfloat16), 0.3, training=True)
-    assert half.dtype == torch.bfloat16
+    half = model_module.dropout(torch.ones(300_000, dtype=torch.bfloat16), 0.3, training=True)
+    assert half.dtype == torch.bfloat16 and abs(half.double().mean().item() - 1.0) < 0.01
 
 
 def test_dropout_follows_the_torch_seed():

@@ -182,10 +182,22 @@ def test_same_seed_gives_the_same_model(sst2_run, tiny_model, tmp_path):
     assert (again / "model.safetensors").read_bytes() == (out / "model.safetensors").read_bytes()
 
 
-def test_unpad_flag_trains_evaluates_and_is_recorded(glue_layout, tiny_model, tmp_path):
+def test_unpad_flag_reaches_the_encoder_and_is_recorded(glue_layout, tiny_model, tmp_path, monkeypatch):
+    from bert_tasks import model as model_module
+
+    unpadded_batches = []
+    original = model_module.RealTokens.from_mask.__func__
+
+    def counting(cls, attention_mask):
+        real = original(cls, attention_mask)
+        unpadded_batches.append(real is not None)
+        return real
+
+    monkeypatch.setattr(model_module.RealTokens, "from_mask", classmethod(counting))
     root, _ = glue_layout
     out = tmp_path / "unpadded"
     assert run("finetune", "glue", "--task", "sst2", "--model", tiny_model, "--data-dir", root, "--output-dir", out,
                *FAST, "--unpad") == 0
     assert "unpad: true" in (out / "recipe.yaml").read_text()
-    assert 0.0 <= json.loads((out / "eval_results.json").read_text())["accuracy"] <= 1.0
+    assert (out / "eval_results.json").is_file()
+    assert len(unpadded_batches) >= 2 and any(unpadded_batches)  # training and evaluation batches, some padded
