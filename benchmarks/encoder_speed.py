@@ -249,8 +249,8 @@ def notes(args: argparse.Namespace, load: tuple[float, float]) -> str:
         f"MFU = FLOPs per step / step time / matmul peak of the same dtype, measured in this run "
         f"(best of square matmuls; highest of the readings taken before, between and after the cells). {FLOPS_NOTE}",
         f"1-minute load average {load[0]:.1f} at the start and {load[1]:.1f} at the end on "
-        f"{os.cpu_count()} cores: other work shares this machine, which lowers both the peak and the "
-        "throughputs; the ours/HF ratio is the robust figure.",
+        f"{os.cpu_count()} cores (this run's own threads included); other work would lower both the peak and "
+        "the throughputs, so the paired ours/HF ratio is the robust figure.",
         unpad_note,
         compile_note,
     ]))
