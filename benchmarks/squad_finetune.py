@@ -188,8 +188,8 @@ def render(args, results: dict, loads: tuple) -> str:
         "",
         *extra,
         "",
-        f"Load average (1 min) at start {loads[0]:.2f}, at end {loads[1]:.2f} on {os.cpu_count()} cores shared with "
-        "other jobs: absolute times are noisy; the scratch/hf ratio within a row pair is the robust figure.",
+        f"Load average (1 min) at start {loads[0]:.2f}, at end {loads[1]:.2f} on {os.cpu_count()} cores (the two "
+        "runs' own threads included); the scratch/hf ratio within a row pair is the robust figure.",
     ])
 
 
