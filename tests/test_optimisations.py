@@ -63,6 +63,18 @@ def encoder_loss(out, weights):
     return (out.last_hidden_state * weights[0]).sum() + (out.pooler_output * weights[1]).sum()
 
 
+def assert_training_step_matches_hf(ours, hf, inputs, weights=None):
+    """Train mode, the encoder loss on both models: equal losses and every gradient within TOL."""
+    ids, mask, types = inputs
+    ours.train(), hf.train()
+    weights = weights if weights is not None else loss_weights()
+    loss_a = encoder_loss(ours(ids, mask, types), weights)
+    loss_b = encoder_loss(hf(input_ids=ids, attention_mask=mask, token_type_ids=types), weights)
+    assert abs(loss_a.item() - loss_b.item()) <= TOL
+    loss_a.backward(), loss_b.backward()
+    assert grads_match(ours, hf) <= TOL
+
+
 def grads_match(ours, hf, task=None) -> float:
     pairs = key_table(task, TINY["num_hidden_layers"], HAS_POOLER[task] if task else True)
     ours_grads = ours_to_hf(pairs, {n: p.grad for n, p in ours.named_parameters() if p.grad is not None})
@@ -112,13 +124,7 @@ def test_fused_model_matches_hf_in_eval_and_in_a_training_step():
         a, b = ours(ids, mask, types), hf(input_ids=ids, attention_mask=mask, token_type_ids=types)
     assert (a.last_hidden_state - b.last_hidden_state).abs().max() <= TOL
     assert (a.pooler_output - b.pooler_output).abs().max() <= TOL
-    ours.train(), hf.train()
-    weights = loss_weights()
-    loss_a = encoder_loss(ours(ids, mask, types), weights)
-    loss_b = encoder_loss(hf(input_ids=ids, attention_mask=mask, token_type_ids=types), weights)
-    assert abs(loss_a.item() - loss_b.item()) <= TOL
-    loss_a.backward(), loss_b.backward()
-    assert grads_match(ours, hf) <= TOL
+    assert_training_step_matches_hf(ours, hf, (ids, mask, types))
 
 
 # --------------------------------------------------------------------------- explicit attention path
@@ -189,14 +195,9 @@ def test_unpadded_training_step_matches_hf(attention_path, monkeypatch):
             layer.attention.dropout_p = 0.1
         monkeypatch.setattr(model_module, "dropout", lambda x, p, training: x)
     ids, mask, types = batch(2)
-    ours.train(), hf.train()
     tokens, pooled = loss_weights()
     weights = (tokens * mask[..., None], pooled)  # HF's padded positions hold values ours does not compute
-    loss_a = encoder_loss(ours(ids, mask, types), weights)
-    loss_b = encoder_loss(hf(input_ids=ids, attention_mask=mask, token_type_ids=types), weights)
-    assert abs(loss_a.item() - loss_b.item()) <= TOL
-    loss_a.backward(), loss_b.backward()
-    assert grads_match(ours, hf) <= TOL
+    assert_training_step_matches_hf(ours, hf, (ids, mask, types), weights)
 
 
 def test_unpadded_classifier_matches_hf_loss_and_gradients():
@@ -383,13 +384,7 @@ def test_compiled_encoder_matches_hf(scope):
     with torch.no_grad():
         a, b = ours(ids, mask, types), hf(input_ids=ids, attention_mask=mask, token_type_ids=types)
     assert (a.last_hidden_state - b.last_hidden_state).abs().max() <= TOL
-    ours.train(), hf.train()
-    weights = loss_weights()
-    loss_a = encoder_loss(ours(ids, mask, types), weights)
-    loss_b = encoder_loss(hf(input_ids=ids, attention_mask=mask, token_type_ids=types), weights)
-    assert abs(loss_a.item() - loss_b.item()) <= TOL
-    loss_a.backward(), loss_b.backward()
-    assert grads_match(ours, hf) <= TOL
+    assert_training_step_matches_hf(ours, hf, (ids, mask, types))
     assert not compile_failed(ours)
 
 
