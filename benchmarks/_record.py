@@ -36,6 +36,13 @@ def machine_line() -> str:
     )
 
 
+def load_note(start: float, end: float | None = None) -> str:
+    """The 1-minute load average over a run (``end`` defaults to now): how far to trust its absolute times."""
+    end = os.getloadavg()[0] if end is None else end
+    return (f"1-minute load average {start:.1f} at the start and {end:.1f} at the end on {os.cpu_count()} cores "
+            "(the run's own threads included)")
+
+
 def command_line() -> str:
     return "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
 

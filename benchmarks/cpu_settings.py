@@ -27,6 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ._record import load_note
+
 DATA = Path(os.environ.get("BERT_TASKS_DATA", "/work/shared/data"))
 
 
@@ -182,8 +184,7 @@ def main(argv: list[str] | None = None) -> None:
         lines += threads_section(task, tokenizer, args) + [""]
     lines.append(
         f"MiniLM-L6-H384 (bundled) + seeded 2-class head, SST-2 (`{args.data}`), AdamW lr 5e-5, dropout 0.1. "
-        f"{os.cpu_count()} cores; 1-minute load average {load_start:.1f} at the start and {os.getloadavg()[0]:.1f} "
-        "at the end (shared machine: absolute times are noisy, ratios are paired within rounds)."
+        f"{load_note(load_start)}; absolute times are noisy, ratios are paired within rounds."
     )
     body = "\n".join(lines)
     print("\n" + body)

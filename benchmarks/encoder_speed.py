@@ -33,6 +33,7 @@ import transformers
 from bert_tasks.checkpoint import load_hf_state_dict
 from bert_tasks.model import BertConfig, BertModel, set_unpadding
 
+from ._record import load_note
 from .peak import measure_matmul_peak
 
 #: (layers, hidden, heads, intermediate, vocab, max positions)
@@ -248,9 +249,8 @@ def notes(args: argparse.Namespace, load: tuple[float, float]) -> str:
         "step time (padded positions count); ours/HF = median over rounds of the ratio within a round.",
         f"MFU = FLOPs per step / step time / matmul peak of the same dtype, measured in this run "
         f"(best of square matmuls; highest of the readings taken before, between and after the cells). {FLOPS_NOTE}",
-        f"1-minute load average {load[0]:.1f} at the start and {load[1]:.1f} at the end on "
-        f"{os.cpu_count()} cores (this run's own threads included); other work would lower both the peak and "
-        "the throughputs, so the paired ours/HF ratio is the robust figure.",
+        f"{load_note(*load)}; other work would lower both the peak and the throughputs, so the paired ours/HF "
+        "ratio is the robust figure.",
         unpad_note,
         compile_note,
     ]))

@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks._record import load_note
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -172,8 +174,7 @@ def render(args, results: dict, loads: tuple) -> str:
         *rows,
         "",
         *([note, ""] if note else []),
-        f"Load average (1 min) at start {loads[0]:.2f}, at end {loads[1]:.2f} on {os.cpu_count()} cores (this run's "
-        "own threads included); the three runs ran back to back in one process.",
+        f"{load_note(*loads)}; the three runs ran back to back in one process.",
     ])
 
 

@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ._record import load_note
+
 DATA = Path(os.environ.get("BERT_TASKS_DATA", "/work/shared/data"))
 
 
@@ -226,8 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     notes.append(
         f"Models: bundled MiniLM-L6-H384 with a seeded random head, saved once and loaded by both sides. "
         f"{args.rounds} alternating round(s); items/s from the median time; speed-up = median of per-round ratios. "
-        f"{torch.get_num_threads()} torch threads; 1-minute load average {load_start:.1f} at the start and "
-        f"{os.getloadavg()[0]:.1f} at the end on {os.cpu_count()} cores (this run's own threads included)."
+        f"{torch.get_num_threads()} torch threads; {load_note(load_start)}."
     )
     body = "\n".join(lines) + "\n\n" + "\n".join(notes)
     print("\n" + body)

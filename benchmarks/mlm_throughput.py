@@ -31,6 +31,7 @@ import transformers
 from bert_tasks.checkpoint import load_hf_state_dict, load_tokenizer
 from bert_tasks.model import PRESETS, BertConfig, BertForMaskedLM
 
+from ._record import load_note
 from .peak import measure_matmul_peak
 
 SEQ = 128
@@ -163,8 +164,8 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.rounds} alternating rounds of {args.steps} step(s); `vs HF` = median per-round speed ratio; `parity` = "
         "max |loss − HF loss| in eval mode before timing. MFU = the variant's own FLOPs (encoder 6·N·B·T + 12·L·B·T²·C, "
         "head 6·(C² + C·V) per predicted position: all B·T for full logits) / step time / fp32 matmul peak "
-        f"({peak or 0:.0f} GFLOP/s, best reading in this run). {torch.get_num_threads()} torch threads; 1-minute load "
-        f"average {load_start:.1f} at the start and {os.getloadavg()[0]:.1f} at the end on {os.cpu_count()} cores."
+        f"({peak or 0:.0f} GFLOP/s, best reading in this run). {torch.get_num_threads()} torch threads; "
+        f"{load_note(load_start)}."
     )
     body = "\n".join(lines) + "\n\n" + notes
     print("\n" + body)

@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks._record import load_note
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -188,8 +190,7 @@ def render(args, results: dict, loads: tuple) -> str:
         "",
         *extra,
         "",
-        f"Load average (1 min) at start {loads[0]:.2f}, at end {loads[1]:.2f} on {os.cpu_count()} cores (the two "
-        "runs' own threads included); the scratch/hf ratio within a row pair is the robust figure.",
+        f"{load_note(*loads)}; the scratch/hf ratio within a row pair is the robust figure.",
     ])
 
 
