@@ -156,6 +156,11 @@ class LogitsOutput:
 LOW_LANES = slice(0, 3) if sys.byteorder == "little" else slice(1, 4)
 
 
+def check_dropout_rate(p: float) -> None:
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+
+
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """Inverted dropout whose CPU keep-mask costs one 64-bit random draw per three elements.
 
@@ -166,8 +171,7 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     rounded value, so the output is unbiased up to the rounding of the scale in x's dtype.
     GPUs and compiled graphs keep ``F.dropout``, with their own generators.
     """
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    check_dropout_rate(p)
     if not training or p == 0.0:
         return x
     threshold = round(p * 65536)  # drop where a uniform 16-bit lane falls below it
@@ -185,8 +189,7 @@ class Dropout(nn.Module):
 
     def __init__(self, p: float):
         super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+        check_dropout_rate(p)  # at construction, not first at the first training step
         self.p = p
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
