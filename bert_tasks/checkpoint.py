@@ -436,10 +436,31 @@ def save_pretrained(model: nn.Module, out_dir: str | os.PathLike, tokenizer: Any
             for key in ("id2label", "label2id", "problem_type"):
                 config.pop(key, None)
         atomic_write_bytes(out_dir / "model.safetensors", save(to_hf_state_dict(inner), metadata={"format": "pt"}))
-        write_json(out_dir / "config.json", config)
+        write_json(out_dir / "config.json", hf_config_json(config))
     if tokenizer is not None:
         _save_tokenizer(tokenizer, out_dir)
     return out_dir
+
+
+#: keys of a base checkpoint's config.json that describe that checkpoint's writer, not ours
+STALE_CONFIG_KEYS = ("_name_or_path", "transformers_version", "bert_tasks_version")
+
+
+def hf_config_json(config: dict[str, Any]) -> dict[str, Any]:
+    """``config.json`` as the installed transformers writes it, marked as written by bert-tasks.
+
+    A loaded checkpoint's ``_name_or_path`` and ``transformers_version`` describe where it came
+    from; the folder we write is a new model, so transformers itself fills in its version.
+    """
+    from transformers import BertConfig as HFBertConfig  # local: only saving needs it, and it costs ~1 s to import
+
+    from . import __version__
+
+    data = {k: v for k, v in config.items() if k not in STALE_CONFIG_KEYS}
+    written = HFBertConfig(**data).to_diff_dict()  # what its own save_pretrained writes
+    written.pop("_name_or_path", None)
+    written["bert_tasks_version"] = __version__
+    return dict(sorted(written.items()))
 
 
 def _save_tokenizer(tokenizer: Any, out_dir: Path) -> None:

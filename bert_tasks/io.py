@@ -8,6 +8,7 @@ the new one, never half of one.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -29,11 +30,21 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def current_umask() -> int:
+    """The process umask (reading it means setting it, so it is set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp creates 0600; the renamed file gets what a plain open() would give (0666 less the umask),
+        # so colleagues and serving processes can read a model folder on a shared machine
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -49,8 +60,20 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def finite_or_none(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float replaced by None: JSON has no NaN, and null says "undefined"."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_or_none(v) for v in obj]
+    return obj
+
+
 def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False, allow_nan=False) + "\n")
+    """Atomically write ``obj`` as strict JSON; an undefined metric (a NaN correlation) is written as null."""
+    atomic_write_text(path, json.dumps(finite_or_none(obj), indent=indent, ensure_ascii=False, allow_nan=False) + "\n")
 
 
 def append_jsonl(path: str | os.PathLike, record: dict) -> None:
@@ -66,7 +89,7 @@ def append_jsonl(path: str | os.PathLike, record: dict) -> None:
             f.seek(-1, os.SEEK_END)
             prefix = "" if f.read(1) == b"\n" else "\n"
     with open(path, "a", encoding="utf-8") as f:
-        f.write(prefix + json.dumps(record, ensure_ascii=False) + "\n")
+        f.write(prefix + json.dumps(finite_or_none(record), ensure_ascii=False) + "\n")
         f.flush()
 
 
@@ -79,6 +102,7 @@ def atomic_directory(final: str | os.PathLike) -> Iterator[Path]:
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; a plain mkdir would not
     try:
         yield tmp
         for child in tmp.rglob("*"):
@@ -100,16 +124,24 @@ def atomic_directory(final: str | os.PathLike) -> Iterator[Path]:
 
 
 def prepare_output_dir(path: str | os.PathLike, *, overwrite: bool = False, resume: bool = False) -> Path:
-    """Refuse to write into a non-empty folder unless the user asked for it."""
+    """Refuse to write into a non-empty folder unless the user asked for it; check it can be written."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise BertTasksError("output path exists and is not a folder", file=path)
+    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise BertTasksError(f"cannot create the output folder: {blocker} is a file, not a folder", file=path)
     if path.exists() and any(path.iterdir()) and not (overwrite or resume):
         raise BertTasksError(
             "output folder is not empty; pass --overwrite-output-dir to replace it or --resume-from to continue",
             file=path,
         )
-    if overwrite and path.exists() and not resume:
-        shutil.rmtree(path)
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        if overwrite and path.exists() and not resume:
+            shutil.rmtree(path)
+        path.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".write-test.")  # mkdir alone passes on some read-only mounts
+        probe.close()
+    except OSError as exc:
+        raise BertTasksError(f"cannot write the output folder ({exc.strerror or type(exc).__name__})", file=path) from None
     return path

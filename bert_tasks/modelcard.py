@@ -7,6 +7,7 @@ Hub renders it; the body says how the model was trained and how to load it.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,8 @@ def card_metadata(recipe: Any, metrics: dict[str, Any], *, dataset_name: str | N
     results = [
         {"type": key, "value": round(float(value), 4), "name": key}
         for key, value in metrics.items()
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and not key.endswith(("_samples", "total", "thresh"))
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        and not key.endswith(("_samples", "total", "thresh", "_tokens"))
     ]
     meta: dict[str, Any] = {
         "library_name": "transformers",
@@ -56,14 +58,35 @@ def card_metadata(recipe: Any, metrics: dict[str, Any], *, dataset_name: str | N
     return meta
 
 
-def render_model_card(recipe: Any, metrics: dict[str, Any], **dataset: Any) -> str:
+def eval_set_text(name: str, count: int, unit: str, limit: int | None = None) -> str:
+    """``SST-2 dev, 200 examples (the first 200: max_eval_samples)``: which set a score is from, and its size."""
+    cut = f" (the first {count}: max_eval_samples)" if limit is not None and count >= limit else ""
+    return f"{name}, {count} {unit}{cut}"
+
+
+def training_summary(recipe: Any, fit_result: Any = None) -> str:
+    """What training actually did: optimizer steps and epochs, and what set their number."""
+    train = recipe.train
+    planned = f"max_steps {train.max_steps}" if train.max_steps else f"{train.epochs:g} epochs"
+    if fit_result is None:
+        return f"Planned: {planned}."
+    done = f"{fit_result.global_step} optimizer steps ({fit_result.epochs_completed:.2f} epochs)"
+    why = "stopped early by the time budget" if fit_result.stopped_by_budget else f"set by {planned}"
+    return f"Trained for {done}, {why}; mean training loss {fit_result.train_loss:.4f}."
+
+
+def render_model_card(recipe: Any, metrics: dict[str, Any], *, fit_result: Any = None, eval_set: str | None = None,
+                      **dataset: Any) -> str:
+    """The README.md: front matter for the Hub, the scores with the set they were measured on, the settings."""
     meta = card_metadata(recipe, metrics, **dataset)
     _, _, auto_class = TASK_TYPES.get(recipe.task, GLUE_DEFAULT)
     train = recipe.train
     hyper = {
         "learning_rate": train.learning_rate, "train_batch_size": train.batch_size,
-        "gradient_accumulation_steps": train.gradient_accumulation_steps, "epochs": train.epochs,
-        "max_steps": train.max_steps, "lr_scheduler": train.lr_scheduler, "warmup_ratio": train.warmup_ratio,
+        "gradient_accumulation_steps": train.gradient_accumulation_steps,
+        # only the setting that decided the length: epochs are ignored when max_steps is set
+        **({"max_steps": train.max_steps} if train.max_steps else {"epochs": train.epochs}),
+        "lr_scheduler": train.lr_scheduler, "warmup_ratio": train.warmup_ratio,
         "weight_decay": train.weight_decay, "mixed_precision": train.mixed_precision, "seed": train.seed,
         "backend": recipe.model.backend,
     }
@@ -82,11 +105,15 @@ def render_model_card(recipe: Any, metrics: dict[str, Any], **dataset: Any) -> s
 
 ## Results
 
+{f"Measured on {eval_set}." if eval_set and scores else ""}
+
 | metric | value |
 | --- | --- |
 {scores or '| (not evaluated) | |'}
 
-## Training hyperparameters
+## Training
+
+{training_summary(recipe, fit_result)}
 
 | setting | value |
 | --- | --- |
@@ -107,9 +134,9 @@ or with bert-tasks' own encoder: `bert_tasks.load_pretrained("path/to/this/folde
 """
 
 
-def write_model_card(output_dir: str | Path, recipe: Any, metrics: dict[str, Any], **dataset: Any) -> Path:
+def write_model_card(output_dir: str | Path, recipe: Any, metrics: dict[str, Any], **details: Any) -> Path:
     path = Path(output_dir) / "README.md"
-    atomic_write_text(path, render_model_card(recipe, metrics, **dataset))
+    atomic_write_text(path, render_model_card(recipe, metrics, **details))
     return path
 
 

@@ -13,42 +13,77 @@ card look the same for every task.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import sys
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .config import Recipe
 from .errors import BertTasksError
-from .io import prepare_output_dir, write_json, atomic_write_text
+from .io import atomic_write_text, prepare_output_dir, write_json
+from .modelcard import write_model_card
 
 log = logging.getLogger(__name__)
 
 
-#: output folders this process created; a run that fails before saving anything removes them
-CREATED_OUTPUTS: list[Path] = []
+@dataclass
+class OutputFolder:
+    """An output folder this process claimed, and what it held before."""
+
+    path: Path
+    #: True: this process made the folder; False: it was there (empty, or emptied by --overwrite-output-dir)
+    created: bool
+    #: a --resume-from run continues the folder's contents, which are never removed
+    resumed: bool
 
 
-def discard_unfinished_outputs() -> list[Path]:
-    """Remove folders this process created before any training happened.
+#: output folders this process claimed, in order; a run that stops before it has anything to keep removes its own
+OUTPUTS: list[OutputFolder] = []
 
-    Called when a run stops on an error, so a bad input never leaves a half-made run folder
-    behind; once training has logged a step, the folder (log, checkpoints) is kept for diagnosis.
+
+def claim_output_dir(path: str | os.PathLike, *, overwrite: bool = False, resume: bool = False) -> Path:
+    """:func:`io.prepare_output_dir`, remembering the folder so an unfinished run can be cleaned up."""
+    path = Path(path)
+    created = not path.exists()
+    prepare_output_dir(path, overwrite=overwrite, resume=resume)
+    OUTPUTS.append(OutputFolder(path, created=created, resumed=resume and not created))
+    return path
+
+
+def has_results(folder: Path) -> bool:
+    """A saved model or a complete checkpoint anywhere under ``folder``: worth keeping after a failure."""
+    if not folder.is_dir():
+        return False
+    if (folder / "model.safetensors").is_file() or any(folder.glob("checkpoints/step-*/trainer_state.json")):
+        return True
+    return any(has_results(child) for child in folder.iterdir() if child.is_dir() and child.name != "checkpoints")
+
+
+def discard_unfinished_outputs() -> tuple[list[Path], list[Path]]:
+    """After an error or Ctrl-C: remove what this process wrote into folders that hold no results yet.
+
+    A folder with a saved model or a complete checkpoint is kept (a resumed folder always is), so
+    ``--resume-from latest`` can continue it; anything else this process made is removed, so a bad
+    input or an early Ctrl-C leaves nothing half-written and the same command can simply be run again.
+    Returns (removed, kept) folders.
     """
-    import shutil
-
-    removed = []
-    while CREATED_OUTPUTS:
-        folder = CREATED_OUTPUTS.pop()
-        valuable = any((folder / name).exists() for name in ("model.safetensors", "train_log.jsonl")) or any(
-            (folder / "checkpoints").glob("step-*/trainer_state.json"))
-        if folder.is_dir() and not valuable:
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder)
-    return removed
+    removed, kept = [], []
+    while OUTPUTS:
+        folder = OUTPUTS.pop()
+        if folder.resumed or has_results(folder.path):
+            kept.append(folder.path)
+            continue
+        if not folder.path.is_dir():
+            continue
+        if folder.created:
+            shutil.rmtree(folder.path, ignore_errors=True)
+        else:  # the user's own (empty) folder: leave it as it was
+            for child in folder.path.iterdir():
+                shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
+        removed.append(folder.path)
+    return removed, kept
 
 
 @dataclass
@@ -67,32 +102,43 @@ def describe(recipe: Recipe) -> str:
 def start_run(recipe: Recipe, *, overwrite: bool = False, resume_from: str | None = None, dry_run: bool = False,
               default_output: str | None = None) -> RunDir | None:
     """Validate the run before any heavy work; on --dry-run print the plan and return None."""
-    from .train import make_accelerator
+    from .train import apply_num_threads, make_accelerator
 
     output = recipe.output_dir or default_output
-    if not output:
-        raise BertTasksError("no output folder: pass --output-dir or set output_dir in the recipe")
-    recipe.output_dir = str(output)
     if dry_run:
         model = recipe.model.preset and f"fresh '{recipe.model.preset}' preset" or recipe.model.name_or_path
         print(describe(recipe), end="")
-        print(f"# would train task '{recipe.task}' on model {model} (backend {recipe.model.backend})"
-              f" and write to {output}")
+        target = f"write to {output}" if output else "need --output-dir (or output_dir in the recipe) to run"
+        print(f"# would train task '{recipe.task}' on model {model} (backend {recipe.model.backend}) and {target}")
         return None
-    from .train import apply_num_threads
-
+    if not output:
+        raise BertTasksError("no output folder: pass --output-dir or set output_dir in the recipe")
+    recipe.output_dir = str(output)
+    if resume_from is not None:
+        check_resumable(recipe, Path(output), resume_from)
     apply_num_threads(recipe.train.num_threads)
     accelerator = make_accelerator(recipe.train, Path(output))
     output_dir = Path(output)
     if accelerator.is_main_process:
-        if not output_dir.exists():
-            CREATED_OUTPUTS.append(output_dir)
-        prepare_output_dir(output_dir, overwrite=overwrite, resume=resume_from is not None)
+        claim_output_dir(output_dir, overwrite=overwrite, resume=resume_from is not None)
         atomic_write_text(output_dir / "recipe.yaml", describe(recipe))
     accelerator.wait_for_everyone()
     if recipe.train.report_to:
         accelerator.init_trackers(recipe.task, config=_flat(recipe.to_dict()))
     return RunDir(recipe=recipe, output_dir=output_dir, resume_from=resume_from, accelerator=accelerator)
+
+
+def check_resumable(recipe: Recipe, output_dir: Path, resume_from: str) -> Path:
+    """The checkpoint to resume, refused before anything is loaded if another task's run wrote it."""
+    from .train import checkpoint_run_config, resolve_resume
+
+    checkpoint = resolve_resume(resume_from, output_dir)
+    saved = checkpoint_run_config(checkpoint) or {}
+    saved_task = saved.get("task")
+    if saved_task is not None and saved_task != recipe.task:
+        raise BertTasksError(f"this checkpoint was saved by a '{saved_task}' run; this run is '{recipe.task}'",
+                             file=checkpoint)
+    return checkpoint
 
 
 def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -160,12 +206,7 @@ def finish_run(run: RunDir, model: Any, tokenizer: Any, metrics: dict[str, Any] 
             from dataclasses import asdict
 
             write_json(run.output_dir / "train_results.json", asdict(fit_result))
-        try:
-            from .modelcard import write_model_card
-
-            write_model_card(run.output_dir, run.recipe, metrics or {}, **(card or {}))
-        except ImportError:
-            pass
+        write_model_card(run.output_dir, run.recipe, metrics or {}, fit_result=fit_result, **(card or {}))
     if run.recipe.train.report_to:
         accelerator.end_training()
     accelerator.wait_for_everyone()

@@ -27,11 +27,12 @@ from torch.utils.data import DataLoader, Sampler
 
 from .config import TrainConfig
 from .errors import BertTasksError
-from .io import append_jsonl, write_json
+from .io import append_jsonl, atomic_write_text, write_json
 from .tasks.base import Task
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "trainer_state.json"
+RUN_CONFIG_FILE = "run_config.json"
 
 # --------------------------------------------------------------------------- batching
 
@@ -171,6 +172,9 @@ def lr_lambda(kind: str, warmup: int, total: int) -> Callable[[int], float]:
 
 @dataclass
 class FitResult:
+    """What a training run did. ``train_loss`` is the mean loss over every micro-batch of the whole run
+    (steps before a resume included), as the HF Trainer reports it, not the last logged value."""
+
     global_step: int = 0
     epochs_completed: float = 0.0
     train_loss: float = float("nan")
@@ -210,17 +214,44 @@ def checkpoint_dirs(output_dir: Path) -> list[Path]:
 
 
 def resolve_resume(resume_from: str | os.PathLike | None, output_dir: Path) -> Path | None:
+    """The checkpoint folder ``resume_from`` names: a path, or ``latest`` in ``output_dir``; None for a fresh run."""
     if resume_from is None:
         return None
     if str(resume_from) == "latest":
         found = checkpoint_dirs(output_dir)
         if not found:
-            return None  # nothing saved yet: a fresh start is the same as resuming from step 0
+            raise BertTasksError("--resume-from latest: no complete checkpoint to resume from (a run saves them "
+                                 "with --save-steps); run without --resume-from to start over",
+                                 file=output_dir / CHECKPOINTS)
         return found[-1]
     path = Path(resume_from)
     if not (path / STATE_FILE).is_file():
         raise BertTasksError("not a complete bert-tasks checkpoint (no trainer_state.json)", file=path)
     return path
+
+
+def checkpoint_run_config(checkpoint: Path) -> dict[str, Any] | None:
+    """The resolved recipe a checkpoint was saved with (``run_config.json``), if it kept one."""
+    try:
+        data = json.loads((checkpoint / RUN_CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def truncate_log(log_path: Path, step: int) -> None:
+    """Drop log lines of steps after ``step``: a resumed run redoes them, and each step is logged once."""
+    if not log_path.is_file():
+        return
+    kept = []
+    for line in log_path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a line torn by a kill
+        if isinstance(record, dict) and int(record.get("step", 0)) <= step:
+            kept.append(line + "\n")
+    atomic_write_text(log_path, "".join(kept))
 
 
 def fit(
@@ -275,18 +306,26 @@ def fit(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.lr_scheduler, warmup, total_steps))
     accelerator.register_for_checkpointing(scheduler)
 
-    state = {"global_step": 0, "epoch": 0, "micro_in_epoch": 0, "skipped_nonfinite": 0, "train_tokens": 0}
+    # loss_sum / loss_count: every finite micro-batch loss of the run (resumes included), for FitResult.train_loss
+    state = {"global_step": 0, "epoch": 0, "micro_in_epoch": 0, "skipped_nonfinite": 0, "train_tokens": 0,
+             "loss_sum": 0.0, "loss_count": 0}
     resume_dir = resolve_resume(resume_from, output_dir)
+    log_path = output_dir / "train_log.jsonl"
     if resume_dir is not None:
-        accelerator.load_state(str(resume_dir))
+        try:
+            accelerator.load_state(str(resume_dir))
+        except (RuntimeError, KeyError, ValueError) as exc:
+            raise BertTasksError(f"this checkpoint does not fit the model being trained "
+                                 f"({str(exc).splitlines()[0][:200]})", file=resume_dir) from None
         state.update(json.loads((resume_dir / STATE_FILE).read_text()))
+        if accelerator.is_main_process:
+            truncate_log(log_path, state["global_step"])
         accelerator.print(f"resumed from {resume_dir} at step {state['global_step']}")
 
-    log_path = output_dir / "train_log.jsonl"
     result = FitResult(global_step=state["global_step"], skipped_nonfinite=state["skipped_nonfinite"])
     start = time.monotonic()
     budget = cfg.budget_minutes * 60 if cfg.budget_minutes else None
-    progress = _progress(accelerator, total_steps, state["global_step"])
+    progress = Progress(accelerator, total_steps, state["global_step"])
     running_loss, running_count, window_tokens, window_start = 0.0, 0, 0, time.monotonic()
     epoch_started = time.monotonic()
     finished = state["global_step"] >= total_steps
@@ -332,14 +371,17 @@ def fit(
                 accelerator.print(f"torch.compile: first step (compile + run) took {time.monotonic() - step_started:.1f} s")
                 window_tokens, window_start = 0, time.monotonic()
             if finite:
-                running_loss += loss.detach().float().item()
+                value = loss.detach().float().item()
+                running_loss += value
                 running_count += 1
+                state["loss_sum"] += value
+                state["loss_count"] += 1
             if not accelerator.sync_gradients:
                 continue
 
             state["global_step"] += 1
             step = state["global_step"]
-            progress.update(1)
+            progress.update(step)
             if step % cfg.logging_steps == 0 or step == total_steps:
                 elapsed = time.monotonic() - window_start
                 mean_loss = running_loss / max(1, running_count)
@@ -353,15 +395,13 @@ def fit(
                     "tokens_per_second": window_tokens / max(elapsed, 1e-9),
                     "elapsed_seconds": round(time.monotonic() - start, 3),
                 }
-                result.train_loss = record["loss"]
-                progress.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['learning_rate']:.2e}",
-                                     tok_s=f"{record['tokens_per_second']:.0f}")
+                progress.log(record)
                 if accelerator.is_main_process:
                     append_jsonl(log_path, record)
                 accelerator.log({"train/" + k: v for k, v in record.items() if k != "step"}, step=step)
                 running_loss, running_count, window_tokens, window_start = 0.0, 0, 0, time.monotonic()
             if evaluate and cfg.eval_steps and step % cfg.eval_steps == 0 and step < total_steps:
-                _run_eval(evaluate, model, accelerator, step, log_path, result)
+                _run_eval(evaluate, model, accelerator, step, log_path, result, progress)
                 model.train()
             out_of_budget = budget is not None and time.monotonic() - start >= budget
             finished = step >= total_steps or out_of_budget
@@ -385,10 +425,19 @@ def fit(
     result.train_seconds = time.monotonic() - start
     result.train_tokens = state["train_tokens"]
     result.skipped_nonfinite = state["skipped_nonfinite"]
+    result.train_loss = _run_mean_loss(accelerator, state)
     if evaluate:
-        _run_eval(evaluate, model, accelerator, state["global_step"], log_path, result)
+        _run_eval(evaluate, model, accelerator, state["global_step"], log_path, result, progress)
     accelerator.wait_for_everyone()
     return result
+
+
+def _run_mean_loss(accelerator: Any, state: dict[str, Any]) -> float:
+    """Mean training loss over every micro-batch of the run, across all processes."""
+    totals = torch.tensor([state["loss_sum"], float(state["loss_count"])], dtype=torch.float64, device=accelerator.device)
+    if accelerator.num_processes > 1:
+        totals = accelerator.reduce(totals, "sum")
+    return float(totals[0] / totals[1]) if totals[1] > 0 else float("nan")
 
 
 def _all_finite(accelerator: Any, finite: bool) -> bool:
@@ -404,14 +453,14 @@ def _last_checkpoint_text(output_dir: Path) -> str:
     return str(found[-1]) if found else "none (no checkpoint was saved)"
 
 
-def _run_eval(evaluate, model, accelerator, step, log_path, result) -> None:
+def _run_eval(evaluate, model, accelerator, step, log_path, result, progress) -> None:
     metrics = evaluate(model, accelerator)
     record = {"step": step, **{k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}}
     result.eval_history.append(record)
     if accelerator.is_main_process:
         append_jsonl(log_path, {"eval": True, **record})
         summary = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items())
-        print(f"eval  {summary}", file=sys.stderr, flush=True)
+        progress.write(f"eval  {summary}")
     accelerator.log({"eval/" + k: v for k, v in record.items() if isinstance(v, (int, float)) and k != "step"}, step=step)
 
 
@@ -425,7 +474,7 @@ def save_checkpoint(accelerator, output_dir: Path, state: dict, keep: int | None
     accelerator.save_state(str(tmp), safe_serialization=True)
     if accelerator.is_main_process:
         if run_config is not None:
-            write_json(tmp / "run_config.json", run_config)
+            write_json(tmp / RUN_CONFIG_FILE, run_config)
         write_json(tmp / STATE_FILE, state)  # written last: its presence marks the checkpoint complete
         for child in tmp.iterdir():
             if child.is_file():
@@ -440,21 +489,64 @@ def save_checkpoint(accelerator, output_dir: Path, state: dict, keep: int | None
     return final
 
 
-class _NoProgress:
-    def update(self, n: int) -> None: ...
+def format_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
-    def set_postfix(self, **kwargs: Any) -> None: ...
 
-    def close(self) -> None: ...
+class Progress:
+    """Training progress for people: a live bar on a terminal, one plain line per logged step elsewhere.
 
+    Without a terminal (CI logs, ``nohup``, a file) a bar would print nothing useful, so each
+    logging step prints ``step, loss, learning rate, tokens/s, ETA`` on one line instead. Other
+    messages (evaluations) go through :meth:`write`, which on a terminal prints above the bar
+    rather than onto its line.
+    """
 
-def _progress(accelerator: Any, total: int, initial: int):
-    """A live bar on a terminal; silent in CI logs, where the jsonl and eval lines say enough."""
-    if not accelerator.is_main_process or not sys.stderr.isatty():
-        return _NoProgress()
-    from tqdm.auto import tqdm
+    def __init__(self, accelerator: Any, total: int, initial: int):
+        self.enabled = accelerator.is_main_process
+        self.total, self.initial, self.step = total, initial, initial
+        self.started = time.monotonic()
+        self.bar = None
+        if self.enabled and sys.stderr.isatty():
+            from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True)
+            self.bar = tqdm(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True)
+
+    def update(self, step: int) -> None:
+        if self.bar is not None:
+            self.bar.update(step - self.step)
+        self.step = step
+
+    def eta(self) -> str:
+        done = self.step - self.initial
+        if done <= 0:
+            return "?"
+        return format_duration((time.monotonic() - self.started) / done * (self.total - self.step))
+
+    def log(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['learning_rate']:.2e}",
+                                 tok_s=f"{record['tokens_per_second']:.0f}")
+            return
+        print(f"step {record['step']}/{self.total}  loss {record['loss']:.4f}  lr {record['learning_rate']:.2e}  "
+              f"tokens/s {record['tokens_per_second']:.0f}  eta {self.eta()}", file=sys.stderr, flush=True)
+
+    def write(self, text: str) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.write(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 # --------------------------------------------------------------------------- prediction

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from toy import ToyTask, new_model, toy_dataset  # noqa: E402
 
 from bert_tasks.config import TrainConfig  # noqa: E402
-from bert_tasks.train import fit, make_accelerator, predict  # noqa: E402
+from bert_tasks.train import checkpoint_dirs, fit, make_accelerator, predict  # noqa: E402
 
 
 class FailingTask(ToyTask):
@@ -57,7 +57,9 @@ def main() -> None:
     accelerator = make_accelerator(cfg)
     task = FailingTask(accelerator.process_index, args.fail_rank, args.fail_step, args.sleep)
     model = new_model()
-    result = fit(model, task, toy_dataset(), cfg, args.out, accelerator=accelerator, resume_from=args.resume_from)
+    # a kill before the first checkpoint leaves nothing to resume: that run starts over
+    resume_from = args.resume_from if args.resume_from != "latest" or checkpoint_dirs(Path(args.out)) else None
+    result = fit(model, task, toy_dataset(), cfg, args.out, accelerator=accelerator, resume_from=resume_from)
     model = accelerator.unwrap_model(model)
     eval_set = toy_dataset(args.eval_size, seed=9)
     logits = predict(model, task, eval_set, batch_size=4, accelerator=accelerator)["logits"]

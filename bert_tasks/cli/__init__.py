@@ -1,53 +1,171 @@
 """The `bert-tasks` command line: thin wrappers that parse, resolve a recipe and call the library.
 
-Errors a user can fix print as one line (`error: FILE: RECORD: REASON`) with exit
-code 2; `--debug` anywhere on the command line shows the traceback instead.
+:func:`main` is the one error boundary every command runs inside:
+
+* an error the user can fix prints one line, ``error: FILE: RECORD: REASON``, exit code 2;
+* a usage error (unknown or repeated option, bad value) names the command's own ``--help``, exit code 2;
+* Ctrl-C prints ``interrupted`` and, when a checkpoint was saved, the command that resumes, exit code 130;
+* anything else is a bug: one line saying so and where the traceback was written, exit code 1.
+
+In each case a run folder that holds no results yet is removed, exactly as for a bad input.
+``--debug`` anywhere on the command line shows tracebacks instead.
 """
 
 from __future__ import annotations
 
+import datetime
 import importlib
 import logging
 import os
+import shlex
 import sys
+import tempfile
+import traceback
+from pathlib import Path
 
 import typer
 
-try:  # typer vendors its own click; its usage errors are not the installed click's classes
-    from typer._click import exceptions as click_exceptions
-except ImportError:  # older typer uses the click package
-    from click import exceptions as click_exceptions
-
 from ..errors import BertTasksError
 from .app import app
+from .interrupts import InterruptWatch
 
 #: command modules, each attaching its commands to the groups in app.py
 COMMAND_MODULES = ("general", "squad", "glue", "mlm", "viz")
+PROG = "bert-tasks"
+EXIT_BUG = 1
+EXIT_INTERRUPTED = 130
 
 
 def _load_commands() -> None:
     for name in COMMAND_MODULES:
-        try:
-            importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise
+        importlib.import_module(f"{__name__}.{name}")
 
 
 def _quiet_progress_bars() -> None:
-    """Progress bars are for people at a terminal; in CI logs they bury the one line that matters."""
-    os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
-    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    """Progress bars are for people at a terminal; in CI logs they bury the one line that matters.
+
+    The libraries read these variables when they are imported, so nothing heavy is imported here
+    (importing transformers to switch its bars off cost `--help` a second).
+    """
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    # already imported (main called from Python, as the tests do): switch them off directly
     if "datasets" in sys.modules:
         sys.modules["datasets"].disable_progress_bars()
-    from transformers.utils import logging as transformers_logging
+    if "transformers" in sys.modules:
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
 
-    transformers_logging.disable_progress_bar()
+
+def _runner():
+    """The runner module if a command got as far as importing it (it tracks the run folders)."""
+    return sys.modules.get("bert_tasks.runner")
 
 
-def _discard_unfinished_outputs() -> None:
-    if "bert_tasks.runner" in sys.modules:
-        sys.modules["bert_tasks.runner"].discard_unfinished_outputs()
+def _clean_up() -> tuple[list[Path], list[Path]]:
+    runner = _runner()
+    return runner.discard_unfinished_outputs() if runner is not None else ([], [])
+
+
+def resume_command(argv: list[str]) -> str:
+    """The command line that continues an interrupted run from its latest checkpoint."""
+    words, skip = [], False
+    for word in argv:
+        if skip:
+            skip = False
+            continue
+        if word == "--resume-from":
+            skip = True
+            continue
+        if word.startswith("--resume-from=") or word == "--overwrite-output-dir":
+            continue
+        words.append(word)
+    return shlex.join([PROG, *words, "--resume-from", "latest"])
+
+
+def _interrupted(argv: list[str], *, forced: str | None = None) -> int:
+    _, kept = _clean_up()
+    resumable = [p for p in kept if any(p.glob("**/checkpoints/step-*/trainer_state.json"))]
+    message = "interrupted" + (f" ({forced})" if forced else "")
+    if resumable:
+        message += f"; resume with: {resume_command(argv)}"
+    print(message, file=sys.stderr, flush=True)
+    return EXIT_INTERRUPTED
+
+
+def _bug(exc: BaseException, argv: list[str]) -> int:
+    """One line for an unexpected exception; the traceback goes to a file the line names."""
+    _, kept = _clean_up()
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    text = f"{PROG} {shlex.join(argv)}\n\n" + "".join(traceback.format_exception(exc))
+    log = None
+    for folder in [*kept, Path(tempfile.gettempdir())]:
+        candidate = folder / (f"crash-{stamp}.log" if folder in kept else f"bert-tasks-crash-{stamp}-{os.getpid()}.log")
+        try:
+            candidate.write_text(text, encoding="utf-8")
+            log = candidate
+            break
+        except OSError:
+            continue
+    where = f"the traceback is in {log}" if log else "the traceback could not be written"
+    summary = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+    print(f"error: internal error ({summary}); this is a bug in {PROG}: {where} (or add --debug to see it)",
+          file=sys.stderr, flush=True)
+    return EXIT_BUG
+
+
+def _usage_error(exc: typer.TyperException) -> int:
+    ctx = getattr(exc, "ctx", None)
+    command = ctx.command_path if ctx is not None else PROG
+    message = exc.format_message().strip().replace("\n", " ")
+    print(f"error: {message} (see `{command} --help`)", file=sys.stderr, flush=True)
+    return 2
+
+
+class RepeatedOption(Exception):
+    """An option that keeps one value was given twice."""
+
+    def __init__(self, message: str, command: str):
+        super().__init__(message)
+        self.command = command
+
+
+def check_repeated_options(command, argv: list[str]) -> None:
+    """Refuse an option given twice that keeps only one value (click would silently keep the last).
+
+    ``command`` is the click group of the whole CLI (``typer.main.get_command(app)``); the words
+    that name subcommands lead to the command that runs, whose options are then counted.
+    """
+    path, start = [PROG], 0
+    while start < len(argv) and argv[start] in getattr(command, "commands", {}):
+        command = command.commands[argv[start]]
+        path.append(argv[start])
+        start += 1
+    options = {name: param for param in getattr(command, "params", [])
+               if param.param_type_name == "option" and not param.multiple and not param.is_eager
+               for name in (*param.opts, *param.secondary_opts)}
+    seen: dict[str, str] = {}
+    words = iter(argv[start:])
+    for word in words:
+        if word == "--":
+            break
+        name = word.split("=", 1)[0]
+        param = options.get(name)
+        if param is None:
+            continue
+        if not param.is_flag and "=" not in word:
+            next(words, None)  # its value, which may itself look like an option
+        if param.name in seen:
+            first = seen[param.name]
+            both = f"{first} and {name}" if first != name else f"{name} twice"
+            raise RepeatedOption(f"got {both}; this option takes one value", " ".join(path))
+        seen[param.name] = name
+
+
+def _environment_error(exc: OSError) -> int:
+    """A file-system failure the user can act on (disk full, permission denied): one line naming the file."""
+    _clean_up()
+    print(f"error: {exc.filename}: {exc.strerror or type(exc).__name__}", file=sys.stderr, flush=True)
+    return 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,29 +182,51 @@ def main(argv: list[str] | None = None) -> int:
     if not sys.stderr.isatty():
         _quiet_progress_bars()
     _load_commands()
-    try:
-        result = app(args=argv, prog_name="bert-tasks", standalone_mode=False)
-        return int(result or 0) if isinstance(result, int) else 0
-    except BertTasksError as exc:
-        _discard_unfinished_outputs()
-        if debug:
-            raise
-        print(f"error: {exc.one_line()}", file=sys.stderr)
-        return exc.exit_code
-    except click_exceptions.UsageError as exc:
-        if debug:
-            raise
-        print(f"error: {exc.format_message()} (see `bert-tasks {' '.join(a for a in argv if not a.startswith('-'))[:60]} --help`)".replace("  ", " "), file=sys.stderr)
-        return 2
-    except click_exceptions.Exit as exc:
-        return exc.exit_code
-    except click_exceptions.Abort:
-        print("aborted", file=sys.stderr)
-        return 130
-    except KeyboardInterrupt:
-        _discard_unfinished_outputs()
-        print("interrupted", file=sys.stderr)
-        return 130
+    command = typer.main.get_command(app)
+
+    def force_exit(reason: str) -> None:  # from the watchdog thread: the main thread is stuck
+        _interrupted(argv, forced=reason)
+        os._exit(EXIT_INTERRUPTED)
+
+    with InterruptWatch(force_exit):
+        try:
+            check_repeated_options(command, argv)
+            with command.make_context(PROG, argv) as ctx:
+                command.invoke(ctx)
+            return 0
+        except typer.Exit as exc:
+            return exc.exit_code
+        except typer.Abort:
+            print("aborted", file=sys.stderr)
+            return 1
+        except RepeatedOption as exc:
+            print(f"error: {exc} (see `{exc.command} --help`)", file=sys.stderr, flush=True)
+            return 2
+        except typer.TyperException as exc:  # usage errors: unknown option, missing or bad value
+            if debug:
+                raise
+            return _usage_error(exc)
+        except BertTasksError as exc:
+            _clean_up()
+            if debug:
+                raise
+            print(f"error: {exc.one_line()}", file=sys.stderr, flush=True)
+            return exc.exit_code
+        except KeyboardInterrupt:
+            if debug:
+                _clean_up()
+                raise
+            return _interrupted(argv)
+        except OSError as exc:
+            if debug:
+                _clean_up()
+                raise
+            return _environment_error(exc) if exc.filename and exc.strerror else _bug(exc, argv)
+        except Exception as exc:  # noqa: BLE001 - the one place every unexpected error is reported
+            if debug:
+                _clean_up()
+                raise
+            return _bug(exc, argv)
 
 
 def _close_process_group() -> None:

@@ -1,21 +1,37 @@
-"""The typer command tree; command modules attach themselves to these groups."""
+"""The typer command tree; command modules attach themselves to these groups.
+
+A group named without a subcommand (``bert-tasks``, ``bert-tasks finetune``) prints its help
+and exits 0, instead of click's "missing command" usage error.
+"""
 
 import typer
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
+
+def show_help_without_subcommand(ctx: typer.Context) -> None:
+    if ctx.invoked_subcommand is None:
+        ctx.get_help()  # typer's rich help prints itself
+        raise typer.Exit(0)
+
+
+def group(help: str) -> typer.Typer:
+    sub = typer.Typer(help=help, context_settings=CONTEXT)
+    sub.callback(invoke_without_command=True)(show_help_without_subcommand)
+    return sub
+
+
 app = typer.Typer(
     name="bert-tasks",
     help="Fine-tune and pretrain BERT on a from-scratch encoder that matches transformers. Works offline.",
-    no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings=CONTEXT,
 )
-finetune_app = typer.Typer(help="Fine-tune a model on a task.", no_args_is_help=True)
-eval_app = typer.Typer(help="Evaluate a fine-tuned model folder.", no_args_is_help=True)
-predict_app = typer.Typer(help="Predict with a fine-tuned model folder.", no_args_is_help=True)
-pretrain_app = typer.Typer(help="Pretrain a BERT from a text corpus.", no_args_is_help=True)
-recipes_app = typer.Typer(help="List, show and copy the packaged recipes.", no_args_is_help=True)
+finetune_app = group("Fine-tune a model on a task.")
+eval_app = group("Evaluate a fine-tuned model folder.")
+predict_app = group("Predict with a fine-tuned model folder.")
+pretrain_app = group("Pretrain a BERT from a text corpus.")
+recipes_app = group("List, show and copy the packaged recipes.")
 
 app.add_typer(finetune_app, name="finetune")
 app.add_typer(eval_app, name="eval")

@@ -12,7 +12,7 @@ import typer
 
 from .. import __version__
 from ..errors import BertTasksError
-from .app import app, recipes_app
+from .app import app, recipes_app, show_help_without_subcommand
 
 
 def _version(value: bool) -> None:
@@ -21,11 +21,13 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)
 def root(
+    ctx: typer.Context,
     version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = None,
 ) -> None:
     """Fine-tune and pretrain BERT. Add --debug anywhere to see tracebacks."""
+    show_help_without_subcommand(ctx)
 
 
 @app.command()

@@ -63,6 +63,8 @@ class GlueDataConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise BertTasksError(f"{name} must be a positive integer, got {value!r}")
+        if self.max_eval_samples == 1 and self.task != ALL_TASKS and get_spec(self.task).is_regression:
+            raise BertTasksError(f"max_eval_samples 1: {self.task}'s correlations need at least two dev examples")
         if self.do_predict and self.user_files and not self.test_file:
             raise BertTasksError("do_predict needs test_file when the data comes from your own files")
         return self

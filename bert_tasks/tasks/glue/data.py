@@ -90,14 +90,22 @@ def find_tasks(glue_root: str | Path) -> list[str]:
 
 
 def _task_folder(spec: GlueTaskSpec, data_dir: Path) -> tuple[Path, Path]:
-    """(task folder, GLUE root): ``data_dir`` may be the root or the task's own folder."""
+    """(task folder, GLUE root): ``data_dir`` is the GLUE root (holding e.g. SST-2/) or a folder, named
+    anything, that holds the task's own files. Which task the files are for is the user's ``--task``;
+    their columns are checked against it when they are read."""
     if (data_dir / spec.folder).is_dir():
         return data_dir / spec.folder, data_dir
-    # only a folder named like the task is taken as that task's: RTE and WNLI files look alike
-    if data_dir.name.lower() == spec.folder.lower():
+    other = next((get_spec(t).folder for t in TASK_NAMES if t != spec.name
+                  and get_spec(t).folder.lower() == data_dir.name.lower()), None)
+    if other is not None:  # RTE and WNLI files look alike: GLUE's WNLI folder must not be read as RTE
+        raise BertTasksError(f"no {spec.folder} folder: this is GLUE's {other} folder; point data_dir at the GLUE root "
+                             f"or at a folder with {spec.name}'s files", file=data_dir)
+    own = ("train.tsv", *spec.eval_files.values())
+    if any((data_dir / name).is_file() for name in own):
         return data_dir, data_dir.parent
     raise BertTasksError(
-        f"no {spec.folder} folder for task {spec.name}; point data_dir at the GLUE root or at the {spec.folder} folder",
+        f"no {spec.folder} data here: expected the GLUE root (holding {spec.folder}/) or a folder with "
+        f"{spec.name}'s files ({', '.join(own)})",
         file=data_dir,
     )
 
@@ -134,7 +142,7 @@ def read_glue_tsv(path: str | Path, spec: GlueTaskSpec | str, *, split: str) -> 
             (line, dict(zip(spec.headerless_columns, _check_width(fields, width, path, line, "in CoLA's headerless layout"))))
             for line, fields in rows
         )
-        return _build(path, spec, named, text_columns=spec.text_columns, label_column=spec.label_column, index_column=None)
+        return _build(path, spec, named, text_columns=spec.text_columns, label_column=spec.label_column, index_column=None, split=split)
     header = _header(rows, path)
     required = [*spec.text_columns, *([spec.label_column] if labeled else [])]
     missing = [c for c in required if c not in header]
@@ -148,7 +156,7 @@ def read_glue_tsv(path: str | Path, spec: GlueTaskSpec | str, *, split: str) -> 
     index_column = next((c for c in ("index", "id") if c in header), None)
     return _build(
         path, spec, _named_rows(rows, header, path), text_columns=spec.text_columns,
-        label_column=spec.label_column if labeled else None, index_column=index_column,
+        label_column=spec.label_column if labeled else None, index_column=index_column, split=split,
     )
 
 
@@ -174,7 +182,8 @@ def read_user_file(path: str | Path, spec: GlueTaskSpec | str, *, split: str = "
     if label_column is None and split_group(split) != "test":
         raise BertTasksError(f"no 'label' column in a {split} file", file=path, record="line 1")
     index_column = next((c for c in INDEX_COLUMNS if c in columns), None)
-    return _build(path, spec, records, text_columns=text_columns, label_column=label_column, index_column=index_column)
+    return _build(path, spec, records, text_columns=text_columns, label_column=label_column, index_column=index_column,
+                  split=split)
 
 
 def _pick_text_columns(columns: list[str], spec: GlueTaskSpec, path: Path) -> tuple[str, ...]:
@@ -267,7 +276,7 @@ def _named_rows(rows: Iterator[tuple[int, list[str]]], header: list[str], path: 
         yield line, dict(zip(header, _check_width(fields, len(header), path, line)))
 
 
-def _build(path: Path, spec: GlueTaskSpec, records, *, text_columns, label_column, index_column):
+def _build(path: Path, spec: GlueTaskSpec, records, *, text_columns, label_column, index_column, split: str):
     """Validate records into the common schema and make a Dataset of them."""
     lookup = label_lookup(spec.name) if not spec.is_regression else {}
     columns: dict[str, list] = {"idx": [], "text_a": [], **({"text_b": []} if spec.is_pair else {}), "label": []}
@@ -284,6 +293,10 @@ def _build(path: Path, spec: GlueTaskSpec, records, *, text_columns, label_colum
         columns["label"].append(UNLABELED if label_column is None else _parse_label(record[label_column], spec, lookup, where))
     if not columns["idx"]:
         raise BertTasksError("no examples after the header", file=path, record="line 2")
+    if spec.is_regression and split_group(split) == "validation" and len(set(columns["label"])) < 2:
+        raise BertTasksError(f"{spec.name} needs at least two different scores: Pearson and Spearman correlations "
+                             f"are undefined for {'one example' if len(columns['label']) == 1 else 'identical scores'}",
+                             file=path)
     return _to_dataset(columns, spec)
 
 
@@ -299,7 +312,8 @@ def glue_features(spec: GlueTaskSpec):
     features = {"idx": datasets.Value("int64"), "text_a": datasets.Value("string")}
     if spec.is_pair:
         features["text_b"] = datasets.Value("string")
-    features["label"] = datasets.Value("float32" if spec.is_regression else "int64")
+    # float64: an STS-B score keeps exactly the value its file gives (1.53333333, not 1.5333333015)
+    features["label"] = datasets.Value("float64" if spec.is_regression else "int64")
     return datasets.Features(features)
 
 
@@ -323,6 +337,9 @@ def _parse_label(value: Any, spec: GlueTaskSpec, lookup: dict[str, int], where: 
             raise BertTasksError(f"label {text!r} is not a number; {spec.name} labels are similarity scores", **where) from None
         if not math.isfinite(score):
             raise BertTasksError(f"label {text!r} is not a finite number", **where)
+        low, high = spec.score_range or (-math.inf, math.inf)
+        if not low <= score <= high:
+            raise BertTasksError(f"score {text} is outside {spec.name}'s range {low:g}-{high:g}", **where)
         return score
     if text in lookup:
         return lookup[text]

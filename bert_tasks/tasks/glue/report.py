@@ -31,7 +31,6 @@ METRIC_LABELS = {
     "pearson": "Pearson",
     "spearmanr": "Spearman",
 }
-STSB_RANGE = (0.0, 5.0)
 
 
 def task_results(results_by_split: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
@@ -106,7 +105,7 @@ def write_submission(task: str, predictions: Sequence, idx: Sequence[int], out_d
     if predictions.ndim != 1 or len(predictions) != len(idx):
         raise ValueError(f"need one prediction per index: {list(predictions.shape)} predictions for {len(idx)} indices")
     if spec.is_regression:
-        values = [f"{v:.3f}" for v in np.clip(predictions.astype(np.float64), *STSB_RANGE)]
+        values = [f"{v:.3f}" for v in np.clip(predictions.astype(np.float64), *spec.score_range)]
     else:
         if len(predictions) and (not np.issubdtype(predictions.dtype, np.integer) or predictions.min() < 0 or predictions.max() >= spec.num_labels):
             raise ValueError(f"{task} predictions must be class ids 0..{spec.num_labels - 1}")

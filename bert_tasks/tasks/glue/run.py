@@ -23,7 +23,8 @@ import numpy as np
 
 from ...config import Recipe
 from ...errors import BertTasksError
-from ...io import atomic_write_text, prepare_output_dir, write_json
+from ...io import atomic_write_text, write_json
+from ...modelcard import eval_set_text
 from .config import ALL_TASKS, GlueDataConfig, expand_tasks
 from .data import UNLABELED, load_glue_splits, split_group
 from .report import glue_score, render_glue_table, task_results, write_submission
@@ -56,7 +57,8 @@ def finetune_glue(recipe: Recipe, *, overwrite: bool = False, resume_from: str |
         recipe.task = data.task  # the run folder, model card and logs name the task that ran
         return _finetune_one(recipe, overwrite=overwrite, resume_from=resume_from, dry_run=dry_run)
 
-    from ...runner import describe
+    from ...runner import claim_output_dir, describe
+    from ...train import checkpoint_dirs
 
     if not recipe.output_dir:
         raise BertTasksError("no output folder: pass --output-dir or set output_dir in the recipe")
@@ -73,15 +75,25 @@ def finetune_glue(recipe: Recipe, *, overwrite: bool = False, resume_from: str |
         return {}
     configs = expand_tasks(data)
     # protect the root once; each task's folder inside it is then new (or resumed)
-    prepare_output_dir(root, overwrite=overwrite, resume=resume_from is not None)
+    claim_output_dir(root, overwrite=overwrite, resume=resume_from is not None)
     atomic_write_text(root / "recipe.yaml", describe(recipe))
     results: dict[str, dict[str, float]] = {}
     for cfg in configs:
         sub = copy.deepcopy(recipe)
         sub.task, sub.data, sub.output_dir = cfg.task, cfg, str(root / cfg.task)
+        task_dir = root / cfg.task
         print(f"== {get_spec(cfg.task).folder}", flush=True)
+        task_resume = resume_from
+        if resume_from is not None:  # resuming the whole run: finished tasks stay, started ones continue
+            finished = task_dir / "train_results.json"
+            if finished.is_file() and (task_dir / "model.safetensors").is_file():
+                results[cfg.task] = _read_metrics(task_dir)
+                print(f"already fine-tuned in {task_dir}", flush=True)
+                continue
+            if str(resume_from) == "latest" and not checkpoint_dirs(task_dir):
+                task_resume = None
         # every task's submission file goes into one folder, ready to zip
-        results[cfg.task] = _finetune_one(sub, overwrite=False, resume_from=resume_from, dry_run=False,
+        results[cfg.task] = _finetune_one(sub, overwrite=False, resume_from=task_resume, dry_run=False,
                                           submission_dir=root / SUBMISSION_DIR)
     _report_all(results, root)
     return results
@@ -127,10 +139,21 @@ def _finetune_one(recipe: Recipe, *, overwrite: bool, resume_from: str | None, d
         _predict_test(model, task, tokenizer, cfg, submission_dir or run.output_dir / SUBMISSION_DIR,
                       batch_size=batch_size, accelerator=run.accelerator)
     spec = get_spec(cfg.task)
-    finish_run(run, model, tokenizer, metrics, result,
-               card={"dataset_name": f"GLUE {spec.folder}", "dataset_type": "glue"})
+    card = {"dataset_name": f"GLUE {spec.folder}", "dataset_type": "glue"}
+    if metrics:
+        card["eval_set"] = eval_set_text(f"GLUE {spec.folder} {' and '.join(eval_sets)}", metrics["eval_samples"],
+                                         "examples", cfg.max_eval_samples)
+    finish_run(run, model, tokenizer, metrics, result, card=card)
     print_summary(f"{cfg.task} ({run.output_dir})", metrics or {"train_loss": result.train_loss})
     return metrics or {}
+
+
+def _read_metrics(task_dir: Path) -> dict[str, Any]:
+    path = task_dir / "eval_results.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except ValueError:
+        raise BertTasksError("unreadable results of a finished task", file=path) from None
 
 
 def _set_problem_type(model: Any, task: str) -> None:
@@ -171,7 +194,7 @@ def _evaluate_sets(model, task: GlueTask, eval_sets: dict[str, tuple[Any, Any]],
 
 def _label_text(value: Any, names: dict[int, str], task: GlueTask) -> Any:
     if task.spec.is_regression:
-        return round(float(value), 4)
+        return float(value)  # full precision: the reported Pearson/Spearman can be recomputed from the file
     return names[int(value)]
 
 

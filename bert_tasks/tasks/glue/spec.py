@@ -43,6 +43,8 @@ class GlueTaskSpec:
     score_keys: tuple[str, ...]
     #: CoLA's train/dev files are the only headerless ones; their columns are positional
     headerless_columns: tuple[str, ...] | None = None
+    #: the range a regression label must lie in (STS-B: similarity scores 0-5)
+    score_range: tuple[float, float] | None = None
 
     @property
     def is_regression(self) -> bool:
@@ -83,7 +85,7 @@ GLUE_TASKS: dict[str, GlueTaskSpec] = {
         GlueTaskSpec(
             "stsb", "STS-B", ("sentence1", "sentence2"), "score", (), (),
             ("pearson", "spearmanr"), _dev(), (PredictFile("test", "STS-B/test.tsv", "STS-B.tsv"),),
-            ("pearson", "spearmanr"),
+            ("pearson", "spearmanr"), score_range=(0.0, 5.0),
         ),
         GlueTaskSpec(
             "qqp", "QQP", ("question1", "question2"), "is_duplicate", _BINARY, ("not_duplicate", "duplicate"),

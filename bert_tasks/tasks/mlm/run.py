@@ -106,7 +106,11 @@ def pretrain_mlm(recipe: Recipe, *, overwrite: bool = False, resume_from: str | 
     metrics = dict(result.eval_history[-1]) if result.eval_history else {}
     metrics.pop("step", None)
     metrics["eval_samples"] = len(eval_features)
-    finish_run(run, model, tokenizer, metrics, result, card={"dataset_name": _corpus_name(cfg), "dataset_type": "text"})
+    card = {"dataset_name": _corpus_name(cfg), "dataset_type": "text"}
+    if "eval_tokens" in metrics:
+        card["eval_set"] = (f"{metrics['eval_tokens']} masked tokens of {len(eval_features)} held-out sequences"
+                            f" (masks fixed by eval_mask_seed {cfg.eval_mask_seed})")
+    finish_run(run, model, tokenizer, metrics, result, card=card)
     print_summary(f"mlm ({run.output_dir})", {**metrics, "steps": result.global_step})
     return metrics
 

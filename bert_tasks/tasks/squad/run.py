@@ -21,6 +21,7 @@ from typing import Any
 
 from ...config import Recipe
 from ...io import append_jsonl, write_json
+from ...modelcard import eval_set_text
 from .config import SquadDataConfig
 from .data import load_from_config, load_squad_examples
 from .postprocess import write_prediction_files
@@ -124,7 +125,11 @@ def finetune_squad(recipe: Recipe, *, overwrite: bool = False, resume_from: str 
     if metrics is not None:
         metrics = {k: v for k, v in metrics.items() if k != "step"}
     _mark_version(run.accelerator.unwrap_model(model), version_2)
-    finish_run(run, model, tokenizer, metrics, result, card=_dataset_card(cfg))
+    card = _dataset_card(cfg)
+    if metrics is not None:
+        card["eval_set"] = eval_set_text(f"{card['dataset_name']} validation", int(metrics["total"]), "questions",
+                                         cfg.max_eval_samples)
+    finish_run(run, model, tokenizer, metrics, result, card=card)
     if metrics is None:
         print(f"no validation data: trained without evaluation; model in {run.output_dir}", flush=True)
         return {}

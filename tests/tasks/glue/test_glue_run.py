@@ -11,6 +11,8 @@ from bert_tasks.cli import main
 
 TINY = dict(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
             max_position_embeddings=128)
+from cli_args import with_options
+
 FAST = ["--max-steps", "2", "--batch-size", "4", "--eval-batch-size", "3", "--max-seq-length", "32"]
 
 
@@ -46,7 +48,7 @@ def sst2_run(glue_layout, tiny_model, tmp_path_factory):
     root, expected = glue_layout
     out = tmp_path_factory.mktemp("runs") / "sst2"
     code = run("finetune", "glue", "--task", "sst2", "--model", tiny_model, "--data-dir", root, "--output-dir", out,
-               *FAST, "--max-steps", "3", "--eval-steps", "2", "--do-predict")
+               *with_options(FAST, "--max-steps", "3", "--eval-steps", "2", "--do-predict"))
     assert code == 0
     return out, root, expected
 
@@ -178,7 +180,7 @@ def test_same_seed_gives_the_same_model(sst2_run, tiny_model, tmp_path):
     out, root, _ = sst2_run
     again = tmp_path / "again"
     assert run("finetune", "glue", "--task", "sst2", "--model", tiny_model, "--data-dir", root, "--output-dir", again,
-               *FAST, "--max-steps", "3", "--eval-steps", "2") == 0
+               *with_options(FAST, "--max-steps", "3", "--eval-steps", "2")) == 0
     assert (again / "model.safetensors").read_bytes() == (out / "model.safetensors").read_bytes()
 
 

@@ -8,6 +8,7 @@ import torch
 from safetensors.torch import load_file
 
 from bert_tasks.cli import main
+from cli_args import with_options
 from bert_tasks.config import resolve_recipe
 from bert_tasks.tasks.mlm.masking import MaskingCollator
 from bert_tasks.tasks.mlm.run import EpochPositionMasking
@@ -41,9 +42,9 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("mlm_run")
     corpus = write_corpus(root / "corpus.txt", [SENTENCE], repeat=200)
     out = root / "run"
-    args = ["pretrain", "mlm", "--train-file", corpus, "--validation-split", "0.05", "--output-dir", out, *FAST,
-            "--batch-size", "16", "--learning-rate", "2e-3", "--max-steps", "100", "--set", "train.warmup_steps=4",
-            "--logging-steps", "5", "--eval-steps", "50", "--save-steps", "50"]
+    args = ["pretrain", "mlm", "--train-file", corpus, "--validation-split", "0.05", "--output-dir", out,
+            *with_options(FAST, "--batch-size", "16", "--learning-rate", "2e-3", "--max-steps", "100",
+                          "--set", "train.warmup_steps=4", "--logging-steps", "5", "--eval-steps", "50", "--save-steps", "50")]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(datasets.config, "HF_DATASETS_CACHE", str(root / "cache"))
         assert run_cli(*args) == 0

@@ -1,0 +1,83 @@
+"""Ctrl-C that is always heard.
+
+The first SIGINT raises ``KeyboardInterrupt`` in the main thread, as Python's default
+handler does, so the command stops at once, removes an unfinished output folder and
+says ``interrupted``. Python runs signal handlers only between bytecodes of the main
+thread, though, so a long call into native code (a tokenizer, a kernel, a file copy)
+could keep the run going for minutes. A watchdog thread therefore hears every SIGINT
+through :func:`signal.set_wakeup_fd` (written at C level, the moment the signal
+arrives): after a second Ctrl-C, or when the run has not stopped ``grace`` seconds
+after the first, it calls ``force_exit`` itself.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import threading
+import time
+from typing import Callable
+
+#: seconds the run gets to stop by itself after the first Ctrl-C
+GRACE_SECONDS = 10.0
+
+
+class InterruptWatch:
+    """Context manager: SIGINT raises KeyboardInterrupt once; a watchdog enforces the grace period."""
+
+    def __init__(self, force_exit: Callable[[str], None], grace: float = GRACE_SECONDS):
+        self.force_exit = force_exit
+        self.grace = grace
+        self.interrupted = False
+        self._fds: tuple[int, int] | None = None
+
+    def __enter__(self) -> "InterruptWatch":
+        if threading.current_thread() is not threading.main_thread():
+            return self  # signals reach only the main thread: nothing to watch from here
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(write_fd, False)
+        self._fds = (read_fd, write_fd)
+        self._read_fd = read_fd
+        self._previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        self._previous_handler = signal.signal(signal.SIGINT, self._on_sigint)
+        threading.Thread(target=self._watch, name="bert-tasks-interrupts", daemon=True).start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._fds is None:
+            return
+        signal.signal(signal.SIGINT, self._previous_handler)
+        signal.set_wakeup_fd(self._previous_fd)
+        write_fd = self._fds[1]
+        self._fds = None
+        os.close(write_fd)  # the watchdog reads end-of-file, closes its end and returns
+
+    def _on_sigint(self, signum, frame) -> None:
+        if self.interrupted:
+            return  # already stopping; the watchdog decides whether to wait longer
+        self.interrupted = True
+        raise KeyboardInterrupt
+
+    def _watch(self) -> None:
+        read_fd = self._read_fd
+        deadline = None
+        seen = 0
+        try:
+            while True:
+                timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+                ready, _, _ = select.select([read_fd], [], [], timeout)
+                if not ready:
+                    self.force_exit(f"the run did not stop within {self.grace:.0f} s of Ctrl-C")
+                    return
+                data = os.read(read_fd, 64)
+                if not data:
+                    return
+                seen += data.count(signal.SIGINT)
+                if seen >= 2:
+                    self.force_exit("second Ctrl-C")
+                    return
+                if seen == 1 and deadline is None:
+                    deadline = time.monotonic() + self.grace
+        finally:
+            os.close(read_fd)
