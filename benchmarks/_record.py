@@ -14,6 +14,16 @@ import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+#: the real data sets: $BERT_TASKS_DATA, else ../shared/data beside the repository (as on the project's machines)
+DATA = Path(os.environ.get("BERT_TASKS_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
+
+
+def shown(path: str | Path) -> str:
+    """A data path as RESULTS.md quotes it: relative to the repository, never one machine's absolute path."""
+    try:
+        return os.path.relpath(Path(path).resolve(), Path(__file__).resolve().parents[1])
+    except ValueError:
+        return str(path)
 
 
 def machine_line() -> str:

@@ -27,9 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._record import load_note
+from ._record import DATA, load_note, shown
 
-DATA = Path(os.environ.get("BERT_TASKS_DATA", "/work/shared/data"))
 
 
 def load_split(path: Path, limit: int) -> tuple[list[str], list[int]]:
@@ -183,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
     if "threads" not in skip:
         lines += threads_section(task, tokenizer, args) + [""]
     lines.append(
-        f"MiniLM-L6-H384 (bundled) + seeded 2-class head, SST-2 (`{args.data}`), AdamW lr 5e-5, dropout 0.1. "
+        f"MiniLM-L6-H384 (bundled) + seeded 2-class head, SST-2 (`{shown(args.data)}`), AdamW lr 5e-5, dropout 0.1. "
         f"{load_note(load_start)}; absolute times are noisy, ratios are paired within rounds."
     )
     body = "\n".join(lines)

@@ -12,7 +12,7 @@ Each is timed from loading the model to the dev accuracy (tokenize, train, evalu
 saves its run folder). The 3-epoch padded baseline is far too slow on a few CPU cores, so
 ``--epochs`` and ``--max-train-samples`` shrink the training set; the dev set is always whole.
 
-    python -m benchmarks.glue_finetune --data-dir /work/shared/data/SST-2 --epochs 3 --max-train-samples 2500
+    python -m benchmarks.glue_finetune --data-dir ../shared/data/SST-2 --epochs 3 --max-train-samples 2500
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks._record import load_note
+from benchmarks._record import DATA, load_note, shown
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -36,7 +36,7 @@ BATCH, EVAL_BATCH, MAX_LEN, SEED, WEIGHT_DECAY = 32, 64, 128, 42, 0.0
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.glue_finetune", description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default="/work/shared/data/SST-2", help="SST-2 folder with train.tsv and dev.tsv")
+    parser.add_argument("--data-dir", default=str(DATA / "SST-2"), help="SST-2 folder with train.tsv and dev.tsv")
     parser.add_argument("--epochs", type=float, default=3.0)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--warmup-ratio", type=float, default=0.1)
@@ -164,7 +164,7 @@ def render(args, results: dict, loads: tuple) -> str:
             "accuracy column cannot separate them; the wall times are the finding." if chance else "")
     dev = "all 1821 dev sentences" if args.max_eval_samples is None else f"the first {args.max_eval_samples} dev sentences"
     return "\n".join([
-        f"SST-2 (`{args.data_dir}`), bundled MiniLM-L6-H384; {args.epochs:g} epoch(s) on the first "
+        f"SST-2 (`{shown(args.data_dir)}`), bundled MiniLM-L6-H384; {args.epochs:g} epoch(s) on the first "
         f"{args.max_train_samples} training sentences ({steps} optimizer steps), scored on {dev}. lr {args.lr:g}, "
         f"batch {BATCH}, eval batch {EVAL_BATCH}, AdamW, linear schedule with {warmup_steps(args)} warmup steps, "
         f"weight decay {WEIGHT_DECAY}, max grad norm 1.0, seed {SEED}, max length {MAX_LEN}; "

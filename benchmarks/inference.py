@@ -32,9 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._record import load_note
+from ._record import DATA, load_note, shown
 
-DATA = Path(os.environ.get("BERT_TASKS_DATA", "/work/shared/data"))
 
 
 def make_folder(task: str, out: Path, num_labels: int | None = None) -> Path:
@@ -202,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
                              f"{100 * agree:.1f}% argmax, max logit diff {diff:.1e} |")
                 print(lines[-1], flush=True)
             notes.append(
-                f"Classification: SST-2 dev (`{args.sst2_dev}`), max_length 128; ours = tokenize + "
+                f"Classification: SST-2 dev (`{shown(args.sst2_dev)}`), max_length 128; ours = tokenize + "
                 f"`train.predict(batch_size={args.batch_size})` (longest-first, dynamic padding to a multiple of 8) "
                 "on our encoder; the pipeline runs the transformers `BertForSequenceClassification` (SDPA) of the same "
                 "folder and returns raw logits (`function_to_apply='none'`). Time includes tokenization on both sides."

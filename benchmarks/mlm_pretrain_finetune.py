@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks._record import DATA
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -30,8 +32,8 @@ SEED = 42
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.mlm_pretrain_finetune", description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", default="/work/shared/data/text/wikitext2-valid.txt", help="plain text, one paragraph a line")
-    parser.add_argument("--sst2", default="/work/shared/data/SST-2", help="SST-2 folder with train.tsv and dev.tsv")
+    parser.add_argument("--corpus", default=str(DATA / "text" / "wikitext2-valid.txt"), help="plain text, one paragraph a line")
+    parser.add_argument("--sst2", default=str(DATA / "SST-2"), help="SST-2 folder with train.tsv and dev.tsv")
     parser.add_argument("--preset", default="tiny", help="tiny or mini fit a 10-minute CPU budget")
     parser.add_argument("--budget-minutes", type=float, default=10.0)
     parser.add_argument("--validation-split", type=float, default=0.05)

@@ -23,7 +23,8 @@ import numpy as np
 
 from bert_tasks.train import EpochBatchSampler
 
-DATA = Path(os.environ.get("BERT_TASKS_DATA", "/work/shared/data"))
+from ._record import DATA, shown
+
 
 
 def sst2_lengths(path: Path, tokenizer, limit: int | None, max_length: int = 128) -> list[int]:
@@ -94,11 +95,11 @@ def main(argv: list[str] | None = None) -> None:
         rows, stats = table_rows("SST-2 train", sst2_lengths(args.sst2, tokenizer, 5000 if args.quick else None),
                                  args.batch_size, 128)
         lines += rows
-        notes.append(f"SST-2 train (`{args.sst2}`): {stats}, max_length 128.")
+        notes.append(f"SST-2 train (`{shown(args.sst2)}`): {stats}, max_length 128.")
     if args.squad.is_file():
         rows, stats = table_rows("SQuAD v2 windows", squad_lengths(args.squad, tokenizer), args.batch_size, 384)
         lines += rows
-        notes.append(f"SQuAD (`{args.squad}`): {stats} (max_length 384, doc_stride 128).")
+        notes.append(f"SQuAD (`{shown(args.squad)}`): {stats} (max_length 384, doc_stride 128).")
     body = "\n".join(lines) + "\n\n" + " ".join(notes) + (
         f" Batch size {args.batch_size}; tokenizer: bundled all-MiniLM-L6-v2 WordPiece. Padding share = 1 − real / "
         "computed positions (for the per-token work: projections, FFN, LayerNorm); the attention column is the same "

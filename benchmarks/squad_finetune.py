@@ -14,7 +14,7 @@ questions only) and v2.0 (all). For each version it
 
 Every run is the real CLI (``bert-tasks finetune squad`` / ``eval squad``) in a subprocess.
 
-    python -m benchmarks.squad_finetune --data /work/shared/data/squad/squad-v2-5articles.json
+    python -m benchmarks.squad_finetune --data ../shared/data/squad/squad-v2-5articles.json
 """
 
 from __future__ import annotations
@@ -28,13 +28,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks._record import load_note
+from benchmarks._record import DATA, load_note, shown
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-DEFAULT_DATA = "/work/shared/data/squad/squad-v2-5articles.json"
+DEFAULT_DATA = str(DATA / "squad" / "squad-v2-5articles.json")
 BACKENDS = ("scratch", "hf")
 
 
@@ -179,7 +179,7 @@ def render(args, results: dict, loads: tuple) -> str:
                              f"NoAns F1 {a.get('NoAns_f1', float('nan')):.2f}, best F1 {a['best_f1']:.2f} "
                              f"at threshold {a['best_f1_thresh']:.3f}.")
     return "\n".join([
-        f"Data: `{args.data}`; train = all articles but the last, eval = the last article. Model: the bundled "
+        f"Data: `{shown(args.data)}`; train = all articles but the last, eval = the last article. Model: the bundled "
         f"MiniLM-L6-H384 with one seeded QA head (seed {args.seed}) shared by both backends; {args.epochs:g} epochs, "
         f"lr {args.learning_rate:g} (linear, warmup {args.warmup_ratio:g}), batch {args.batch_size}, max_seq_length "
         f"{args.max_seq_length}, doc_stride {args.doc_stride}, weight decay 0, {args.threads} torch thread(s) per run. "

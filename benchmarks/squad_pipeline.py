@@ -12,7 +12,7 @@ and CPU time is what other work on it disturbs least. Preprocessing is wall time
 fast tokenizer may use several threads. Without ``--data`` (and without the shared SQuAD file)
 the invented quickstart set is used.
 
-    python -m benchmarks.squad_pipeline --data /work/shared/data/squad/squad-v2-5articles.json
+    python -m benchmarks.squad_pipeline --data ../shared/data/squad/squad-v2-5articles.json
 """
 
 from __future__ import annotations
@@ -26,10 +26,12 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks._record import DATA
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-DEFAULT_DATA = "/work/shared/data/squad/squad-v2-5articles.json"
+DEFAULT_DATA = str(DATA / "squad" / "squad-v2-5articles.json")
 
 
 def reference_postprocess(

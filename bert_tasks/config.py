@@ -71,8 +71,8 @@ class TrainConfig:
     #: skip optimizer steps whose loss is NaN/inf instead of stopping
     skip_nonfinite: bool = False
     dataloader_workers: int = 0
-    #: torch threads; None: torch's default (one per core) less the cores other work keeps busy
-    #: right now (see train.default_num_threads: oversubscribed OpenMP threads stall badly)
+    #: torch threads; None: every allowed core less those other work kept busy over the last minute
+    #: (threads.choose_threads: oversubscribed OpenMP threads stall badly)
     num_threads: int | None = None
     #: torch.compile the encoder layers (in place; falls back to eager with a warning if compiling fails)
     compile: bool = False
@@ -95,6 +95,19 @@ class TrainConfig:
             (self.lr_scheduler in ("linear", "cosine", "constant"), "lr_scheduler must be linear, cosine or constant"),
             (self.mixed_precision in ("no", "bf16", "fp16"), "mixed_precision must be no, bf16 or fp16"),
             (self.logging_steps >= 1, "logging_steps must be at least 1"),
+            (self.eval_steps is None or self.eval_steps >= 1, "eval_steps must be at least 1 (or null: at the end only)"),
+            (self.save_steps is None or self.save_steps >= 1, "save_steps must be at least 1 (or null: no checkpoints)"),
+            (self.save_total_limit is None or self.save_total_limit >= 1, "save_total_limit must be at least 1 (or null)"),
+            (0 <= self.seed < 2**32, "seed must be an integer from 0 to 2**32 - 1"),
+            (self.weight_decay >= 0, "weight_decay must not be negative"),
+            (0 <= self.adam_beta1 < 1 and 0 <= self.adam_beta2 < 1, "adam_beta1 and adam_beta2 must be in [0, 1)"),
+            (self.adam_epsilon > 0, "adam_epsilon must be positive"),
+            (self.max_grad_norm is None or self.max_grad_norm > 0, "max_grad_norm must be positive (or null: no clipping)"),
+            (self.warmup_steps >= 0, "warmup_steps must not be negative"),
+            (self.dataloader_workers >= 0, "dataloader_workers must not be negative"),
+            (self.num_threads is None or self.num_threads >= 1, "num_threads must be at least 1 (or null: chosen at start-up)"),
+            (self.mixed_precision != "fp16" or _cuda_available(), "mixed_precision fp16 needs a CUDA GPU; on CPU use bf16 or no"),
+            (all(t in ("tensorboard", "wandb", "none") for t in self.report_to), "report_to takes tensorboard, wandb or none"),
             (self.budget_minutes is None or self.budget_minutes > 0, "budget_minutes must be positive"),
             (self.compile_scope in ("layer", "model"), "compile_scope must be layer or model"),
             (not (self.unpad and self.compile), "unpad and compile cannot be combined: unpadding picks the real "
@@ -103,6 +116,12 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise BertTasksError(f"{where}: {message}")
+
+
+def _cuda_available() -> bool:
+    import torch  # local: recipes are read by `recipes list/validate`, which need no torch; training imports it anyway
+
+    return torch.cuda.is_available()
 
 
 @dataclass
@@ -254,9 +273,12 @@ def read_yaml(path: Path) -> dict[str, Any]:
         reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise BertTasksError(f"invalid YAML: {reason}", file=path, record=where) from None
     if data is None:
-        return {}
+        raise BertTasksError("the recipe file is empty; `bert-tasks recipes cp NAME FILE` gives one to start from",
+                             file=path)
     if not isinstance(data, dict):
         raise BertTasksError("a recipe must be a YAML mapping", file=path)
+    if not isinstance(data.get("task"), str):
+        raise BertTasksError("a recipe must name its task (e.g. `task: sst2`)", file=path, record="key task")
     return data
 
 

@@ -13,9 +13,11 @@ card look the same for every task.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,6 +94,7 @@ class RunDir:
     output_dir: Path
     resume_from: str | None
     accelerator: Any
+    threads: Any = None
 
 
 def describe(recipe: Recipe) -> str:
@@ -114,9 +117,14 @@ def start_run(recipe: Recipe, *, overwrite: bool = False, resume_from: str | Non
     if not output:
         raise BertTasksError("no output folder: pass --output-dir or set output_dir in the recipe")
     recipe.output_dir = str(output)
+    check_output_spares_inputs(recipe, Path(output))
+    missing = [t for t in recipe.train.report_to if t in TRACKER_MODULES and importlib.util.find_spec(TRACKER_MODULES[t]) is None]
+    if missing:
+        raise BertTasksError(f"--report-to {missing[0]} needs the {TRACKER_MODULES[missing[0]]} package: "
+                             f"pip install {TRACKER_MODULES[missing[0]]}")
     if resume_from is not None:
         check_resumable(recipe, Path(output), resume_from)
-    apply_num_threads(recipe.train.num_threads)
+    threads = apply_num_threads(recipe.train.num_threads)
     accelerator = make_accelerator(recipe.train, Path(output))
     output_dir = Path(output)
     if accelerator.is_main_process:
@@ -125,7 +133,36 @@ def start_run(recipe: Recipe, *, overwrite: bool = False, resume_from: str | Non
     accelerator.wait_for_everyone()
     if recipe.train.report_to:
         accelerator.init_trackers(recipe.task, config=_flat(recipe.to_dict()))
-    return RunDir(recipe=recipe, output_dir=output_dir, resume_from=resume_from, accelerator=accelerator)
+    return RunDir(recipe=recipe, output_dir=output_dir, resume_from=resume_from, accelerator=accelerator, threads=threads)
+
+
+def announce_training(run: RunDir) -> None:
+    """The start-up line of the training phase: how many threads, and why (see threads.py)."""
+    if run.accelerator.is_main_process:
+        print(f"threads: {run.threads.line()}", file=sys.stderr, flush=True)
+
+
+#: the package each --report-to tracker needs
+TRACKER_MODULES = {"tensorboard": "tensorboard", "wandb": "wandb"}
+
+
+def _input_paths(recipe: Recipe) -> list[Path]:
+    """Local files and folders a run reads: its model, tokenizer and data."""
+    names = [recipe.model.name_or_path, recipe.model.tokenizer]
+    data = recipe.data
+    for key in ("data_dir", "train_file", "validation_file", "test_file", "tokenizer"):
+        names.append(getattr(data, key, None))
+    names += list(getattr(data, "train_files", None) or [])
+    return [Path(n).expanduser().resolve() for n in names if isinstance(n, str) and n and Path(n).expanduser().exists()]
+
+
+def check_output_spares_inputs(recipe: Recipe, output_dir: Path) -> None:
+    """Refuse an output folder that is, or holds, the run's own model or data: --overwrite-output-dir would delete it."""
+    out = output_dir.expanduser().resolve()
+    for path in _input_paths(recipe):
+        if path == out or out in path.parents:
+            raise BertTasksError(f"the output folder holds this run's input {path}; writing there would overwrite it: "
+                                 "choose another --output-dir", file=output_dir)
 
 
 def check_resumable(recipe: Recipe, output_dir: Path, resume_from: str) -> Path:
@@ -154,9 +191,13 @@ def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def build_model(recipe: Recipe, head: str | None, num_labels: int | None = None, *, vocab_size: int | None = None,
-                id2label: dict[int, str] | None = None):
-    """Load the recipe's checkpoint, or build a fresh preset (masked-LM pretraining from scratch)."""
-    from .checkpoint import load_pretrained
+                id2label: dict[int, str] | None = None, tokenizer: Any = None, resuming: bool = False):
+    """Load the recipe's checkpoint, or build a fresh preset (masked-LM pretraining from scratch).
+
+    With ``tokenizer``, a checkpoint whose vocabulary is smaller than the tokenizer's is refused here.
+    ``resuming``: the weights will come from a training checkpoint, so a fresh head is not worth a word.
+    """
+    from .checkpoint import check_vocab_fits, load_pretrained
     from .model import MODEL_FOR_TASK, BertConfig, set_unpadding
 
     from accelerate.utils import set_seed
@@ -175,10 +216,24 @@ def build_model(recipe: Recipe, head: str | None, num_labels: int | None = None,
             raise BertTasksError(str(exc)) from None
         model = MODEL_FOR_TASK[head](config)
     else:
-        model = load_pretrained(settings.name_or_path, task=head, num_labels=num_labels, backend=settings.backend)
+        checkpoint_log = logging.getLogger("bert_tasks.checkpoint")
+        level = checkpoint_log.level
+        if resuming:
+            checkpoint_log.setLevel(logging.ERROR)
+        try:
+            model = load_pretrained(settings.name_or_path, task=head, num_labels=num_labels, backend=settings.backend)
+        finally:
+            checkpoint_log.setLevel(level)
         if id2label is not None:
             model.config.id2label = dict(id2label)
             model.config.label2id = {v: k for k, v in id2label.items()}
+    if tokenizer is not None:
+        check_vocab_fits(tokenizer, model.config, source=settings.name_or_path)
+    max_length = getattr(recipe.data, "max_seq_length", None)
+    positions = model.config.max_position_embeddings
+    if max_length is not None and max_length > positions:
+        raise BertTasksError(f"data.max_seq_length {max_length} is longer than the model's {positions} positions; "
+                             f"lower --max-seq-length", file=settings.name_or_path)
     if recipe.train.unpad:
         set_unpadding(model)
     return model

@@ -29,6 +29,7 @@ from .config import TrainConfig
 from .errors import BertTasksError
 from .io import append_jsonl, atomic_write_text, write_json
 from .tasks.base import Task
+from .threads import ThreadChoice, choose_threads
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "trainer_state.json"
@@ -100,45 +101,12 @@ class EpochBatchSampler(Sampler[list[int]]):
 # --------------------------------------------------------------------------- threads
 
 
-#: torch's own default (one thread per core), read before anything here changes it
-TORCH_DEFAULT_THREADS = torch.get_num_threads()
-
-
-def busy_cpus(samples: int = 5, interval: float = 0.02) -> int:
-    """Other runnable threads on the machine now: the median of a few reads of /proc/loadavg, less ourselves."""
-    counts = []
-    for i in range(samples):
-        try:
-            with open("/proc/loadavg") as f:
-                running = int(f.read().split()[3].split("/")[0])
-        except (OSError, ValueError, IndexError):
-            return 0  # not Linux: assume the machine is ours
-        counts.append(max(0, running - 1))
-        if i + 1 < samples:
-            time.sleep(interval)
-    return sorted(counts)[len(counts) // 2]
-
-
-def default_num_threads() -> int:
-    """Torch threads for a run that does not set them: torch's default, less the cores other work keeps busy.
-
-    More OpenMP threads than free cores stall at every parallel region while a preempted
-    thread waits for its turn: on a 2-core machine shared with other jobs a MiniLM training
-    step ran 11x slower with 2 threads than with 1, while on the idle machine 2 threads were
-    1.7x faster (``python -m benchmarks cpu_settings``, benchmarks/RESULTS.md). OMP_NUM_THREADS,
-    when set, is the user's choice and wins.
-    """
-    if os.environ.get("OMP_NUM_THREADS"):
-        return TORCH_DEFAULT_THREADS
-    return max(1, TORCH_DEFAULT_THREADS - busy_cpus())
-
-
-def apply_num_threads(num_threads: int | None) -> int:
-    """``torch.set_num_threads`` from ``TrainConfig.num_threads`` (None: :func:`default_num_threads`)."""
-    threads = num_threads or default_num_threads()
-    if threads != torch.get_num_threads():
-        torch.set_num_threads(threads)
-    return threads
+def apply_num_threads(num_threads: int | None) -> ThreadChoice:
+    """``torch.set_num_threads`` from ``TrainConfig.num_threads`` (None: :func:`threads.choose_threads` decides)."""
+    choice = choose_threads(num_threads)
+    if choice.threads != torch.get_num_threads():
+        torch.set_num_threads(choice.threads)
+    return choice
 
 
 # --------------------------------------------------------------------------- optimisation
@@ -278,7 +246,6 @@ def fit(
     accelerator = accelerator or make_accelerator(cfg, output_dir)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
-    apply_num_threads(cfg.num_threads)
     set_seed(cfg.seed)
     if len(train_dataset) == 0:
         raise BertTasksError("the training set is empty after preprocessing")

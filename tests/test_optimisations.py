@@ -391,15 +391,26 @@ def test_compiled_encoder_matches_hf(scope):
 # --------------------------------------------------------------------------- thread default
 
 
-def test_default_threads_leave_room_for_other_work(monkeypatch):
-    from bert_tasks import train
+def test_default_threads_use_every_allowed_core_unless_other_work_kept_them_busy(monkeypatch):
+    import os
 
-    assert train.busy_cpus(samples=2, interval=0) >= 0
+    from bert_tasks import threads
+
+    assert threads.allowed_cores() == len(os.sched_getaffinity(0))
+    assert threads.sustained_load() == pytest.approx(os.getloadavg()[0], abs=0.5)
+    assert 0.0 <= threads.own_load() <= 1.0
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(train, "TORCH_DEFAULT_THREADS", 2)
-    monkeypatch.setattr(train, "busy_cpus", lambda: 0)
-    assert train.default_num_threads() == 2  # an idle machine: one thread per core
-    monkeypatch.setattr(train, "busy_cpus", lambda: 5)
-    assert train.default_num_threads() == 1  # oversubscribed: never fewer than one
+    monkeypatch.setattr(threads, "allowed_cores", lambda: 4)
+    monkeypatch.setattr(threads, "own_load", lambda: 0.9)
+    monkeypatch.setattr(threads, "sustained_load", lambda: 1.5)  # 0.6 of it is others': below a busy core
+    assert threads.choose_threads().threads == 4
+    monkeypatch.setattr(threads, "sustained_load", lambda: 2.9)  # others kept 2 cores busy
+    choice = threads.choose_threads()
+    assert choice.threads == 2 and "2 of 4" in choice.reason
+    monkeypatch.setattr(threads, "sustained_load", lambda: 40.0)  # oversubscribed: never fewer than one
+    assert threads.choose_threads().threads == 1
+    monkeypatch.setattr(threads, "sustained_load", lambda: None)  # no load average: every allowed core
+    assert threads.choose_threads().threads == 4
+    assert threads.choose_threads(3).threads == 3  # train.num_threads wins
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
-    assert train.default_num_threads() == 2  # the user's explicit choice wins
+    assert threads.choose_threads() == threads.ThreadChoice(2, "set by OMP_NUM_THREADS")  # so does the user's env

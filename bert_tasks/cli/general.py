@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import platform
 import shutil
+import socket
+import threading
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -30,42 +33,59 @@ def root(
     show_help_without_subcommand(ctx)
 
 
+def _installed(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _device(torch_version: str) -> str:
+    """The device a run would use, without importing torch (1-2 s) where it cannot be a GPU."""
+    if "+cpu" in torch_version or not Path("/proc/driver/nvidia/version").exists():
+        return f"cpu ({platform.machine()})"
+    import torch  # a CUDA build on a machine with the NVIDIA driver: ask torch which GPU
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.machine()})"
+
+
+def _hub_reachable(timeout: float = 1.0) -> str:
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false"):
+        return "offline (HF_HUB_OFFLINE set)"
+    answer: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+            answer.append(True)
+        except OSError:
+            answer.append(False)
+
+    # a thread bounds the DNS lookup too, which the socket timeout does not
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if answer == [True]:
+        return "reachable"
+    return "unreachable (offline mode: use local files and the bundled --model minilm)"
+
+
 @app.command()
 def env() -> None:
-    """Versions, device, thread count, and whether the Hugging Face Hub is reachable.
+    """Versions, device, the thread count a run would use and why, and whether the Hugging Face Hub is reachable.
 
     Example: bert-tasks env
     """
-    import socket
+    from ..bundled import bundled_model_path
+    from ..threads import choose_threads
 
-    import accelerate
-    import datasets
-    import torch
-    import transformers
-
-    rows = {
-        "bert-tasks": __version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "datasets": datasets.__version__,
-        "accelerate": accelerate.__version__,
-        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.machine()})",
-        "cpu cores": str(os.cpu_count()),
-        "torch threads": str(torch.get_num_threads()),
-    }
-    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
-    if offline:
-        rows["hub"] = "offline (HF_HUB_OFFLINE set)"
-    else:
-        try:
-            socket.create_connection(("huggingface.co", 443), timeout=3).close()
-            rows["hub"] = "reachable"
-        except OSError:
-            rows["hub"] = "unreachable (offline mode: use local files and the bundled --model minilm)"
+    rows = {"bert-tasks": __version__, "python": platform.python_version()}
+    rows.update({name: _installed(name) for name in ("torch", "transformers", "datasets", "accelerate", "evaluate")})
+    rows["device"] = _device(rows["torch"])
+    rows["cpu cores"] = f"{os.cpu_count()} ({len(os.sched_getaffinity(0))} allowed)" if hasattr(os, "sched_getaffinity") else str(os.cpu_count())
+    rows["torch threads"] = choose_threads().line()  # what a run started now would use, and why
+    rows["hub"] = _hub_reachable()
     try:
-        from ..checkpoint import bundled_model_path
-
         rows["bundled model"] = f"{bundled_model_path()} (sha256 ok)"
     except BertTasksError as exc:
         rows["bundled model"] = exc.reason

@@ -42,11 +42,18 @@ SOURCES = {"data_dir": ("data_dir",), "dataset": ("dataset",), "files": ("train_
 def resolve_glue_recipe(recipe: str | None, sets: list[str] | None, values: dict):
     """Layer run_glue's defaults < recipe < --set < flags; the recipe's top-level task names its data task."""
     from ..config import find_recipe, read_yaml, resolve_recipe
+    from ..errors import BertTasksError
     from ..tasks.glue.run import RUN_GLUE_DEFAULTS
     from ..tasks.glue.spec import TASK_NAMES
 
     defaults = dict(RUN_GLUE_DEFAULTS)
-    file_task = read_yaml(find_recipe(recipe)).get("task") if recipe else None
+    path = find_recipe(recipe) if recipe else None
+    content = read_yaml(path) if path else {}
+    file_task = content.get("task")
+    data_task = content.get("data", {}).get("task") if isinstance(content.get("data"), dict) else None
+    if file_task in TASK_NAMES and data_task not in (None, file_task) and not values.get("task"):
+        raise BertTasksError(f"the recipe's task is {file_task} but its data.task is {data_task}; make them agree "
+                             "(or pass --task)", file=path)
     if file_task in TASK_NAMES:
         defaults["data.task"] = file_task
     flags = o.train_flags(values, DATA_KEYS)

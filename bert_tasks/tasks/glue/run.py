@@ -28,7 +28,7 @@ from ...modelcard import eval_set_text
 from .config import ALL_TASKS, GlueDataConfig, expand_tasks
 from .data import UNLABELED, load_glue_splits, split_group
 from .report import glue_score, render_glue_table, task_results, write_submission
-from .spec import EVAL_SPLIT_SUFFIX, get_spec, id2label
+from .spec import EVAL_SPLIT_SUFFIX, TASK_NAMES, get_spec, id2label
 from .task import GlueTask, check_label_mapping
 
 SUBMISSION_DIR = "submission"
@@ -101,7 +101,7 @@ def finetune_glue(recipe: Recipe, *, overwrite: bool = False, resume_from: str |
 
 def _finetune_one(recipe: Recipe, *, overwrite: bool, resume_from: str | None, dry_run: bool,
                   submission_dir: Path | None = None) -> dict[str, Any]:
-    from ...runner import build_model, finish_run, load_run_tokenizer, print_summary, start_run
+    from ...runner import announce_training, build_model, finish_run, load_run_tokenizer, print_summary, start_run
     from ...train import fit
 
     cfg: GlueDataConfig = recipe.data
@@ -120,7 +120,8 @@ def _finetune_one(recipe: Recipe, *, overwrite: bool, resume_from: str | None, d
     from accelerate.utils import set_seed
 
     set_seed(recipe.train.seed)  # the new classifier head is drawn here, before fit seeds: same seed, same run
-    model = build_model(recipe, "glue", task.num_labels(cfg), id2label=id2label(cfg.task, names="hub"))
+    model = build_model(recipe, "glue", task.num_labels(cfg), id2label=id2label(cfg.task, names="hub"), tokenizer=tokenizer,
+                        resuming=run.resume_from is not None)
     _set_problem_type(model, cfg.task)
     batch_size = recipe.train.eval_batch_size
     last: dict[str, Any] = {}
@@ -130,6 +131,7 @@ def _finetune_one(recipe: Recipe, *, overwrite: bool, resume_from: str | None, d
         last.update(metrics=metrics, rows=rows)
         return metrics
 
+    announce_training(run)
     result = fit(model, task, train_features, recipe.train, run.output_dir, evaluate=evaluate if eval_sets else None,
                  resume_from=run.resume_from, accelerator=run.accelerator, run_config=recipe.to_dict())
     metrics = last.get("metrics")
@@ -265,7 +267,7 @@ def _load_glue_model(model_dir: Path, task: str, backend: str):
 
     folder = resolve_model_dir(str(model_dir))
     check_label_mapping(read_config(folder).get("id2label"), task, source=folder / "config.json")
-    model = load_pretrained(folder, task="glue", num_labels=get_spec(task).num_labels, backend=backend)
+    model = load_pretrained(folder, task="glue", num_labels=get_spec(task).num_labels, backend=backend, trained_head=True)
     return model, folder
 
 
@@ -301,13 +303,14 @@ def evaluate_glue(model_dir: str | Path, data_cfg: GlueDataConfig, *, output_dir
 
 def _evaluate_one(model_dir: Path, cfg: GlueDataConfig, output_dir: Path, backend: str, batch_size: int,
                   submission_dir: Path | None = None) -> dict[str, Any]:
-    from ...checkpoint import load_tokenizer
+    from ...checkpoint import check_vocab_fits, load_tokenizer
     from ...runner import print_summary
 
     task = GlueTask(cfg.task)
     model, folder = _load_glue_model(model_dir, cfg.task, backend)
     model = _device_model(model)
     tokenizer = load_tokenizer(str(folder))
+    check_vocab_fits(tokenizer, model.config, source=folder)
     splits = load_glue_splits(cfg, groups=["validation"])
     eval_sets = {name: (ds, task.preprocess(ds, tokenizer, cfg, train=False)) for name, ds in splits.items()}
     if not eval_sets and not cfg.do_predict:
@@ -332,17 +335,27 @@ def predict_glue_text(model_dir: str | Path, text: str, text_pair: str | None = 
     """The predicted label of one sentence (pair) and every label's probability (STS-B: the score)."""
     import torch
 
-    from ...checkpoint import load_pretrained, load_tokenizer, read_config, resolve_model_dir
+    from ...checkpoint import check_vocab_fits, load_pretrained, load_tokenizer, read_config, resolve_model_dir
 
     if not text or not text.strip():
         raise BertTasksError("--text is empty")
+    if text_pair is not None and not text_pair.strip():
+        raise BertTasksError("--text-pair is empty")
     folder = resolve_model_dir(str(model_dir))
     config = read_config(folder)
     labels = {int(k): str(v) for k, v in (config.get("id2label") or {}).items()}
     if not labels:
-        raise BertTasksError("config.json has no id2label: not a fine-tuned classifier", file=folder / "config.json")
-    model = load_pretrained(folder, task="glue", num_labels=len(labels), backend=backend).eval()
+        held = ", ".join(config.get("architectures") or []) or "no recorded architecture"
+        raise BertTasksError(f"config.json has no id2label: not a fine-tuned classifier (it holds {held})",
+                             file=folder / "config.json")
+    model = load_pretrained(folder, task="glue", num_labels=len(labels), backend=backend, trained_head=True).eval()
+    task = trained_task(folder)
+    if task in TASK_NAMES and get_spec(task).is_pair != (text_pair is not None):
+        raise BertTasksError(f"this model was fine-tuned on {task}, which "
+                             + ("compares two sentences: pass --text-pair too" if get_spec(task).is_pair
+                                else "classifies one sentence: drop --text-pair"), file=folder)
     tokenizer = load_tokenizer(str(folder))
+    check_vocab_fits(tokenizer, model.config, source=folder)
     max_length = trained_max_seq_length(folder) or 512
     inputs = tokenizer(text, text_pair, truncation=True, max_length=max_length, return_tensors="pt",
                        return_token_type_ids=True)

@@ -64,7 +64,7 @@ def pretrain_mlm(recipe: Recipe, *, overwrite: bool = False, resume_from: str | 
     """Pretrain (or continue pretraining) a masked LM; returns the held-out metrics."""
     from accelerate.utils import set_seed
 
-    from ...runner import build_model, finish_run, print_summary, start_run
+    from ...runner import announce_training, build_model, finish_run, print_summary, start_run
     from ...train import fit
     from .corpus import load_corpus
     from .task import MlmTask
@@ -84,7 +84,7 @@ def pretrain_mlm(recipe: Recipe, *, overwrite: bool = False, resume_from: str | 
     tokenizer = _run_tokenizer(recipe, corpus["train"], run.output_dir, accelerator)
 
     set_seed(recipe.train.seed)  # the fresh model's initial weights follow the seed too
-    model = build_model(recipe, "mlm", vocab_size=len(tokenizer))
+    model = build_model(recipe, "mlm", vocab_size=len(tokenizer), resuming=run.resume_from is not None)
     _check_model_fits(model, tokenizer, cfg, recipe)
 
     task = MlmTask(seed=recipe.train.seed)
@@ -100,6 +100,7 @@ def pretrain_mlm(recipe: Recipe, *, overwrite: bool = False, resume_from: str | 
                                    process_index=accelerator.process_index)
     masking.resume_from(_resume_state(run.resume_from, run.output_dir))
     evaluate = _evaluator(task, eval_features, recipe.train.eval_batch_size)
+    announce_training(run)
     result = fit(model, task, train_features, recipe.train, run.output_dir, evaluate=evaluate,
                  resume_from=run.resume_from, accelerator=accelerator, collate=masking,
                  run_config=recipe.to_dict())
@@ -149,11 +150,11 @@ def _check_positions(recipe: Recipe, known: tuple[int | None, str]) -> None:
 
 
 def _check_model_fits(model, tokenizer, cfg: MlmDataConfig, recipe: Recipe) -> None:
+    from ...checkpoint import check_vocab_fits
+
     config = model.config
     _check_positions(recipe, (config.max_position_embeddings, recipe.model.name_or_path or "the model"))
-    if len(tokenizer) > config.vocab_size:
-        raise BertTasksError(f"the tokenizer has {len(tokenizer)} tokens but the model's vocabulary only "
-                             f"{config.vocab_size}; use the checkpoint's own tokenizer", file=recipe.model.name_or_path)
+    check_vocab_fits(tokenizer, config, source=recipe.model.name_or_path)
 
 
 # --------------------------------------------------------------------------- tokenizer

@@ -113,7 +113,15 @@ def _rows_from_official(doc: Any, path: Path, version_2: bool) -> Iterator[Row]:
             for q, qa in enumerate(_require(paragraph, "qas", path, where, list)):
                 qid = _require(qa, "id", path, f"{where}.qas[{q}]", (str, int))
                 question = _require(qa, "question", path, str(qid), str)
-                if qa.get("is_impossible", False):
+                impossible = qa.get("is_impossible", False)
+                if not isinstance(impossible, bool):
+                    raise BertTasksError(f"'is_impossible' must be true or false, found {type(impossible).__name__} "
+                                         f"{impossible!r}", file=path, record=str(qid))
+                if impossible:
+                    if qa.get("answers"):
+                        raise BertTasksError(
+                            "'is_impossible' is true but the question has answers; SQuAD 2.0 keeps an unanswerable "
+                            "question's answers empty (and its spans under 'plausible_answers')", file=path, record=str(qid))
                     if not version_2:
                         raise BertTasksError(
                             "question is marked is_impossible but SQuAD 2.0 mode is off; pass --version-2-with-negative",

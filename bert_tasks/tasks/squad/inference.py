@@ -68,13 +68,13 @@ class QuestionAnswerer:
     ):
         import torch
 
-        from ...checkpoint import load_pretrained, load_tokenizer, resolve_model_dir
+        from ...checkpoint import check_vocab_fits, load_pretrained, load_tokenizer, resolve_model_dir
         from .run import trained_version_2
         from .task import SquadTask
 
         if isinstance(model_dir_or_model, (str, os.PathLike)):
             folder = resolve_model_dir(str(model_dir_or_model))
-            model = load_pretrained(folder, task="squad", backend=backend)
+            model = load_pretrained(folder, task="squad", backend=backend, trained_head=True)
             tokenizer = tokenizer or load_tokenizer(str(folder))
             if version_2 is None:
                 version_2 = trained_version_2(folder)
@@ -82,6 +82,7 @@ class QuestionAnswerer:
             model = model_dir_or_model
             if tokenizer is None:
                 raise BertTasksError("QuestionAnswerer: pass the tokenizer along with an already loaded model")
+        check_vocab_fits(tokenizer, model.config)
         if torch.cuda.is_available() and next(model.parameters()).device.type == "cpu":
             model = model.to("cuda")
         self.model = model.eval()

@@ -77,7 +77,7 @@ def finetune_squad(recipe: Recipe, *, overwrite: bool = False, resume_from: str 
     """Fine-tune on SQuAD; returns the final evaluation metrics ({} without validation data)."""
     from accelerate.utils import set_seed
 
-    from ...runner import build_model, finish_run, load_run_tokenizer, print_summary, start_run
+    from ...runner import announce_training, build_model, finish_run, load_run_tokenizer, print_summary, start_run
     from ...train import fit
 
     cfg: SquadDataConfig = recipe.data
@@ -102,7 +102,7 @@ def finetune_squad(recipe: Recipe, *, overwrite: bool = False, resume_from: str 
     train_features = task.preprocess(train_examples, tokenizer, cfg, train=True)
     eval_features = task.preprocess(eval_examples, tokenizer, cfg, train=False) if eval_examples is not None else None
     set_seed(recipe.train.seed)  # a fresh QA head is drawn from the run's seed, so a run repeats exactly
-    model = build_model(recipe, "squad")
+    model = build_model(recipe, "squad", tokenizer=tokenizer, resuming=run.resume_from is not None)
     batch_size = recipe.train.eval_batch_size
 
     def evaluate(model, accelerator) -> dict[str, Any]:
@@ -118,6 +118,7 @@ def finetune_squad(recipe: Recipe, *, overwrite: bool = False, resume_from: str 
             append_jsonl(run.output_dir / "train_log.jsonl", {"eval": True, "step": 0, "before_training": True, **before})
         print_summary("before fine-tuning", _headline(before))
 
+    announce_training(run)
     result = fit(model, task, train_features, recipe.train, run.output_dir,
                  evaluate=evaluate if eval_examples is not None else None, resume_from=run.resume_from,
                  accelerator=run.accelerator, run_config=recipe.to_dict())
@@ -261,15 +262,16 @@ def evaluate_squad_folder(model_dir: str | Path, cfg: SquadDataConfig, *, output
     """Score a fine-tuned folder (our encoder, or transformers with ``backend="hf"``) and write the files."""
     import torch
 
-    from ...checkpoint import load_pretrained, load_tokenizer, resolve_model_dir
+    from ...checkpoint import check_vocab_fits, load_pretrained, load_tokenizer, resolve_model_dir
     from ...runner import print_summary
 
     folder = resolve_model_dir(str(model_dir))
     examples = load_from_config(cfg, train=False)  # bad data fails before the model is loaded
-    model = load_pretrained(folder, task="squad", backend=backend)
+    model = load_pretrained(folder, task="squad", backend=backend, trained_head=True)
     if torch.cuda.is_available():
         model = model.to("cuda")
     tokenizer = load_tokenizer(str(folder))
+    check_vocab_fits(tokenizer, model.config, source=folder)
     out = Path(output_dir) if output_dir else folder
     out.mkdir(parents=True, exist_ok=True)
     metrics = evaluate_squad(model, tokenizer, cfg, None, out, examples=examples, batch_size=batch_size)
