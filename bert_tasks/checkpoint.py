@@ -242,7 +242,7 @@ def read_state_dict(model_dir: Path) -> dict[str, torch.Tensor]:
 # --------------------------------------------------------------------------- loading
 
 
-def build_config(hf_config: dict[str, Any], num_labels: int | None) -> BertConfig:
+def build_config(hf_config: dict[str, Any], num_labels: int | None, source: Any = None) -> BertConfig:
     data = dict(hf_config)
     fixed = data.pop("bert_tasks_position_embeddings", None)
     if fixed:
@@ -255,7 +255,7 @@ def build_config(hf_config: dict[str, Any], num_labels: int | None) -> BertConfi
     try:
         return BertConfig.from_dict(data)
     except (TypeError, ValueError) as exc:
-        raise BertTasksError(f"unsupported model config ({exc})") from None
+        raise BertTasksError(f"unsupported model config ({exc})", file=source) from None
 
 
 def load_pretrained(
@@ -279,10 +279,10 @@ def load_pretrained(
         raise BertTasksError(f"unknown backend {backend!r}; choose scratch or hf")
     model_dir = resolve_model_dir(name_or_path)
     hf_config = read_config(model_dir)
-    config = build_config(hf_config, num_labels if task == "glue" else None)
-    state = read_state_dict(model_dir) if backend == "scratch" or trained_head else None
+    config = build_config(hf_config, num_labels if task == "glue" else None, source=model_dir / "config.json")
     if trained_head and task is not None:
-        check_trained_head(state, task, hf_config, model_dir)
+        require_trained_head(model_dir, task)
+    state = read_state_dict(model_dir) if backend == "scratch" else None
     if backend == "hf":
         return _load_hf(model_dir, task, config)
     model = MODEL_FOR_TASK[task](config)
@@ -294,14 +294,32 @@ def load_pretrained(
 HEAD_NAMES = {"squad": "question-answering", "glue": "sequence-classification", "mlm": "masked-LM"}
 
 
-def check_trained_head(hf_state: dict[str, torch.Tensor], task: str, hf_config: dict[str, Any], source: Any) -> None:
-    """Refuse a checkpoint without ``task``'s head weights, naming the model it does hold."""
-    present = {normalize_hf_key(k) for k in hf_state}
+def checkpoint_keys(model_dir: Path) -> set[str]:
+    """The weight names a folder holds (normalized), read without loading the tensors where the format allows."""
+    from safetensors import SafetensorError, safe_open
+
+    single = model_dir / "model.safetensors"
+    if not single.is_file():  # shards or pytorch_model.bin: load them (read_state_dict checks them too)
+        return {normalize_hf_key(k) for k in read_state_dict(model_dir)}
+    try:
+        with safe_open(str(single), framework="pt") as f:
+            return {normalize_hf_key(k) for k in f.keys()}
+    except (SafetensorError, OSError) as exc:
+        raise BertTasksError(f"truncated or corrupt safetensors file ({exc})", file=single) from None
+
+
+def require_trained_head(model_dir: str | os.PathLike, task: str) -> None:
+    """Refuse a folder without ``task``'s trained head weights, naming the model it does hold.
+
+    Evaluating or predicting with a freshly initialised head would answer nonsense without a word.
+    """
+    model_dir = resolve_model_dir(model_dir)
+    present = checkpoint_keys(model_dir)
     if all(normalize_hf_key(hf) in present for hf, _ in HEAD_TABLES[task]):
         return
-    held = ", ".join(hf_config.get("architectures") or []) or "a model without a recorded architecture"
+    held = ", ".join(read_config(model_dir).get("architectures") or []) or "a model without a recorded architecture"
     raise BertTasksError(f"this folder holds {held}, with no trained {HEAD_NAMES[task]} head ({ARCHITECTURES[task]}); "
-                         f"fine-tune one first (bert-tasks finetune ...)", file=source)
+                         f"fine-tune one first (bert-tasks finetune ...)", file=model_dir)
 
 
 def load_hf_state_dict(model: nn.Module, hf_state: dict[str, torch.Tensor], task: str | None, source: Any = None) -> None:

@@ -11,8 +11,8 @@ share one code object, so the first compile serves all of them (and a recompile 
 new sequence length happens once, not per layer). ``"model"`` compiles the whole
 model's forward as one graph.
 
-The backward graph is lowered at forward time (``force_non_lazy_backward_lowering``),
-so a backward compile failure is also caught by the guard, before any gradient flows.
+The backward graph is compiled when the first backward pass runs; ``train.fit`` catches a
+failure there too and carries on uncompiled (public API only: no private torch switches).
 """
 
 from __future__ import annotations
@@ -43,8 +43,7 @@ class _Guard:
         if self.failed:
             return self.eager(*args, **kwargs)
         try:
-            with _non_lazy_backward():
-                return self.compiled(*args, **kwargs)
+            return self.compiled(*args, **kwargs)
         except Exception as exc:  # any compiler or toolchain error: warn, and carry on uncompiled
             self.failed = True
             reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
@@ -54,17 +53,6 @@ class _Guard:
                 stacklevel=2,
             )
             return self.eager(*args, **kwargs)
-
-
-def _non_lazy_backward():
-    try:
-        import torch._functorch.config as functorch_config
-
-        return functorch_config.patch(force_non_lazy_backward_lowering=True)
-    except (ImportError, AttributeError, KeyError):  # an older or newer torch without the switch
-        import contextlib
-
-        return contextlib.nullcontext()
 
 
 def compile_targets(model: nn.Module, scope: str = "layer") -> list[tuple[str, nn.Module]]:

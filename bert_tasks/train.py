@@ -17,6 +17,7 @@ import random
 import shutil
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -307,11 +308,10 @@ def fit(
             step_started = time.monotonic()
             state["micro_in_epoch"] += accelerator.num_processes
             with accelerator.accumulate(model):
-                outputs = task.forward(model, batch)
-                loss = task.loss(outputs, batch)
-                finite = bool(torch.isfinite(loss.detach()).item())
-                if finite:
-                    accelerator.backward(loss)
+                if compile_pending:
+                    loss, finite = _first_compiled_step(model, task, batch, accelerator, optimizer)
+                else:
+                    loss, finite = _forward_backward(model, task, batch, accelerator)
                 window_finite = window_finite and finite
                 if accelerator.sync_gradients:
                     finite = _all_finite(accelerator, window_finite)
@@ -399,6 +399,29 @@ def fit(
     return result
 
 
+def _forward_backward(model, task: Task, batch, accelerator) -> tuple[torch.Tensor, bool]:
+    """One micro-batch: the task's forward and loss, and the backward pass when the loss is finite."""
+    loss = task.loss(task.forward(model, batch), batch)
+    finite = bool(torch.isfinite(loss.detach()).item())
+    if finite:
+        accelerator.backward(loss)
+    return loss, finite
+
+
+def _first_compiled_step(model, task: Task, batch, accelerator, optimizer) -> tuple[torch.Tensor, bool]:
+    """The first step compiles the backward graph too; if that fails, train on uncompiled, as the forward guard does."""
+    from .compiled import uncompile_model
+
+    try:
+        return _forward_backward(model, task, batch, accelerator)
+    except Exception as exc:  # a compiler or toolchain error in the backward: the fast path is optional
+        warnings.warn(f"torch.compile failed in the backward pass ({type(exc).__name__}); continuing uncompiled",
+                      RuntimeWarning, stacklevel=2)
+        uncompile_model(model)
+        optimizer.zero_grad(set_to_none=True)
+        return _forward_backward(model, task, batch, accelerator)
+
+
 def _run_mean_loss(accelerator: Any, state: dict[str, Any]) -> float:
     """Mean training loss over every micro-batch of the run, across all processes."""
     totals = torch.tensor([state["loss_sum"], float(state["loss_count"])], dtype=torch.float64, device=accelerator.device)
@@ -438,15 +461,21 @@ def save_checkpoint(accelerator, output_dir: Path, state: dict, keep: int | None
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp), safe_serialization=True)
+    try:
+        accelerator.save_state(str(tmp), safe_serialization=True)
+        if accelerator.is_main_process:
+            if run_config is not None:
+                write_json(tmp / RUN_CONFIG_FILE, run_config)
+            write_json(tmp / STATE_FILE, state)  # written last: its presence marks the checkpoint complete
+            for child in tmp.iterdir():
+                if child.is_file():
+                    with open(child, "rb") as f:
+                        os.fsync(f.fileno())
+    except BaseException:  # an error or Ctrl-C mid-write: leave no half-written checkpoint behind
+        if accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if accelerator.is_main_process:
-        if run_config is not None:
-            write_json(tmp / RUN_CONFIG_FILE, run_config)
-        write_json(tmp / STATE_FILE, state)  # written last: its presence marks the checkpoint complete
-        for child in tmp.iterdir():
-            if child.is_file():
-                with open(child, "rb") as f:
-                    os.fsync(f.fileno())
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
         if keep:

@@ -219,6 +219,172 @@ CASES = [
     cli_case("predict-missing-model", lambda tmp, model: ["predict", "glue", "--model", str(tmp / "no-model"), "--text", "hi"], "no-model"),
 ]
 
+# --------------------------------------------------------------------------- the fresh-machine issue's cases
+
+
+def glue_run(tmp: Path, model: Path, *extra: str, task: str = "sst2", folder: Path | None = None) -> list[str]:
+    folder = folder or sst2_dir(tmp / "glue")
+    return ["finetune", "glue", "--task", task, "--data-dir", str(folder), "--model", str(model),
+            "--output-dir", str(tmp / "out"), "--max-steps", "1", *extra]
+
+
+def stsb_dir(root: Path, train: str | None = None, dev: str | None = None) -> Path:
+    folder = root / "STS-B"
+    folder.mkdir(parents=True, exist_ok=True)
+    head = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
+    row = "{i}\tg\tf\t2012\t{i}\ts\ts\ta cat sat\ta cat sat down\t{score}\n"
+    good = head + row.format(i=0, score="1.5") + row.format(i=1, score="4.2")
+    (folder / "train.tsv").write_text(train if train is not None else good)
+    (folder / "dev.tsv").write_text(dev if dev is not None else good)
+    return folder
+
+
+def stsb_case(name: str, *expect: str, train: str | None = None, dev: str | None = None, extra: tuple = ()) -> Case:
+    def build(tmp: Path, model: Path) -> list[str]:
+        return glue_run(tmp, model, *extra, task="stsb", folder=stsb_dir(tmp / "glue", train=train, dev=dev))
+
+    return Case(f"glue-{name}", build, expect)
+
+
+STSB_HEAD = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
+
+
+def stsb_rows(*scores: str) -> str:
+    return STSB_HEAD + "".join(f"{i}\tg\tf\t2012\t{i}\ts\ts\ta cat sat\ta cat sat down\t{s}\n" for i, s in enumerate(scores))
+
+
+def squad_v2_case(name: str, qa: dict, *expect: str) -> Case:
+    def build(tmp: Path, model: Path) -> list[str]:
+        bad = write(tmp / "bad-squad.json", json.dumps(squad_json(qa=qa, version="v2.0")))
+        good = write(tmp / "good.json", json.dumps(squad_json()))
+        return ["finetune", "squad", "--model", str(model), "--train-file", str(bad), "--validation-file", str(good),
+                "--output-dir", str(tmp / "out"), "--max-steps", "1", "--version-2-with-negative"]
+
+    return Case(f"squad-{name}", build, ("bad-squad.json", *expect))
+
+
+def small_vocab_model(tmp: Path, model: Path) -> list[str]:
+    """A consistent checkpoint whose vocabulary (99) is smaller than its tokenizer's (30522)."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from bert_tasks.checkpoint import save_pretrained
+    from bert_tasks.model import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    folder = tmp / "small-vocab-model"
+    save_pretrained(BertModel(BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+                                         intermediate_size=37, max_position_embeddings=128)),
+                    folder, tokenizer=AutoTokenizer.from_pretrained(model))
+    return glue_run(tmp, folder)
+
+
+def trained_classifier(tmp: Path, model: Path, task: str) -> Path:
+    """A fine-tuned-looking classifier folder: a sequence-classification head and the recipe.yaml of a `task` run."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from bert_tasks.checkpoint import save_pretrained
+    from bert_tasks.model import BertConfig, BertForSequenceClassification
+    from bert_tasks.tasks.glue.spec import id2label
+
+    torch.manual_seed(0)
+    folder = tmp / f"{task}-model"
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=37,
+                        max_position_embeddings=128, id2label=id2label(task, names="hub"))
+    save_pretrained(BertForSequenceClassification(config), folder, tokenizer=AutoTokenizer.from_pretrained(model))
+    write(folder / "recipe.yaml", f"task: {task}\ndata:\n  task: {task}\n  max_seq_length: 64\n")
+    return folder
+
+
+def other_task_checkpoint(tmp: Path, model: Path) -> list[str]:
+    """An output folder whose checkpoint a SQuAD run saved, resumed by a GLUE run."""
+    step = tmp / "out" / "checkpoints" / "step-1"
+    write(step / "trainer_state.json", json.dumps({"global_step": 1, "epoch": 0, "micro_in_epoch": 1}))
+    write(step / "run_config.json", json.dumps({"task": "squad", "data": {}, "train": {}}))
+    return glue_run(tmp, model, "--resume-from", "latest")
+
+
+def garbage_bin(folder: Path) -> None:
+    (folder / "model.safetensors").unlink()
+    (folder / "pytorch_model.bin").write_bytes(b"\x80\x04garbage that is no pickle of tensors")
+
+
+def under_a_file(tmp: Path, model: Path) -> list[str]:
+    write(tmp / "a-file", "not a folder")
+    return [*glue_run(tmp, model)[:-4], "--output-dir", str(tmp / "a-file" / "run"), "--max-steps", "1"]
+
+
+CASES += [
+    # the cases the fresh-machine issue lists
+    cli_case("output-under-a-file", under_a_file, "a-file", "is a file"),
+    cli_case("output-unwritable", lambda tmp, model: [*glue_run(tmp, model)[:-4], "--output-dir", "/proc/bert-tasks-run",
+                                                       "--max-steps", "1"], "/proc/bert-tasks-run", "cannot"),
+    stsb_case("stsb-one-row-dev", "dev.tsv", "undefined", dev=stsb_rows("2.5")),
+    cli_case("vocab-smaller-than-tokenizer", small_vocab_model, "small-vocab-model", "30522", "99"),
+    cli_case("resume-another-tasks-checkpoint", other_task_checkpoint, "step-1", "'squad'", "'sst2'"),
+    stsb_case("stsb-score-above-5", "train.tsv", "line 3", "range 0-5", train=stsb_rows("1.0", "5.5")),
+    stsb_case("stsb-score-negative", "dev.tsv", "line 2", "range 0-5", dev=stsb_rows("-0.5", "2.0")),
+    squad_v2_case("is-impossible-string", {"is_impossible": "True", "answers": []}, "q1", "is_impossible"),
+    squad_v2_case("is-impossible-with-answers", {"is_impossible": True}, "q1", "has answers"),
+    recipe_case("empty-file", "", "empty"),
+    cli_case("predict-squad-with-a-classifier", lambda tmp, model: [
+        "predict", "squad", "--model", str(trained_classifier(tmp, model, "sst2")), "--question", "Who?", "--context", "Ada."],
+        "sst2-model", "BertForSequenceClassification", "question-answering"),
+    cli_case("predict-glue-text-twice", lambda tmp, model: [
+        "predict", "glue", "--model", str(trained_classifier(tmp, model, "sst2")), "--text", "good", "--text", "bad"],
+        "--text twice", "predict glue --help"),
+    checkpoint_case("garbage-pytorch-bin", garbage_bin, "pytorch_model.bin", "safetensors"),
+    cli_case("resume-latest-without-checkpoint", lambda tmp, model: glue_run(tmp, model, "--resume-from", "latest"),
+             "checkpoints", "no complete checkpoint"),
+    cli_case("unknown-option-names-its-command", lambda tmp, model: glue_run(tmp, model, "--epochz", "3"),
+             "--epochz", "bert-tasks finetune glue --help"),
+    # more of our own, one per value that used to pass unchecked
+    cli_case("negative-seed", lambda tmp, model: glue_run(tmp, model, "--seed", "-1"), "seed"),
+    cli_case("eval-steps-zero", lambda tmp, model: glue_run(tmp, model, "--eval-steps", "0"), "eval_steps"),
+    cli_case("save-steps-zero", lambda tmp, model: glue_run(tmp, model, "--save-steps", "0"), "save_steps"),
+    cli_case("fp16-on-cpu", lambda tmp, model: glue_run(tmp, model, "--mixed-precision", "fp16"), "fp16", "GPU"),
+    cli_case("unknown-tracker", lambda tmp, model: glue_run(tmp, model, "--report-to", "mlflw"), "report_to"),
+    cli_case("tracker-not-installed", lambda tmp, model: glue_run(tmp, model, "--report-to", "wandb"), "wandb", "pip install"),
+    cli_case("longer-than-positions", lambda tmp, model: glue_run(tmp, model, "--max-seq-length", "256"), "256", "128 positions"),
+    cli_case("output-is-the-model", lambda tmp, model: [*glue_run(tmp, model)[:-4], "--output-dir", str(model),
+                                                        "--overwrite-output-dir", "--max-steps", "1"], "input", "overwrite"),
+    cli_case("output-holds-the-data", lambda tmp, model: [*glue_run(tmp, model, folder=sst2_dir(tmp / "out" / "glue"))[:-4],
+                                                          "--output-dir", str(tmp / "out"), "--overwrite-output-dir",
+                                                          "--max-steps", "1"], "SST-2", "overwrite"),
+    cli_case("repeated-flag-pair", lambda tmp, model: glue_run(tmp, model, "--unpad", "--no-unpad"), "--unpad and --no-unpad"),
+    cli_case("predict-pair-task-without-pair", lambda tmp, model: [
+        "predict", "glue", "--model", str(trained_classifier(tmp, model, "mrpc")), "--text", "a cat sat"], "mrpc", "--text-pair"),
+    cli_case("predict-single-task-with-pair", lambda tmp, model: [
+        "predict", "glue", "--model", str(trained_classifier(tmp, model, "sst2")), "--text", "a", "--text-pair", "b"],
+        "sst2", "drop --text-pair"),
+    cli_case("eval-squad-with-a-classifier", lambda tmp, model: [
+        "eval", "squad", "--model", str(trained_classifier(tmp, model, "sst2")),
+        "--validation-file", str(write(tmp / "dev.json", json.dumps(squad_json())))], "BertForSequenceClassification"),
+    cli_case("set-not-a-number", lambda tmp, model: glue_run(tmp, model, "--set", "train.learning_rate=fast"), "learning_rate"),
+    cli_case("set-section-to-a-value", lambda tmp, model: glue_run(tmp, model, "--set", "train=5"), "train"),
+    cli_case("set-unknown-section", lambda tmp, model: glue_run(tmp, model, "--set", "optimizer.lr=1"), "optimizer"),
+    stsb_case("stsb-one-eval-sample", "max_eval_samples", extra=("--max-eval-samples", "1")),
+    recipe_case("no-task-key", "train:\n  epochs: 1\n", "task"),
+    recipe_case("task-and-data-task-disagree", "task: sst2\ndata:\n  task: mrpc\n", "sst2", "mrpc"),
+    checkpoint_case("dropout-above-one", edit_config(hidden_dropout_prob=1.5), "hidden_dropout_prob"),
+    checkpoint_case("zero-layers", edit_config(num_hidden_layers=0), "num_hidden_layers"),
+    checkpoint_case("pad-id-outside-vocab", edit_config(pad_token_id=40000), "pad_token_id"),
+    squad_case("v2-question-in-v1-mode", json.dumps(squad_json(qa={"is_impossible": True, "answers": []})), "q1",
+               "--version-2-with-negative"),
+    squad_case("answer-text-empty", json.dumps(squad_json(qa={"answers": [{"text": "", "answer_start": 0}]})), "q1", "empty"),
+    corpus_case("mlm-probability-above-one", "some words here\n" * 20, "mlm_probability", extra=("--mlm-probability", "1.5")),
+    corpus_case("validation-split-zero", "some words here\n" * 20, "validation_split", extra=("--validation-split", "0")),
+    cli_case("unknown-preset", lambda tmp, model: ["pretrain", "mlm", "--train-file", str(write(tmp / "c.txt", "some words\n" * 20)),
+                                                    "--preset", "huge", "--output-dir", str(tmp / "out")], "huge", "preset"),
+    corpus_case("missing-tokenizer", "some words here\n" * 20, "no-tokenizer", extra=("--tokenizer", "/no-tokenizer")),
+    cli_case("plot-without-a-log", lambda tmp, model: ["plot", str(write(tmp / "empty-run" / "x.txt", "").parent)], "empty-run"),
+    cli_case("recipes-cp-over-a-file", lambda tmp, model: ["recipes", "cp", "glue-sst2", str(write(tmp / "mine.yaml", "x"))],
+             "mine.yaml", "--force"),
+    cli_case("attention-layer-out-of-range", lambda tmp, model: ["attention", "--model", str(model), "--text", "hi",
+                                                                  "--layer", "9", "--out", str(tmp / "out" / "a.png")], "layer 9"),
+]
+
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_bad_input_gets_one_clear_line_and_leaves_nothing(case, tmp_path, tiny_model, capsys):

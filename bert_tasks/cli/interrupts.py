@@ -26,9 +26,9 @@ GRACE_SECONDS = 10.0
 class InterruptWatch:
     """Context manager: SIGINT raises KeyboardInterrupt once; a watchdog enforces the grace period."""
 
-    def __init__(self, force_exit: Callable[[str], None], grace: float = GRACE_SECONDS):
+    def __init__(self, force_exit: Callable[[str], None], grace: float | None = None):
         self.force_exit = force_exit
-        self.grace = grace
+        self.grace = GRACE_SECONDS if grace is None else grace
         self.interrupted = False
         self._fds: tuple[int, int] | None = None
 

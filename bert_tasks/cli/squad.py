@@ -115,8 +115,10 @@ def eval_squad(
 
     Example: bert-tasks eval squad --model runs/squad --validation-file dev-v1.1.json --output-dir runs/squad-eval --backend hf
     """
+    from ..checkpoint import require_trained_head
     from ..tasks.squad.run import eval_config, evaluate_squad_folder
 
+    require_trained_head(model, "squad")  # before its recipe.yaml is read as a SQuAD one
     cfg = eval_config(model, validation_file=validation_file, dataset=dataset,
                       version_2_with_negative=version_2_with_negative, null_score_diff_threshold=null_score_diff_threshold,
                       n_best_size=n_best_size, max_answer_length=max_answer_length, max_seq_length=max_seq_length,
