@@ -5,9 +5,10 @@ faster than 1 for a MiniLM step here), and badly wrong on a busy one: OpenMP thr
 outnumber the free cores stall at every parallel region while a preempted sibling waits its
 turn (11x slower with 2 threads than 1 when another job kept a core busy; ``python -m
 benchmarks cpu_settings``, benchmarks/RESULTS.md). So a run uses every core it is allowed
-(``os.sched_getaffinity``) unless the machine is busy *over the last minute* (the 1-minute load
-average, less this process's own share), which one passing process cannot fake the way one
-instant's run-queue sample could. ``train.num_threads`` and ``OMP_NUM_THREADS`` win.
+(``os.sched_getaffinity``) unless other work kept cores busy *over the last minute* (the 1-minute
+load average, less this process's own share) *and still does* (the run queue now): one passing
+process cannot fake the first, and a job that has just ended does not linger through the second.
+``train.num_threads`` and ``OMP_NUM_THREADS`` win.
 
 Torch-free on purpose: ``bert-tasks env`` reports the choice without importing torch.
 """
@@ -68,6 +69,21 @@ def own_load() -> float:
     return busy * (1.0 - math.exp(-alive / LOAD_WINDOW))
 
 
+def running_now(samples: int = 5, interval: float = 0.02) -> int | None:
+    """Other threads runnable right now: the median of a few reads of /proc/loadavg, less this one."""
+    counts = []
+    for i in range(samples):
+        try:
+            with open("/proc/loadavg") as f:
+                running = int(f.read().split()[3].split("/")[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        counts.append(max(0, running - 1))
+        if i + 1 < samples:
+            time.sleep(interval)
+    return sorted(counts)[len(counts) // 2]
+
+
 def choose_threads(requested: int | None = None) -> ThreadChoice:
     """The thread count for a run, and why: the recipe, OMP_NUM_THREADS, or the cores not busy with other work."""
     if requested:
@@ -80,8 +96,13 @@ def choose_threads(requested: int | None = None) -> ThreadChoice:
     if load is None:
         return ThreadChoice(cores, f"all {cores} allowed cores; no load average on this OS")
     others = max(0.0, load - own_load())
-    busy = min(cores - 1, int(others + 1 - BUSY_CORE_LOAD))
+    sustained = int(others + 1 - BUSY_CORE_LOAD)
+    now = running_now()
+    # busy only if busy over the last minute *and* still now: a job that just ended, or one passing
+    # process, leaves the cores to this run
+    busy = min(cores - 1, sustained, sustained if now is None else now)
     if busy <= 0:
-        return ThreadChoice(cores, f"all {cores} allowed cores; 1-minute load of other work {others:.2f}")
-    return ThreadChoice(cores - busy, f"{cores - busy} of {cores} allowed cores: other work kept about {busy} "
-                                      f"busy over the last minute (load {others:.2f})")
+        return ThreadChoice(cores, f"all {cores} allowed cores; other work: 1-minute load {others:.2f}, "
+                                   f"{now if now is not None else '?'} runnable now")
+    return ThreadChoice(cores - busy, f"{cores - busy} of {cores} allowed cores: other work kept about {busy} busy "
+                                      f"over the last minute (load {others:.2f}) and still does ({now} runnable)")

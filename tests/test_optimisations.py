@@ -399,14 +399,20 @@ def test_default_threads_use_every_allowed_core_unless_other_work_kept_them_busy
     assert threads.allowed_cores() == len(os.sched_getaffinity(0))
     assert threads.sustained_load() == pytest.approx(os.getloadavg()[0], abs=0.5)
     assert 0.0 <= threads.own_load() <= 1.0
+    runnable = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0]) - 1  # the kernel's count, less us
+    assert abs(threads.running_now(samples=1, interval=0) - runnable) <= 2
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(threads, "allowed_cores", lambda: 4)
     monkeypatch.setattr(threads, "own_load", lambda: 0.9)
     monkeypatch.setattr(threads, "sustained_load", lambda: 1.5)  # 0.6 of it is others': below a busy core
     assert threads.choose_threads().threads == 4
-    monkeypatch.setattr(threads, "sustained_load", lambda: 2.9)  # others kept 2 cores busy
+    monkeypatch.setattr(threads, "running_now", lambda: 3)
+    monkeypatch.setattr(threads, "sustained_load", lambda: 2.9)  # others kept 2 cores busy, and still do
     choice = threads.choose_threads()
     assert choice.threads == 2 and "2 of 4" in choice.reason
+    monkeypatch.setattr(threads, "running_now", lambda: 0)  # ...but that work has just ended
+    assert threads.choose_threads().threads == 4
+    monkeypatch.setattr(threads, "running_now", lambda: 3)
     monkeypatch.setattr(threads, "sustained_load", lambda: 40.0)  # oversubscribed: never fewer than one
     assert threads.choose_threads().threads == 1
     monkeypatch.setattr(threads, "sustained_load", lambda: None)  # no load average: every allowed core
