@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import pytest
+from pathlib import Path
 import torch
 import transformers
 from transformers import BertConfig as HFConfig
