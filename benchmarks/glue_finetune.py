@@ -3,7 +3,7 @@
 In one run, on the same data, model (the bundled MiniLM), thread count and hyperparameters
 (``--lr``, ``--warmup-ratio``, batch 32, AdamW, linear schedule, weight decay 0, seed 42, 128 tokens):
 
-(a) ours: ``finetune_glue`` on the scratch encoder, dynamic padding + length-grouped batches,
+(a) ours: ``runner.train`` on the scratch encoder, dynamic padding + length-grouped batches,
     evaluation sorted by length;
 (b) the Trainer padding every example to 128 tokens, as run_glue.py does by default;
 (c) the Trainer with dynamic padding (``DataCollatorWithPadding``), random batches.
@@ -63,17 +63,17 @@ def warmup_steps(args) -> int:
 
 
 def run_ours(args, workdir: Path) -> dict:
-    from bert_tasks.config import resolve_recipe
-    from bert_tasks.tasks.glue.run import RUN_GLUE_DEFAULTS, finetune_glue
+    from bert_tasks.runner import train
+    from bert_tasks.tasks import resolve_recipe
 
-    recipe = resolve_recipe(None, task="glue", defaults=RUN_GLUE_DEFAULTS, flags={
+    recipe = resolve_recipe(None, task="glue", flags={
         "data.task": "sst2", "data.data_dir": args.data_dir, "data.max_train_samples": args.max_train_samples,
         "data.max_eval_samples": args.max_eval_samples, "train.epochs": args.epochs, "train.seed": SEED,
         "train.learning_rate": args.lr, "train.warmup_steps": warmup_steps(args), "train.batch_size": BATCH, "train.eval_batch_size": EVAL_BATCH,
         "train.weight_decay": WEIGHT_DECAY, "train.num_threads": args.threads, "train.logging_steps": 1000, "output_dir": str(workdir / "ours"),
     })
     start = time.perf_counter()
-    metrics = finetune_glue(recipe)
+    metrics = train(recipe)
     total = time.perf_counter() - start
     train = json.loads((workdir / "ours" / "train_results.json").read_text())
     return {"accuracy": metrics["accuracy"], "seconds": total, "train_seconds": train["train_seconds"],

@@ -100,10 +100,10 @@ def random_init_twin(pretrained: Path, out: Path) -> Path:
     import torch
 
     from bert_tasks.checkpoint import build_config, load_tokenizer, read_config, save_pretrained
-    from bert_tasks.model import MODEL_FOR_TASK
+    from bert_tasks.heads import HEADS
 
     torch.manual_seed(SEED)
-    model = MODEL_FOR_TASK["mlm"](build_config(read_config(pretrained), None))
+    model = HEADS["mlm"].model_class(build_config(read_config(pretrained), None))
     save_pretrained(model, out, tokenizer=load_tokenizer(pretrained))
     return out
 

@@ -1,11 +1,8 @@
-"""The bridge between Hugging Face BERT checkpoints and our encoder, in both directions.
+"""Checkpoint files: find a model folder (local, Hub or bundled), read and write it, in both directions.
 
-One declarative table (:data:`BACKBONE_TABLE` and friends) pairs every Hugging Face
-parameter name with ours; loading reads it left to right and saving right to left.
-An entry whose left side is a tuple of HF names says "these concatenate along dim 0
-into this one tensor of ours" (the fused query/key/value projection); saving splits
-it back into equal parts with the same entry, so the round trip is bit-exact.
-Anything the table does not explain is an error, so a silently ignored weight cannot happen.
+Names are translated by the key table (:mod:`bert_tasks.keymap`) and each head's rows in the head
+table (:mod:`bert_tasks.heads`). Anything the tables do not explain is an error, so a silently
+ignored weight cannot happen.
 
 Public API (kept stable):
 
@@ -16,149 +13,34 @@ Public API (kept stable):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
-import re
+import tempfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import torch
+import transformers
+from huggingface_hub import snapshot_download
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save
 from torch import nn
 
+from . import __version__
 from .bundled import BUNDLED_NAMES, BUNDLED_SHA256, bundled_model_path, sha256_file  # noqa: F401 (re-exported)
 from .errors import BertTasksError
+from .heads import HEADS, Head, get_head, head_of
 from .io import atomic_write_bytes, write_json
-from .model import MODEL_FOR_TASK, BertConfig, sinusoidal_table
+from .keymap import HEAD_PREFIXES, HF_REDUNDANT, hf_parts, hf_to_ours, key_table, normalize_hf_key, ours_to_hf
+from .model import BertConfig, sinusoidal_table, unwrap
 
 log = logging.getLogger(__name__)
 
-TASKS = (None, "squad", "glue", "mlm")
 BACKENDS = ("scratch", "hf")
 
-# --------------------------------------------------------------------------- the mapping table
-
-#: One HF name, or a tuple of HF names whose tensors concatenate along dim 0 into one of ours.
-HFKey = str | tuple[str, ...]
-
-#: (Hugging Face name(s), our name). ``{i}`` is a layer index. Backbone names are relative
-#: to the encoder; in a model with a head both sides carry the prefix ``bert.``.
-BACKBONE_TABLE: tuple[tuple[HFKey, str], ...] = (
-    ("embeddings.word_embeddings.weight", "embeddings.word.weight"),
-    ("embeddings.position_embeddings.weight", "embeddings.position.weight"),
-    ("embeddings.token_type_embeddings.weight", "embeddings.token_type.weight"),
-    ("embeddings.LayerNorm.weight", "embeddings.norm.weight"),
-    ("embeddings.LayerNorm.bias", "embeddings.norm.bias"),
-    # fused projection: query, key, value stacked as rows [0:C], [C:2C], [2C:3C] of ours
-    (
-        (
-            "encoder.layer.{i}.attention.self.query.weight",
-            "encoder.layer.{i}.attention.self.key.weight",
-            "encoder.layer.{i}.attention.self.value.weight",
-        ),
-        "encoder.layers.{i}.attention.qkv.weight",
-    ),
-    (
-        (
-            "encoder.layer.{i}.attention.self.query.bias",
-            "encoder.layer.{i}.attention.self.key.bias",
-            "encoder.layer.{i}.attention.self.value.bias",
-        ),
-        "encoder.layers.{i}.attention.qkv.bias",
-    ),
-    ("encoder.layer.{i}.attention.output.dense.weight", "encoder.layers.{i}.attention.output.weight"),
-    ("encoder.layer.{i}.attention.output.dense.bias", "encoder.layers.{i}.attention.output.bias"),
-    ("encoder.layer.{i}.attention.output.LayerNorm.weight", "encoder.layers.{i}.attention_norm.weight"),
-    ("encoder.layer.{i}.attention.output.LayerNorm.bias", "encoder.layers.{i}.attention_norm.bias"),
-    ("encoder.layer.{i}.intermediate.dense.weight", "encoder.layers.{i}.feed_forward.up.weight"),
-    ("encoder.layer.{i}.intermediate.dense.bias", "encoder.layers.{i}.feed_forward.up.bias"),
-    ("encoder.layer.{i}.output.dense.weight", "encoder.layers.{i}.feed_forward.down.weight"),
-    ("encoder.layer.{i}.output.dense.bias", "encoder.layers.{i}.feed_forward.down.bias"),
-    ("encoder.layer.{i}.output.LayerNorm.weight", "encoder.layers.{i}.output_norm.weight"),
-    ("encoder.layer.{i}.output.LayerNorm.bias", "encoder.layers.{i}.output_norm.bias"),
-)
-POOLER_TABLE = (
-    ("pooler.dense.weight", "pooler.dense.weight"),
-    ("pooler.dense.bias", "pooler.dense.bias"),
-)
-#: Head parameters, per task; names carry no ``bert.`` prefix on either side.
-HEAD_TABLES: dict[str | None, tuple[tuple[str, str], ...]] = {
-    None: (),
-    "squad": (("qa_outputs.weight", "qa_outputs.weight"), ("qa_outputs.bias", "qa_outputs.bias")),
-    "glue": (("classifier.weight", "classifier.weight"), ("classifier.bias", "classifier.bias")),
-    "mlm": (
-        ("cls.predictions.transform.dense.weight", "cls.dense.weight"),
-        ("cls.predictions.transform.dense.bias", "cls.dense.bias"),
-        ("cls.predictions.transform.LayerNorm.weight", "cls.norm.weight"),
-        ("cls.predictions.transform.LayerNorm.bias", "cls.norm.bias"),
-        ("cls.predictions.bias", "cls.bias"),
-    ),
-}
-#: HF names that carry no information of their own: tied copies and legacy buffers.
-HF_REDUNDANT = re.compile(r"^(cls\.predictions\.decoder\.(weight|bias)|embeddings\.position_ids)$")
-#: Heads of other tasks (and BERT's next-sentence head): known, but unused by the requested task.
-HF_OTHER_HEADS = re.compile(r"^(qa_outputs|classifier|cls)\.")
-ARCHITECTURES = {
-    None: "BertModel",
-    "squad": "BertForQuestionAnswering",
-    "glue": "BertForSequenceClassification",
-    "mlm": "BertForMaskedLM",
-}
-HAS_POOLER = {None: True, "squad": False, "glue": True, "mlm": False}
-
-
-def key_table(task: str | None, num_layers: int, pooler: bool) -> list[tuple[HFKey, str]]:
-    """The full (HF name(s), our name) list for one model, layer templates expanded."""
-    prefix = "" if task is None else "bert."
-    backbone = BACKBONE_TABLE + (POOLER_TABLE if pooler else ())
-    pairs: list[tuple[HFKey, str]] = []
-    for hf, ours in backbone:
-        layers = range(num_layers) if "{i}" in ours else [None]
-        for i in layers:
-            names = tuple(prefix + h.format(i=i) for h in hf) if isinstance(hf, tuple) else prefix + hf.format(i=i)
-            pairs.append((names, prefix + ours.format(i=i)))
-    return pairs + list(HEAD_TABLES[task])
-
-
-def hf_parts(hf: HFKey) -> tuple[str, ...]:
-    """The HF names of one table entry, in concatenation order."""
-    return hf if isinstance(hf, tuple) else (hf,)
-
-
-def hf_to_ours(pairs: Iterable[tuple[HFKey, str]], tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Tensors under HF names -> under our names (fused entries concatenated); entries with no tensors are left out."""
-    out = {}
-    for hf, ours in pairs:
-        parts = hf_parts(hf)
-        if all(p in tensors for p in parts):
-            out[ours] = tensors[parts[0]] if len(parts) == 1 else torch.cat([tensors[p] for p in parts], dim=0)
-    return out
-
-
-def ours_to_hf(pairs: Iterable[tuple[HFKey, str]], tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Tensors under our names -> under HF names (fused entries split into equal dim-0 parts); absent ones are left out.
-
-    Works for anything keyed like our parameters: weights, gradients, optimizer moments.
-    """
-    out = {}
-    for hf, ours in pairs:
-        if ours not in tensors:
-            continue
-        parts = hf_parts(hf)
-        pieces = tensors[ours].chunk(len(parts), dim=0) if len(parts) > 1 else (tensors[ours],)
-        out.update(zip(parts, pieces))
-    return out
-
-
-def normalize_hf_key(key: str) -> str:
-    """Undo the spellings older checkpoints use: TF-era gamma/beta and a missing or extra ``bert.``."""
-    key = re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight", key)
-    key = re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", key)
-    return key[len("bert.") :] if key.startswith("bert.") else key
-
-
 # --------------------------------------------------------------------------- locating checkpoints
+
 
 def resolve_model_dir(name_or_path: str | os.PathLike | None) -> Path:
     """A local folder for ``name_or_path``: the bundled MiniLM, a folder, or a Hub download."""
@@ -177,8 +59,6 @@ def resolve_model_dir(name_or_path: str | os.PathLike | None) -> Path:
 
 
 def _download_from_hub(repo_id: str) -> Path:
-    from huggingface_hub import snapshot_download
-
     try:
         return Path(
             snapshot_download(
@@ -208,9 +88,6 @@ def read_config(model_dir: Path) -> dict[str, Any]:
 
 def read_state_dict(model_dir: Path) -> dict[str, torch.Tensor]:
     """Weights from safetensors (one file or shards), else ``pytorch_model.bin`` without unpickling code."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     single, index = model_dir / "model.safetensors", model_dir / "model.safetensors.index.json"
     if single.is_file():
         files = [single]
@@ -268,36 +145,28 @@ def load_pretrained(
 ) -> nn.Module:
     """Load a BERT checkpoint into our encoder (``backend="scratch"``) or ``transformers`` (``"hf"``).
 
-    ``task`` picks the head: None (bare encoder), ``"squad"``, ``"glue"`` or ``"mlm"``.
-    A head the checkpoint lacks is initialised and named in one log line; with ``trained_head``
-    (evaluation and prediction, where a random head would answer nonsense) it is an error instead,
-    naming the head the folder does hold.
+    ``task`` picks the head (:data:`bert_tasks.heads.HEADS`): None (bare encoder), ``"squad"``,
+    ``"glue"`` or ``"mlm"``. A head the checkpoint lacks is initialised and named in one log line;
+    with ``trained_head`` (evaluation and prediction, where a random head would answer nonsense)
+    it is an error instead, naming the model the folder does hold.
     """
-    if task not in TASKS:
-        raise BertTasksError(f"unknown task {task!r}; choose one of {', '.join(str(t) for t in TASKS)}")
+    head = get_head(task)
     if backend not in BACKENDS:
         raise BertTasksError(f"unknown backend {backend!r}; choose scratch or hf")
     model_dir = resolve_model_dir(name_or_path)
     hf_config = read_config(model_dir)
-    config = build_config(hf_config, num_labels if task == "glue" else None, source=model_dir / "config.json")
-    if trained_head and task is not None:
-        require_trained_head(model_dir, task)
-    state = read_state_dict(model_dir) if backend == "scratch" else None
+    config = build_config(hf_config, num_labels if head.name == "glue" else None, source=model_dir / "config.json")
+    if trained_head and head.name is not None:
+        require_trained_head(model_dir, head.name)
     if backend == "hf":
-        return _load_hf(model_dir, task, config)
-    model = MODEL_FOR_TASK[task](config)
-    load_hf_state_dict(model, state, task, source=model_dir)
+        return _load_hf(model_dir, head, config)
+    model = head.model_class(config)
+    load_hf_state_dict(model, read_state_dict(model_dir), head.name, source=model_dir)
     return model
-
-
-#: what each head is called in messages
-HEAD_NAMES = {"squad": "question-answering", "glue": "sequence-classification", "mlm": "masked-LM"}
 
 
 def checkpoint_keys(model_dir: Path) -> set[str]:
     """The weight names a folder holds (normalized), read without loading the tensors where the format allows."""
-    from safetensors import SafetensorError, safe_open
-
     single = model_dir / "model.safetensors"
     if not single.is_file():  # shards or pytorch_model.bin: load them (read_state_dict checks them too)
         return {normalize_hf_key(k) for k in read_state_dict(model_dir)}
@@ -313,21 +182,22 @@ def require_trained_head(model_dir: str | os.PathLike, task: str) -> None:
 
     Evaluating or predicting with a freshly initialised head would answer nonsense without a word.
     """
+    head = get_head(task)
     model_dir = resolve_model_dir(model_dir)
     present = checkpoint_keys(model_dir)
-    if all(normalize_hf_key(hf) in present for hf, _ in HEAD_TABLES[task]):
+    if all(normalize_hf_key(hf) in present for hf, _ in head.rows):
         return
     held = ", ".join(read_config(model_dir).get("architectures") or []) or "a model without a recorded architecture"
-    raise BertTasksError(f"this folder holds {held}, with no trained {HEAD_NAMES[task]} head ({ARCHITECTURES[task]}); "
+    raise BertTasksError(f"this folder holds {held}, with no trained {head.description} head ({head.architecture}); "
                          f"fine-tune one first (bert-tasks finetune ...)", file=model_dir)
 
 
 def load_hf_state_dict(model: nn.Module, hf_state: dict[str, torch.Tensor], task: str | None, source: Any = None) -> None:
-    """Copy a Hugging Face state dict into ``model`` through the key table (:func:`key_table`); fail on anything unexplained."""
+    """Copy a Hugging Face state dict into ``model`` through the key table; fail on anything unexplained."""
+    head = get_head(task)
     config: BertConfig = model.config
     sinusoidal = config.position_embedding_type == "sinusoidal"
-    has_pooler = HAS_POOLER[task]
-    pairs = key_table(task, config.num_hidden_layers, has_pooler)
+    pairs = key_table(head, config.num_hidden_layers)
     # each HF name -> (our name, its share of our tensor: parts of a fused entry are equal slices of dim 0)
     target_of = {normalize_hf_key(h): (ours, len(hf_parts(hf))) for hf, ours in pairs for h in hf_parts(hf)}
 
@@ -345,7 +215,7 @@ def load_hf_state_dict(model: nn.Module, hf_state: dict[str, torch.Tensor], task
         if HF_REDUNDANT.match(key) or (sinusoidal and key == "embeddings.position_embeddings.weight"):
             continue  # tied copies, legacy buffers, and a fixed table that we recompute
         if key not in target_of:
-            if HF_OTHER_HEADS.match(key) or (key.startswith("pooler.") and not has_pooler):
+            if key.split(".")[0] in HEAD_PREFIXES or (key.startswith("pooler.") and not head.pooler):
                 unused_heads.add(key.split(".")[0])
                 continue
             raise BertTasksError(f"checkpoint weight {key!r} has no place in a BERT {task or 'encoder'} model", file=source)
@@ -368,7 +238,7 @@ def load_hf_state_dict(model: nn.Module, hf_state: dict[str, torch.Tensor], task
     if sinusoidal:
         missing -= {ours for ours in missing if ours.endswith("embeddings.position.weight")}
     # A checkpoint may lack a head or the pooler (BertForMaskedLM has none); those start fresh.
-    fresh = {ours for _, ours in HEAD_TABLES[task]} | {ours for _, ours in pairs if "pooler." in ours}
+    fresh = {ours for _, ours in head.rows} | {ours for _, ours in pairs if "pooler." in ours}
     initialised = missing & fresh
     absent_backbone = sorted(missing - initialised)
     if absent_backbone:
@@ -383,12 +253,10 @@ def load_hf_state_dict(model: nn.Module, hf_state: dict[str, torch.Tensor], task
     model.load_state_dict(loaded, strict=False)
 
 
-def _load_hf(model_dir: Path, task: str | None, config: BertConfig) -> nn.Module:
-    import transformers
-
-    cls = getattr(transformers, ARCHITECTURES[task])
+def _load_hf(model_dir: Path, head: Head, config: BertConfig) -> nn.Module:
+    cls = getattr(transformers, head.architecture)
     kwargs: dict[str, Any] = {"attn_implementation": "sdpa"}
-    if task == "glue":
+    if head.name == "glue":
         kwargs.update(num_labels=config.num_labels, id2label=config.id2label, label2id=config.label2id)
     try:
         return cls.from_pretrained(str(model_dir), **kwargs)
@@ -399,19 +267,13 @@ def _load_hf(model_dir: Path, task: str | None, config: BertConfig) -> nn.Module
 # --------------------------------------------------------------------------- saving
 
 
-def task_of(model: nn.Module) -> str | None:
-    model = getattr(model, "module", model)
-    return getattr(model, "task", None)
-
-
 def to_hf_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """Our state dict under Hugging Face names (no tied copies), contiguous and on the CPU."""
-    model = getattr(model, "module", model)
-    task = task_of(model)
+    model = unwrap(model)
+    head = head_of(model)
     config: BertConfig = model.config
-    has_pooler = getattr(model.bert if task else model, "pooler", None) is not None
     ours = model.state_dict()
-    pairs = key_table(task, config.num_hidden_layers, has_pooler)
+    pairs = key_table(head, config.num_hidden_layers)
     covered = {our_key for _, our_key in pairs}
     leftovers = [k for k in ours if k not in covered]
     if leftovers:
@@ -426,25 +288,22 @@ def to_hf_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def save_pretrained(model: nn.Module, out_dir: str | os.PathLike, tokenizer: Any = None) -> Path:
     """Write a Hugging Face model folder: ``config.json``, ``model.safetensors`` and the tokenizer."""
-    from safetensors.torch import save
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    inner = getattr(model, "module", model)
-    # a transformers model (--backend hf); it has a .bert too, so test for its own saver, which ours lack
-    if callable(getattr(inner, "save_pretrained", None)):
+    inner = unwrap(model)
+    if isinstance(inner, transformers.PreTrainedModel):  # --backend hf: its own saver
         inner.save_pretrained(out_dir)
     else:
-        task = task_of(inner)
+        head = head_of(inner)
         config = inner.config.to_hf_dict()
-        config["architectures"] = [ARCHITECTURES[task]]
-        if task != "glue":
+        config["architectures"] = [head.architecture]
+        if head.name != "glue":
             for key in ("id2label", "label2id", "problem_type"):
                 config.pop(key, None)
         atomic_write_bytes(out_dir / "model.safetensors", save(to_hf_state_dict(inner), metadata={"format": "pt"}))
         write_json(out_dir / "config.json", hf_config_json(config))
     if tokenizer is not None:
-        _save_tokenizer(tokenizer, out_dir)
+        save_tokenizer(tokenizer, out_dir)
     return out_dir
 
 
@@ -458,20 +317,15 @@ def hf_config_json(config: dict[str, Any]) -> dict[str, Any]:
     A loaded checkpoint's ``_name_or_path`` and ``transformers_version`` describe where it came
     from; the folder we write is a new model, so transformers itself fills in its version.
     """
-    from transformers import BertConfig as HFBertConfig  # local: only saving needs it, and it costs ~1 s to import
-
-    from . import __version__
-
     data = {k: v for k, v in config.items() if k not in STALE_CONFIG_KEYS}
-    written = HFBertConfig(**data).to_diff_dict()  # what its own save_pretrained writes
+    written = transformers.BertConfig(**data).to_diff_dict()  # what its own save_pretrained writes
     written.pop("_name_or_path", None)
     written["bert_tasks_version"] = __version__
     return dict(sorted(written.items()))
 
 
-def _save_tokenizer(tokenizer: Any, out_dir: Path) -> None:
-    import tempfile
-
+def save_tokenizer(tokenizer: Any, out_dir: Path) -> None:
+    """The tokenizer's files, each written atomically into ``out_dir``."""
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".tokenizer.") as tmp:
         for path in tokenizer.save_pretrained(tmp):
             path = Path(path)
@@ -489,14 +343,8 @@ def check_vocab_fits(tokenizer: Any, config: Any, source: Any = None) -> None:
 
 def load_tokenizer(name_or_path: str | os.PathLike | None = None):
     """The fast tokenizer stored with a checkpoint (the bundled MiniLM by default)."""
-    from transformers import AutoTokenizer
-
     model_dir = resolve_model_dir(name_or_path)
     try:
-        return AutoTokenizer.from_pretrained(str(model_dir), use_fast=True)
+        return transformers.AutoTokenizer.from_pretrained(str(model_dir), use_fast=True)
     except (OSError, ValueError) as exc:
         raise BertTasksError(f"cannot load a tokenizer ({str(exc).splitlines()[0]})", file=model_dir) from None
-
-
-def parameter_names(model: nn.Module) -> Iterable[str]:
-    return (name for name, _ in model.named_parameters())

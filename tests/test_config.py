@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bert_tasks.config import Recipe, TrainConfig, from_dict, parse_override, resolve_recipe
+from bert_tasks.config import Recipe, TrainConfig, from_dict, parse_override
+from bert_tasks.tasks import resolve_recipe
 from bert_tasks.errors import BertTasksError
 
 

@@ -21,7 +21,8 @@ import transformers
 from transformers import BertConfig as HFConfig
 
 from bert_tasks import model as model_module
-from bert_tasks.checkpoint import HAS_POOLER, hf_parts, key_table, load_hf_state_dict, ours_to_hf, to_hf_state_dict
+from bert_tasks.checkpoint import load_hf_state_dict, to_hf_state_dict
+from bert_tasks.keymap import hf_parts, key_table, ours_to_hf
 from bert_tasks.compiled import compile_failed, compile_model, compile_targets, uncompile_model
 from bert_tasks.errors import BertTasksError
 from bert_tasks.config import ModelSettings, Recipe, TrainConfig
@@ -77,7 +78,7 @@ def assert_training_step_matches_hf(ours, hf, inputs, weights=None):
 
 
 def grads_match(ours, hf, task=None) -> float:
-    pairs = key_table(task, TINY["num_hidden_layers"], HAS_POOLER[task] if task else True)
+    pairs = key_table(task, TINY["num_hidden_layers"])
     ours_grads = ours_to_hf(pairs, {n: p.grad for n, p in ours.named_parameters() if p.grad is not None})
     hf_params = dict(hf.named_parameters())
     worst = 0.0
@@ -252,9 +253,13 @@ def test_unpadded_masked_lm_matches_hf_at_the_predicted_positions():
 def test_unpad_switches_validate():
     with pytest.raises(BertTasksError, match="unpad and compile cannot be combined"):
         TrainConfig(unpad=True, compile=True).validate()
-    for task, backend, reason in (("glue", "hf", "backend scratch"), ("squad", "scratch", "real positions only")):
-        with pytest.raises(BertTasksError, match=reason):
-            Recipe(task=task, model=ModelSettings(backend=backend), train=TrainConfig(unpad=True)).validate()
+    from bert_tasks.tasks.squad.config import SquadDataConfig
+
+    for task, backend, data, reason in (("glue", "hf", None, "backend scratch"),
+                                        ("squad", "scratch", SquadDataConfig(), "real positions only"),
+                                        ("squad_v2", "scratch", SquadDataConfig(), "real positions only")):
+        with pytest.raises(BertTasksError, match=reason):  # SQuAD's rule lives in its data settings, every spelling
+            Recipe(task=task, model=ModelSettings(backend=backend), train=TrainConfig(unpad=True), data=data).validate()
     Recipe(task="mlm", train=TrainConfig(unpad=True)).validate()
     assert set_unpadding(torch.nn.Linear(2, 2)) == 0
 

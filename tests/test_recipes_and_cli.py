@@ -7,7 +7,8 @@ import yaml
 
 from bert_tasks import __version__
 from bert_tasks.cli import main
-from bert_tasks.config import list_recipes, read_yaml, resolve_recipe
+from bert_tasks.config import list_recipes, read_yaml
+from bert_tasks.tasks import resolve_recipe
 
 RECIPES = list_recipes()
 COMMAND = {"squad": ["finetune", "squad"], "squad_v2": ["finetune", "squad"], "mlm": ["pretrain", "mlm"]}
@@ -95,10 +96,12 @@ def test_unknown_command_is_one_line(capsys):
 
 def test_model_card_metadata_parses_with_results(tmp_path):
     from bert_tasks.config import Recipe
+    from bert_tasks.heads import HEADS
     from bert_tasks.modelcard import read_card_metadata, write_model_card
 
     recipe = Recipe(task="squad_v2", output_dir=str(tmp_path / "squad2"))
-    path = write_model_card(tmp_path, recipe, {"exact_match": 71.5, "f1": 74.25, "total": 100, "best_f1_thresh": -1.0})
+    path = write_model_card(tmp_path, recipe, {"exact_match": 71.5, "f1": 74.25, "total": 100, "best_f1_thresh": -1.0},
+                            head=HEADS["squad"])
     meta = read_card_metadata(path)
     assert meta["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
     result = meta["model-index"][0]["results"][0]

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from bert_tasks.model import BertConfig, BertForSequenceClassification
-from bert_tasks.tasks.base import TaskBase
+from bert_tasks.protocol import TaskBase
 
 TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
             max_position_embeddings=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)

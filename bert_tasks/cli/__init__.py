@@ -30,7 +30,7 @@ from .app import app
 from .interrupts import InterruptWatch
 
 #: command modules, each attaching its commands to the groups in app.py
-COMMAND_MODULES = ("general", "squad", "glue", "mlm", "viz")
+COMMAND_MODULES = ("general", "squad", "glue", "viz", "training")
 PROG = "bert-tasks"
 EXIT_BUG = 1
 EXIT_INTERRUPTED = 130
@@ -39,6 +39,7 @@ EXIT_INTERRUPTED = 130
 def _load_commands() -> None:
     for name in COMMAND_MODULES:
         importlib.import_module(f"{__name__}.{name}")
+    sys.modules[f"{__name__}.training"].attach_training_commands()  # families registered since: their commands too
 
 
 def _quiet_progress_bars() -> None:

@@ -164,10 +164,8 @@ def recipes_validate(
 
     Example: bert-tasks recipes validate glue-sst2 --set train.epochs=1
     """
-    from ..config import find_recipe, read_yaml, resolve_recipe
+    from ..config import find_recipe, read_yaml
+    from ..tasks import resolve_recipe
 
     path = find_recipe(name)
-    task = read_yaml(path).get("task")
-    if not isinstance(task, str):
-        raise BertTasksError("key 'task' is missing or not a string", file=path)
-    print(resolve_recipe(str(path), task=task, overrides=sets or []).to_yaml(), end="")
+    print(resolve_recipe(str(path), task=read_yaml(path)["task"], overrides=sets or []).to_yaml(), end="")

@@ -1,115 +1,142 @@
-"""Options shared by the training commands, declared once.
+"""Command-line options made from the settings dataclasses: each setting is declared once, in its field.
 
-:func:`training_command` appends them to a command's signature (typer reads
-options from signatures) and hands them to the command as one ``options`` dict;
-:func:`train_flags` maps the ones the user gave onto recipe keys.
+A field made with :func:`bert_tasks.config.setting` carries its type (a ``Literal`` is a choice), its
+default, its help and its flag; :func:`setting_option` turns it into a typer option, and
+:func:`recipe_options` gives a training command every model, data and train setting the CLI offers.
+The command's own defaults (run_glue.py's learning rate, ...) are shown in the help, since the
+option's real default is None: "not given", so that a recipe's value stands.
 """
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import inspect
-from typing import Annotated, Any, Callable, Optional
+import types
+import typing
+from dataclasses import dataclass
+from typing import Annotated, Any, Callable, Literal, Optional
 
 import typer
 
-Recipe = Annotated[Optional[str], typer.Option("--recipe", "-r", help="Recipe name (see `bert-tasks recipes list`) or YAML path.")]
-Sets = Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe key, e.g. --set train.learning_rate=5e-5 (repeatable).")]
-Model = Annotated[Optional[str], typer.Option("--model", "-m", help="HF model folder, hub id, or 'minilm' (bundled).")]
-Backend = Annotated[Optional[str], typer.Option("--backend", help="scratch (our encoder) or hf (plain transformers).")]
-OutputDir = Annotated[Optional[str], typer.Option("--output-dir", "-o", help="Where the run writes its model and results.")]
-Overwrite = Annotated[bool, typer.Option("--overwrite-output-dir", help="Replace a non-empty output folder.")]
-ResumeFrom = Annotated[Optional[str], typer.Option("--resume-from", help="A checkpoint folder, or 'latest' in the output folder.")]
-DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the resolved config and what would run, then exit.")]
-Epochs = Annotated[Optional[float], typer.Option("--epochs", help="Training epochs.")]
-MaxSteps = Annotated[Optional[int], typer.Option("--max-steps", help="Optimizer steps; overrides --epochs.")]
-LearningRate = Annotated[Optional[float], typer.Option("--learning-rate", "--lr", help="Peak learning rate.")]
-BatchSize = Annotated[Optional[int], typer.Option("--batch-size", help="Per-device training batch size.")]
-EvalBatchSize = Annotated[Optional[int], typer.Option("--eval-batch-size", help="Per-device evaluation batch size.")]
-GradAccum = Annotated[Optional[int], typer.Option("--gradient-accumulation-steps", help="Micro-batches per optimizer step.")]
-Precision = Annotated[Optional[str], typer.Option("--mixed-precision", help="no, bf16 or fp16.")]
-Seed = Annotated[Optional[int], typer.Option("--seed", help="Random seed.")]
-SaveSteps = Annotated[Optional[int], typer.Option("--save-steps", help="Write a resumable checkpoint every N steps.")]
-EvalSteps = Annotated[Optional[int], typer.Option("--eval-steps", help="Evaluate every N steps.")]
-LoggingSteps = Annotated[Optional[int], typer.Option("--logging-steps", help="Log every N steps.")]
-Budget = Annotated[Optional[float], typer.Option("--budget-minutes", help="Stop cleanly after this much wall time.")]
-SkipNonfinite = Annotated[Optional[bool], typer.Option("--skip-nonfinite/--stop-on-nonfinite", help="Skip NaN/inf steps instead of stopping.")]
-Compile = Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile the encoder layers (falls back to eager if compiling fails).")]
-Unpad = Annotated[Optional[bool], typer.Option("--unpad/--no-unpad", help="Run the encoder on real tokens only, skipping padding (scratch backend).")]
-ReportTo = Annotated[Optional[list[str]], typer.Option("--report-to", help="tensorboard and/or wandb (via Accelerate trackers).")]
+from ..config import ModelSettings, Recipe, TrainConfig, type_hints
 
-#: recipe key for each shared flag
-TRAIN_KEYS = {
-    "model": "model.name_or_path",
-    "backend": "model.backend",
-    "output_dir": "output_dir",
-    "epochs": "train.epochs",
-    "max_steps": "train.max_steps",
-    "learning_rate": "train.learning_rate",
-    "batch_size": "train.batch_size",
-    "eval_batch_size": "train.eval_batch_size",
-    "gradient_accumulation_steps": "train.gradient_accumulation_steps",
-    "mixed_precision": "train.mixed_precision",
-    "seed": "train.seed",
-    "save_steps": "train.save_steps",
-    "eval_steps": "train.eval_steps",
-    "logging_steps": "train.logging_steps",
-    "budget_minutes": "train.budget_minutes",
-    "skip_nonfinite": "train.skip_nonfinite",
-    "report_to": "train.report_to",
-    "compile": "train.compile",
-    "unpad": "train.unpad",
-}
-
-
-def train_flags(values: dict[str, Any], extra: dict[str, str] | None = None) -> dict[str, Any]:
-    """Recipe keys for the flags the user gave; ``extra`` maps task-specific flag names."""
-    mapping = {**TRAIN_KEYS, **(extra or {})}
-    return {mapping[name]: value for name, value in values.items() if name in mapping and value is not None}
-
-
-#: (parameter, annotation, default) of every shared option, in --help order
-TRAINING_OPTIONS = (
-    ("recipe", Recipe, None), ("sets", Sets, None), ("model", Model, None), ("backend", Backend, None),
-    ("output_dir", OutputDir, None), ("overwrite_output_dir", Overwrite, False), ("resume_from", ResumeFrom, None),
-    ("dry_run", DryRun, False), ("epochs", Epochs, None), ("max_steps", MaxSteps, None),
-    ("learning_rate", LearningRate, None), ("batch_size", BatchSize, None), ("eval_batch_size", EvalBatchSize, None),
-    ("gradient_accumulation_steps", GradAccum, None), ("mixed_precision", Precision, None), ("seed", Seed, None),
-    ("save_steps", SaveSteps, None), ("eval_steps", EvalSteps, None), ("logging_steps", LoggingSteps, None),
-    ("budget_minutes", Budget, None), ("skip_nonfinite", SkipNonfinite, None), ("report_to", ReportTo, None),
-    ("compile", Compile, None), ("unpad", Unpad, None),
+#: the options of a training command that are not settings: how to run, not what
+SWITCHES = (
+    ("recipe", Annotated[Optional[str], typer.Option("--recipe", "-r", help="Recipe name (see `bert-tasks recipes list`) or YAML path.")], None),
+    ("sets", Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe key, e.g. --set train.learning_rate=5e-5 (repeatable).")], None),
+    ("overwrite_output_dir", Annotated[bool, typer.Option("--overwrite-output-dir", help="Replace a non-empty output folder.")], False),
+    ("resume_from", Annotated[Optional[str], typer.Option("--resume-from", help="A checkpoint folder, or 'latest' in the output folder.")], None),
+    ("dry_run", Annotated[bool, typer.Option("--dry-run", help="Print the resolved config and what would run, then exit.")], False),
 )
 
 
-def training_command(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Give a command every shared training option; they reach it as ``options`` (name -> value)."""
-    own = inspect.signature(func, eval_str=True)
-    shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
-              for name, annotation, default in TRAINING_OPTIONS]
+@dataclass(frozen=True)
+class SettingOption:
+    """One setting offered on the command line: its parameter name, recipe key and typer annotation."""
 
-    @functools.wraps(func)
-    def command(**kwargs: Any) -> Any:
-        options = {name: kwargs.pop(name) for name, _, _ in TRAINING_OPTIONS}
-        return func(**kwargs, options=options)
-
-    command.__signature__ = own.replace(
-        parameters=[p for p in own.parameters.values() if p.name != "options"] + shared)
-    return command
+    param: str
+    key: str
+    annotation: Any
+    field: dataclasses.Field
 
 
-def run_switches(options: dict[str, Any]) -> dict[str, Any]:
-    """The options a task's run function takes as keywords rather than recipe keys."""
-    return {"overwrite": options["overwrite_output_dir"], "resume_from": options["resume_from"],
-            "dry_run": options["dry_run"]}
+def _choices(tp: Any) -> Any:
+    """The CLI type of a settings type: Optional stripped (None means "not given"), lists kept repeatable."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 1:
+        tp = args[0]
+    if typing.get_origin(tp) is list and typing.get_origin(typing.get_args(tp)[0]) is Literal:
+        return list[str]  # typer takes no choices inside a list; the recipe's type check names them
+    return tp
 
 
-def source_resets(given: dict[str, Any], sources: dict[str, tuple[str, ...]], *, also: tuple[str, ...] = ()) -> list[str]:
-    """``--set`` items that null the recipe's other data sources once the command line names one.
+def _shown_default(value: Any) -> str | None:
+    if value is None or value == [] or value is dataclasses.MISSING:
+        return None
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
-    ``sources`` maps a kind of source to its ``data.`` keys; a source given as a flag replaces the
-    recipe's rather than clashing with it. ``also`` are further items for that case.
+
+def setting_option(cls: type, name: str, *, key: str | None = None, default: Any = dataclasses.MISSING,
+                   help: str | None = None, flags: tuple[str, ...] | None = None) -> SettingOption:
+    """The typer option of field ``name`` of settings class ``cls``; ``default`` is the one the help shows."""
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    meta = f.metadata
+    tp = _choices(type_hints(cls)[name])
+    dashed = name.replace("_", "-")
+    flags = flags or meta.get("flags") or ((f"--{dashed}/--no-{dashed}",) if tp is bool else (f"--{dashed}",))
+    if default is dataclasses.MISSING:
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+    text = help if help is not None else meta.get("help", "")
+    shown = _shown_default(default)
+    if shown is not None and typing.get_origin(tp) is not list:
+        text = f"{text} (default: {shown})"
+    choices = typing.get_args(tp) if typing.get_origin(tp) is Literal else None
+    if choices:  # shown as <a|b|c>, checked by the settings class, whose error names the recipe key
+        tp = str
+    annotation = Annotated[Optional[tp], typer.Option(*flags, help=text, metavar="|".join(choices) if choices else None)]
+    param = flags[0].split("/")[0].lstrip("-").replace("-", "_")  # the flag's own name: --model -> model
+    return SettingOption(param=param, key=key or name, annotation=annotation, field=f)
+
+
+def recipe_options(data_class: type, model_flags: tuple[str, ...], defaults: dict[str, Any]) -> list[SettingOption]:
+    """Every setting a training command offers as a flag: model, output folder, data, then training settings."""
+    def section(prefix: str, cls: type, names: list[str]) -> list[SettingOption]:
+        keys = [f"{prefix}.{name}" if prefix else name for name in names]
+        return [setting_option(cls, name, key=key, default=defaults.get(key, dataclasses.MISSING))
+                for name, key in zip(names, keys)]
+
+    cli = lambda cls: [f.name for f in dataclasses.fields(cls) if f.metadata.get("cli", True)]  # noqa: E731
+    return [*section("model", ModelSettings, [n for n in cli(ModelSettings) if n in model_flags]),
+            *section("", Recipe, ["output_dir"]),
+            *section("data", data_class, cli(data_class)),
+            *section("train", TrainConfig, cli(TrainConfig))]
+
+
+def with_signature(func: Callable[..., Any], options: list[SettingOption], *, switches: tuple = SWITCHES) -> Callable[..., Any]:
+    """``func`` with a typer-readable signature made of ``switches`` and ``options``; it receives them as keywords."""
+    parameters = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+                  for name, annotation, default in switches]
+    parameters += [inspect.Parameter(o.param, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=o.annotation)
+                   for o in options]
+    func.__signature__ = inspect.Signature(parameters)
+    return func
+
+
+def given_settings(options: list[SettingOption], values: dict[str, Any], sections: dict[str, type]
+                   ) -> tuple[dict[str, Any], list[str]]:
+    """The recipe keys of the flags the user gave, and the ``--set`` items that clear the sources they replace.
+
+    Settings that name a data (or model) source carry a ``source`` group: a flag naming one source
+    clears the recipe's other sources of that section instead of clashing with them (``--data-dir``
+    over a recipe's Hub dataset; ``--model`` over a recipe's fresh preset). ``sections`` maps a
+    section name (``data``, ``model``) to its settings class.
     """
-    named = {kind for kind, keys in sources.items() if any(given.get(key) is not None for key in keys)}
-    if not named:
-        return []
-    return [f"data.{key}=null" for kind, keys in sources.items() if kind not in named for key in keys] + list(also)
+    given = {o.key: values[o.param] for o in options if values.get(o.param) not in (None, [])}
+    flags = dict(given)
+    for o in options:
+        if o.key in given:
+            for also in o.field.metadata.get("also", ()):
+                flags[also] = given[o.key]
+    named = {(o.key.rsplit(".", 1)[0], o.field.metadata["source"]) for o in options
+             if o.key in given and o.field.metadata.get("source")}
+    clears = []
+    for section, cls in sections.items():
+        if not any(s == section for s, _ in named):
+            continue
+        for f in dataclasses.fields(cls):
+            group = f.metadata.get("source")
+            if group and (section, group) not in named:
+                clears.append(f"{section}.{f.name}={_cleared(f)}")
+    return flags, clears
+
+
+def _cleared(f: dataclasses.Field) -> str:
+    if f.default_factory is not dataclasses.MISSING:
+        return "[]"
+    return "false" if isinstance(f.default, bool) else "null"
+
+
+__all__ = ["SWITCHES", "SettingOption", "given_settings", "recipe_options", "setting_option", "with_signature", "Literal"]

@@ -4,32 +4,45 @@ One :class:`GlueTask` serves one of the nine tasks. The loss is exactly the
 one ``transformers.BertForSequenceClassification`` computes when given labels
 (cross-entropy, or mean squared error on the squeezed logit for STS-B), so the
 scratch encoder and the ``transformers`` model train alike.
+
+Its run hooks read the data (every split the run needs, test files included, before anything is
+written), score every dev split (MNLI: matched and mismatched) into ``eval_predictions.jsonl``
+(one object per dev example: idx, prediction, label) and write the leaderboard files with
+``do_predict``.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from datasets.fingerprint import Hasher
 
+from ...checkpoint import read_config
 from ...errors import BertTasksError
+from ...io import atomic_write_text
 from ...metrics import load_metric
-from ..base import TaskBase
+from ...modelcard import eval_set_text
+from ...protocol import Evaluator, TaskBase, pad_batch
+from ...train import predict
 from .config import GlueDataConfig
-from .data import UNLABELED
-from .spec import get_spec
+from .data import UNLABELED, load_glue_splits, split_group
+from .report import task_results, write_submission
+from .spec import EVAL_SPLIT_SUFFIX, get_spec, id2label
 
 #: bump when preprocessing changes, so cached tokenized datasets are not reused
 PREPROCESS_VERSION = 1
 PAD_TO_MULTIPLE_OF = 8
+SUBMISSION_DIR = "submission"
 
 
 class GlueTask(TaskBase):
     head = "glue"
-    config_class = GlueDataConfig
+    prediction_outputs = {"logits": "example"}
 
     def __init__(self, name: str = "sst2", *, pad_token_id: int = 0, pad_to_multiple_of: int | None = PAD_TO_MULTIPLE_OF):
         self.spec = get_spec(name)
@@ -38,17 +51,11 @@ class GlueTask(TaskBase):
         self.pad_token_id = pad_token_id
         self.pad_to_multiple_of = pad_to_multiple_of
 
-    @classmethod
-    def for_config(cls, cfg: GlueDataConfig) -> "GlueTask":
-        return cls(cfg.task)
-
     def num_labels(self, cfg: GlueDataConfig | None = None) -> int:
         return get_spec(cfg.task).num_labels if cfg is not None else self.spec.num_labels
 
     def preprocess(self, raw, tokenizer, cfg: GlueDataConfig, *, train: bool):
         """Tokenize ``text_a``/``text_b``; keep ``idx``, rename ``label`` to ``labels`` (dropped when unlabeled), add ``length``."""
-        from datasets.fingerprint import Hasher
-
         if cfg.task != self.name:
             raise ValueError(f"GlueTask({self.name!r}) got a config for task {cfg.task!r}")
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -77,16 +84,8 @@ class GlueTask(TaskBase):
 
     def collate(self, features: list[dict]) -> dict[str, torch.Tensor]:
         """Pad to the longest example (rounded up to a multiple of 8); keep only model inputs and labels."""
-        longest = max(len(f["input_ids"]) for f in features)
-        multiple = self.pad_to_multiple_of or 1
-        width = -(-longest // multiple) * multiple
-        keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in features[0]]
-        pads = {"input_ids": self.pad_token_id, "attention_mask": 0, "token_type_ids": 0}
-        batch = {k: torch.full((len(features), width), pads[k], dtype=torch.long) for k in keys}
-        for row, feature in enumerate(features):
-            for key in keys:
-                values = torch.as_tensor(feature[key], dtype=torch.long)
-                batch[key][row, : len(values)] = values
+        batch = pad_batch(features, {"input_ids": self.pad_token_id, "attention_mask": 0, "token_type_ids": 0},
+                          self.pad_to_multiple_of)
         if "labels" in features[0]:
             dtype = torch.float32 if self.spec.is_regression else torch.long
             batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=dtype)
@@ -115,10 +114,100 @@ class GlueTask(TaskBase):
     def metrics(self, predictions: Any, references: Any) -> dict[str, float]:
         return {k: float(v) for k, v in load_metric("glue", self.name).compute(predictions=predictions, references=references).items()}
 
+    # ------------------------------------------------------------------ run hooks
+
+    def read_data(self, recipe: Any) -> dict[str, Any]:
+        splits = load_glue_splits(recipe.data)
+        if "train" not in splits:
+            raise BertTasksError(f"no training data for task {self.name}: give train_file or a folder with train.tsv")
+        return splits
+
+    def read_eval_data(self, cfg: GlueDataConfig) -> dict[str, Any]:
+        splits = load_glue_splits(cfg, groups=["validation", *(["test"] if cfg.do_predict else [])])
+        if not any(split_group(s) == "validation" for s in splits) and not cfg.do_predict:
+            raise BertTasksError(f"no validation data for task {self.name}: give validation_file or a folder with the dev files")
+        return splits
+
+    def check_trained_folder(self, folder: Path, cfg: GlueDataConfig) -> None:
+        check_label_mapping(read_config(folder).get("id2label"), cfg.task, source=folder / "config.json")
+
+    def evaluator(self, data: dict[str, Any], tokenizer: Any, cfg: GlueDataConfig, batch_size: int) -> Evaluator | None:
+        eval_sets = {name: (raw, self.preprocess(raw, tokenizer, cfg, train=False))
+                     for name, raw in data.items() if split_group(name) == "validation"}
+        if not eval_sets:
+            return None
+
+        def evaluate(model, accelerator, output_dir: Path | None) -> dict[str, Any]:
+            metrics, rows = self.score(model, eval_sets, batch_size=batch_size, accelerator=accelerator)
+            if output_dir is not None and (accelerator is None or accelerator.is_main_process):
+                atomic_write_text(Path(output_dir) / "eval_predictions.jsonl",
+                                  "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+            return metrics
+
+        return evaluate
+
+    def score(self, model, eval_sets: dict[str, tuple[Any, Any]], *, batch_size: int, accelerator: Any = None
+              ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Metrics over every dev split (MNLI: matched and mismatched) and one row per example."""
+        by_split: dict[str, dict[str, float]] = {}
+        rows: list[dict[str, Any]] = []
+        samples: dict[str, int] = {}
+        for split, (raw, features) in eval_sets.items():
+            logits = np.stack(predict(model, self, features, batch_size=batch_size, accelerator=accelerator)["logits"])
+            predictions = self.postprocess(logits)
+            references = np.asarray(raw["label"])
+            if (references == UNLABELED).any():
+                raise BertTasksError(f"the {self.name} {split} data has unlabeled examples; it cannot be scored")
+            by_split[split] = self.metrics(predictions, references)
+            samples[split] = len(raw)
+            tag = {"split": split} if len(eval_sets) > 1 else {}
+            for idx, pred, gold in zip(raw["idx"], predictions.tolist(), references.tolist()):
+                rows.append({"idx": int(idx), **tag, "prediction": self.label_text(pred), "label": self.label_text(gold)})
+        metrics: dict[str, Any] = task_results(by_split)
+        if len(samples) > 1:
+            metrics.update({f"eval_samples{EVAL_SPLIT_SUFFIX.get(s, '_' + s)}": n for s, n in samples.items()})
+        metrics["eval_samples"] = sum(samples.values())
+        return metrics, rows
+
+    def label_text(self, value: Any) -> Any:
+        if self.spec.is_regression:
+            return float(value)  # full precision: the reported Pearson/Spearman can be recomputed from the file
+        return id2label(self.name, names="hub")[int(value)]
+
+    def model_labels(self, cfg: GlueDataConfig) -> dict[int, str]:
+        return id2label(cfg.task, names="hub")
+
+    def model_config(self, cfg: GlueDataConfig) -> dict[str, Any]:
+        # the text-classification pipeline reads problem_type: no sigmoid on STS-B's score
+        return {"problem_type": "regression" if get_spec(cfg.task).is_regression else "single_label_classification"}
+
+    def extra_outputs(self, model, tokenizer, data, cfg: GlueDataConfig, output_dir: Path, accelerator: Any,
+                      batch_size: int) -> None:
+        """Leaderboard files for every test split (MNLI: MNLI-m, MNLI-mm and AX when present), with ``do_predict``."""
+        if not cfg.do_predict:
+            return
+        tests = {split: raw for split, raw in data.items() if split_group(split) == "test"}
+        if not tests:
+            raise BertTasksError(f"do_predict: no test data for task {cfg.task}")
+        out = Path(cfg.submission_dir) if cfg.submission_dir else Path(output_dir) / SUBMISSION_DIR
+        for split, raw in tests.items():
+            features = self.preprocess(raw, tokenizer, cfg, train=False)
+            logits = np.stack(predict(model, self, features, batch_size=batch_size, accelerator=accelerator)["logits"])
+            if accelerator is None or accelerator.is_main_process:
+                path = write_submission(cfg.task, self.postprocess(logits), raw["idx"], out, split=split)
+                print(f"wrote {path} ({path.parent} is ready to zip)", flush=True)
+
+    def card(self, recipe: Any, metrics: dict[str, Any]) -> dict[str, Any]:
+        cfg: GlueDataConfig = recipe.data
+        name = f"GLUE {self.spec.folder}"
+        card = {"dataset_name": name, "dataset_type": "glue"}
+        if metrics:
+            splits = " and ".join(self.spec.eval_files)
+            card["eval_set"] = eval_set_text(f"{name} {splits}", metrics["eval_samples"], "examples", cfg.max_eval_samples)
+        return card
+
 
 def _tokenizer_fingerprint(tokenizer) -> str:
-    from datasets.fingerprint import Hasher
-
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:
         return Hasher.hash(tokenizer)

@@ -15,20 +15,16 @@ import datasets
 import torch
 import torch.nn.functional as F
 
+from torch.utils.data import DataLoader
+
 from ...errors import BertTasksError
-from ..base import TaskBase, model_inputs
+from ...model import unwrap
+from ...protocol import Evaluator, RunContext, TaskBase, model_inputs
+from ...train import EpochBatchSampler, feature_lengths
 from .config import MlmDataConfig
-from .corpus import tokenize_and_pack
+from .corpus import load_corpus, tokenize_and_pack
 from .masking import IGNORE_INDEX, MaskingCollator
-
-
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The user's model inside DDP/accelerate (``.module``) and ``torch.compile`` (``._orig_mod``) wrappers."""
-    while True:
-        inner = next((getattr(model, a) for a in ("module", "_orig_mod") if isinstance(getattr(model, a, None), torch.nn.Module)), None)
-        if inner is None:
-            return model
-        model = inner
+from .run import EpochPositionMasking, corpus_name, materialize, run_tokenizer
 
 
 def _logits(outputs: Any) -> torch.Tensor:
@@ -57,7 +53,7 @@ def predicted_labels(batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
 class MlmTask(TaskBase):
     name = "mlm"
     head = "mlm"
-    config_class = MlmDataConfig
+    prediction_outputs = {"logits": "token"}
 
     def __init__(self, seed: int | None = None):
         #: seeds the training masks; evaluation masks use ``cfg.eval_mask_seed``
@@ -96,7 +92,7 @@ class MlmTask(TaskBase):
         return collator
 
     def forward(self, model: torch.nn.Module, batch: Mapping[str, torch.Tensor]) -> Any:
-        if getattr(_unwrap(model), "supports_prediction_mask", False):
+        if getattr(unwrap(model), "supports_prediction_mask", False):
             return model(**model_inputs(batch), prediction_mask=prediction_mask(batch))
         return model(**model_inputs(batch))
 
@@ -116,6 +112,56 @@ class MlmTask(TaskBase):
         if references.numel() == 0:
             raise BertTasksError("no predicted tokens to score")
         return {"masked_accuracy": (predictions == references).float().mean().item()}
+
+    # ------------------------------------------------------------------ run hooks (the pieces are in run.py)
+
+    def read_data(self, recipe: Any) -> Any:
+        return load_corpus(recipe.data)
+
+    def run_tokenizer(self, recipe: Any, data: Any, run: RunContext) -> Any:
+        return run_tokenizer(recipe, data["train"], run.output_dir, run.accelerator)
+
+    def train_features(self, data: Any, tokenizer: Any, recipe: Any, run: RunContext) -> Any:
+        self.seed = recipe.train.seed
+        train = recipe.train
+        limit = train.max_steps * train.batch_size * train.gradient_accumulation_steps if train.max_steps else None
+        features = self.preprocess(data["train"], tokenizer, recipe.data, train=True)
+        return materialize(features, recipe.data, tokenizer, train=True, limit=limit)
+
+    def train_collate(self, features: Any, recipe: Any, run: RunContext) -> EpochPositionMasking:
+        accelerator = run.accelerator
+        masking = EpochPositionMasking(self.train_collator, seed=recipe.train.seed, num_examples=len(features),
+                                       batch_size=recipe.train.batch_size, num_processes=accelerator.num_processes,
+                                       process_index=accelerator.process_index)
+        masking.resume_from_checkpoint(run.resume_from)
+        return masking
+
+    def evaluator(self, data: Any, tokenizer: Any, cfg: MlmDataConfig, batch_size: int) -> Evaluator:
+        """Loss, perplexity and masked-token accuracy on the held-out text, with fixed masks."""
+        features = materialize(self.preprocess(data["validation"], tokenizer, cfg, train=False), cfg, tokenizer, train=False)
+        if len(features) == 0:
+            raise BertTasksError("the validation split holds no text; give a validation_file or raise validation_split")
+        sampler = EpochBatchSampler(feature_lengths(features), batch_size, seed=0, sort=True)
+        loader = DataLoader(features, batch_sampler=sampler, collate_fn=self.eval_collate)
+        prepared: dict[str, Any] = {}
+
+        def evaluate(model, accelerator, output_dir) -> dict[str, Any]:
+            distributed = accelerator is not None and accelerator.num_processes > 1
+            # prepared on first use, after fit's own loader, so checkpoints list the loaders in one order
+            if "loader" not in prepared:
+                prepared["loader"] = accelerator.prepare_data_loader(loader) if distributed else loader
+            metrics = evaluate_mlm(model, prepared["loader"], accelerator if distributed else None)
+            return {**metrics, "eval_samples": len(features)}
+
+        return evaluate
+
+    def card(self, recipe: Any, metrics: dict[str, Any]) -> dict[str, Any]:
+        cfg: MlmDataConfig = recipe.data
+        card = {"dataset_name": corpus_name(cfg), "dataset_type": "text"}
+        if "eval_tokens" in metrics:
+            card["eval_set"] = (f"{metrics['eval_tokens']} masked tokens of {metrics['eval_samples']} held-out sequences"
+                                f" (masks fixed by eval_mask_seed {cfg.eval_mask_seed})")
+        return card
 
 
 @torch.no_grad()

@@ -7,81 +7,131 @@ from the Hub (``dataset``), the user's files (``train_file``/``validation_file``
 
 from __future__ import annotations
 
-import dataclasses
+import json
 from dataclasses import dataclass
-from typing import Any, Mapping
+from pathlib import Path
+from typing import Any
 
-from bert_tasks.errors import BertTasksError
+from ...config import Settings, require, setting, trained_recipe
 
 HUB_DATASETS = ("squad", "squad_v2")
+TASKS = ("squad", "squad_v2")
 
 # [CLS] question [SEP] context [SEP]
 SPECIAL_TOKENS_IN_PAIR = 3
 
 
 @dataclass
-class SquadDataConfig:
-    dataset: str | None = None
-    train_file: str | None = None
-    validation_file: str | None = None
-    version_2_with_negative: bool = False
-    max_seq_length: int = 384
-    doc_stride: int = 128
-    max_query_length: int = 64
-    n_best_size: int = 20
-    max_answer_length: int = 30
-    null_score_diff_threshold: float = 0.0
-    skip_bad_examples: bool = False
-    max_train_samples: int | None = None
-    max_eval_samples: int | None = None
-    preprocessing_num_workers: int | None = None
+class SquadDataConfig(Settings):
+    dataset: str | None = setting(None, "'squad' or 'squad_v2' from the Hub (needs a network or a cache).", source="hub")
+    train_file: str | None = setting(
+        None, "Official SQuAD JSON, JSON Lines / Parquet / CSV (Hub columns), or a save_to_disk folder.", source="files")
+    validation_file: str | None = setting(None, "Dev data, in any of the --train-file formats.", source="files")
+    version_2_with_negative: bool = setting(False, "SQuAD 2.0: some questions have no answer.",
+                                            flags=("--version-2-with-negative",))
+    max_seq_length: int = setting(384, "Tokens per window (question + context).", at_least=1)
+    doc_stride: int = setting(128, "Tokens shared by consecutive windows of a long context.", at_least=1)
+    max_query_length: int = setting(64, "Questions are cut to this many tokens.", at_least=1)
+    n_best_size: int = setting(20, "Start/end candidates per window, and n-best list length.", at_least=1)
+    max_answer_length: int = setting(30, "Longest answer, in tokens.", at_least=1)
+    null_score_diff_threshold: float = setting(
+        0.0, "SQuAD 2.0: answer '' when null score - best span score exceeds this.")
+    skip_bad_examples: bool = setting(False, "Drop examples whose answer does not match the context, instead of stopping.",
+                                      flags=("--skip-bad-examples",))
+    max_train_samples: int | None = setting(None, "Use only the first N training questions.", at_least=1)
+    max_eval_samples: int | None = setting(None, "Use only the first N dev questions.", at_least=1)
+    preprocessing_num_workers: int | None = setting(None, "Processes for windowing (datasets.map).", cli=False, at_least=1)
     #: write the invented quickstart set (synthetic.py) into OUTPUT/data and train and evaluate on it
-    synthetic: bool = False
+    synthetic: bool = setting(False, "Train and evaluate on the invented quickstart set, written into OUTPUT/data.",
+                              cli=False, source="synthetic")
     #: also score the untrained model first, so a run shows what fine-tuning gained
-    eval_before_training: bool = False
+    eval_before_training: bool = setting(False, "Also score the model before fine-tuning.", cli=False)
 
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any], *, source: str | None = None) -> "SquadDataConfig":
-        """Build from a recipe's ``data:`` mapping, naming any unknown key instead of a TypeError."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise BertTasksError(
-                f"unknown SQuAD data setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}", file=source
-            )
-        return cls(**dict(values))
-
-    def validate(self) -> "SquadDataConfig":
-        """Reject settings that cannot work, before any data is read."""
-
-        def fail(reason: str) -> None:
-            raise BertTasksError(reason, record="data config")
-
-        if self.dataset is not None and self.dataset not in HUB_DATASETS:
-            fail(f"unknown dataset {self.dataset!r}; known: {', '.join(HUB_DATASETS)} (or pass --train-file/--validation-file)")
-        if self.synthetic and (self.dataset or self.train_file or self.validation_file):
-            fail("synthetic: true writes its own data; drop dataset, train_file and validation_file (or synthetic)")
-        if self.dataset == "squad_v2" and not self.version_2_with_negative:
-            fail("dataset squad_v2 has unanswerable questions; set version_2_with_negative (--version-2-with-negative)")
-        for name in ("max_seq_length", "doc_stride", "max_query_length", "n_best_size", "max_answer_length"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                fail(f"{name} must be a positive integer, got {value!r}")
-        for name in ("max_train_samples", "max_eval_samples", "preprocessing_num_workers"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-                fail(f"{name} must be a positive integer or null, got {value!r}")
+    def check(self) -> None:
+        require(self.dataset in (None, *HUB_DATASETS), "dataset", f"unknown dataset {self.dataset!r}; known: "
+                f"{', '.join(HUB_DATASETS)} (or pass --train-file/--validation-file)")
+        require(not (self.synthetic and (self.dataset or self.train_file or self.validation_file)), "synthetic",
+                "synthetic: true writes its own data; drop dataset, train_file and validation_file (or synthetic)")
+        require(self.dataset != "squad_v2" or self.version_2_with_negative, "version_2_with_negative",
+                "dataset squad_v2 has unanswerable questions; set version_2_with_negative (--version-2-with-negative)")
         context_budget = self.max_seq_length - self.max_query_length - SPECIAL_TOKENS_IN_PAIR
-        if context_budget < 1:
-            fail(
-                f"max_seq_length {self.max_seq_length} leaves no room for context after a "
-                f"{self.max_query_length}-token question and {SPECIAL_TOKENS_IN_PAIR} special tokens"
-            )
-        if self.doc_stride >= context_budget:
-            fail(
-                f"doc_stride {self.doc_stride} must be smaller than the context room of each window "
-                f"({context_budget} = max_seq_length - max_query_length - {SPECIAL_TOKENS_IN_PAIR}); windows would not advance"
-            )
-        if not isinstance(self.null_score_diff_threshold, (int, float)) or self.null_score_diff_threshold != self.null_score_diff_threshold:
-            fail(f"null_score_diff_threshold must be a number, got {self.null_score_diff_threshold!r}")
-        return self
+        require(context_budget >= 1, "max_seq_length",
+                f"max_seq_length {self.max_seq_length} leaves no room for context after a {self.max_query_length}-token "
+                f"question and {SPECIAL_TOKENS_IN_PAIR} special tokens")
+        require(self.doc_stride < context_budget, "doc_stride",
+                f"doc_stride {self.doc_stride} must be smaller than the context room of each window ({context_budget} = "
+                f"max_seq_length - max_query_length - {SPECIAL_TOKENS_IN_PAIR}); windows would not advance")
+        require(self.null_score_diff_threshold == self.null_score_diff_threshold, "null_score_diff_threshold",
+                f"null_score_diff_threshold must be a number, got {self.null_score_diff_threshold!r}")
+
+    @property
+    def task(self) -> str:
+        return "squad_v2" if self.version_2_with_negative else "squad"
+
+    def settle(self, recipe: Any) -> None:
+        """One truth for v1.1/v2.0: task ``squad_v2``, the ``squad_v2`` dataset and ``version_2_with_negative``
+        imply each other. Unpadding would change the SQuAD loss, which spans padded positions too."""
+        self.version_2_with_negative = (self.version_2_with_negative or recipe.task == "squad_v2"
+                                        or self.dataset == "squad_v2")
+        recipe.task = self.task
+        require(not recipe.train.unpad, "train.unpad",
+                "train.unpad is for tasks that read real positions only (glue, mlm): the SQuAD loss also spans padded "
+                "positions, which unpadding would change")
+        if not (self.synthetic or self.dataset or self.train_file or self.validation_file):
+            self.dataset = self.task  # run_qa.py's --dataset_name default
+
+
+# --------------------------------------------------------------------------- what a trained folder was trained with
+
+#: where ``synthetic: true`` writes its invented train and validation files, inside the run folder
+SYNTHETIC_DIR = "data"
+#: config.json key that tells a folder's SQuAD version when recipe.yaml is gone
+VERSION_KEY = "bert_tasks_version_2_with_negative"
+#: data settings ``eval squad`` and ``predict squad`` take from the trained recipe unless a flag says otherwise
+INHERITED = ("max_seq_length", "doc_stride", "max_query_length", "n_best_size", "max_answer_length",
+             "null_score_diff_threshold", "version_2_with_negative")
+
+
+def trained_settings(model_dir: str | Path) -> dict[str, Any]:
+    """The ``data:`` settings a run folder was trained with (its recipe.yaml), with the version made explicit."""
+    recipe = trained_recipe(model_dir)
+    settings = dict(recipe.get("data") or {})
+    if recipe.get("task") == "squad_v2":
+        settings["version_2_with_negative"] = True
+    return settings
+
+
+def trained_version_2(model_dir: str | Path) -> bool | None:
+    """Whether a folder holds a SQuAD 2.0 model: its recipe.yaml, else its config.json mark; None if unknown."""
+    settings = trained_settings(model_dir)
+    if "version_2_with_negative" in settings:
+        return bool(settings["version_2_with_negative"])
+    try:
+        config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    value = config.get(VERSION_KEY) if isinstance(config, dict) else None
+    return bool(value) if value is not None else None
+
+
+def eval_config(model_dir: str | Path, **given: Any) -> SquadDataConfig:
+    """The evaluation settings: flags given, else the folder's recipe.yaml, else run_qa's defaults.
+
+    Without a validation source, a run trained on the synthetic set is scored on its own synthetic
+    validation file; otherwise run_qa.py's default, the Hub dataset.
+    """
+    model_dir = Path(model_dir)
+    trained = trained_settings(model_dir)
+    values = {k: trained[k] for k in INHERITED if trained.get(k) is not None}
+    values.update({k: v for k, v in given.items() if v is not None})
+    if given.get("dataset") == "squad_v2":
+        values["version_2_with_negative"] = True
+    cfg = SquadDataConfig(**values)
+    if not (cfg.validation_file or cfg.dataset):
+        suffix = "v2" if cfg.version_2_with_negative else "v1"
+        synthetic = model_dir / SYNTHETIC_DIR / f"synthetic-{suffix}-validation.json"
+        if trained.get("synthetic") and synthetic.is_file():
+            cfg.validation_file = str(synthetic)
+        else:
+            cfg.dataset = cfg.task  # run_qa.py's --dataset_name default
+    return cfg.validate()

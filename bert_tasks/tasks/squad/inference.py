@@ -20,13 +20,22 @@ a null answer (SQuAD 2.0 models, when the null score beats the best span by more
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+import datasets
+import torch
+
+from ...checkpoint import check_vocab_fits, load_pretrained, load_tokenizer, resolve_model_dir
 from ...errors import BertTasksError
-from .config import SquadDataConfig
+from ...train import predict
+from .config import SquadDataConfig, trained_settings, trained_version_2
+from .features import prepare_eval_features
+from .postprocess import postprocess_predictions
+from .task import SquadTask
 
 
 @dataclass(frozen=True)
@@ -47,8 +56,10 @@ class Answer:
 class QuestionAnswerer:
     """Answer questions about a context with a fine-tuned SQuAD model (folder or loaded model).
 
-    ``version_2=None`` reads the folder's recipe.yaml (or the mark in its config.json) and
-    falls back to SQuAD 1.1, where every question gets a span.
+    Window and search settings left as None come from the folder's recipe.yaml (what the model was
+    trained with), else from :class:`SquadDataConfig` (run_qa.py's defaults). ``version_2=None`` reads
+    the folder's recipe.yaml (or the mark in its config.json) and falls back to SQuAD 1.1, where every
+    question gets a span.
     """
 
     def __init__(
@@ -57,25 +68,24 @@ class QuestionAnswerer:
         tokenizer: Any = None,
         *,
         backend: str = "scratch",
-        max_seq_length: int = 384,
-        doc_stride: int = 128,
-        max_query_length: int = 64,
-        n_best_size: int = 20,
-        max_answer_length: int = 30,
+        max_seq_length: int | None = None,
+        doc_stride: int | None = None,
+        max_query_length: int | None = None,
+        n_best_size: int | None = None,
+        max_answer_length: int | None = None,
         version_2: bool | None = None,
-        null_score_diff_threshold: float = 0.0,
+        null_score_diff_threshold: float | None = None,
         batch_size: int = 32,
     ):
-        import torch
-
-        from ...checkpoint import check_vocab_fits, load_pretrained, load_tokenizer, resolve_model_dir
-        from .run import trained_version_2
-        from .task import SquadTask
-
+        given = {"max_seq_length": max_seq_length, "doc_stride": doc_stride, "max_query_length": max_query_length,
+                 "n_best_size": n_best_size, "max_answer_length": max_answer_length,
+                 "null_score_diff_threshold": null_score_diff_threshold}
+        trained: dict[str, Any] = {}
         if isinstance(model_dir_or_model, (str, os.PathLike)):
             folder = resolve_model_dir(str(model_dir_or_model))
             model = load_pretrained(folder, task="squad", backend=backend, trained_head=True)
             tokenizer = tokenizer or load_tokenizer(str(folder))
+            trained = trained_settings(folder)
             if version_2 is None:
                 version_2 = trained_version_2(folder)
         else:
@@ -89,14 +99,13 @@ class QuestionAnswerer:
         self.tokenizer = tokenizer
         self.version_2 = bool(version_2)
         self.batch_size = batch_size
+        settings = {k: v if v is not None else trained.get(k) for k, v in given.items()}
+        settings = {k: v for k, v in settings.items() if v is not None}
         # A window cannot be longer than the model's position table.
-        positions = getattr(model.config, "max_position_embeddings", max_seq_length)
-        self.cfg = SquadDataConfig(
-            max_seq_length=min(max_seq_length, positions), doc_stride=doc_stride, max_query_length=max_query_length,
-            n_best_size=n_best_size, max_answer_length=max_answer_length, version_2_with_negative=self.version_2,
-            null_score_diff_threshold=null_score_diff_threshold,
-        )
-        self.cfg.validate()
+        positions = getattr(model.config, "max_position_embeddings", None)
+        if positions is not None:
+            settings["max_seq_length"] = min(settings.get("max_seq_length", SquadDataConfig.max_seq_length), positions)
+        self.cfg = SquadDataConfig(**settings, version_2_with_negative=self.version_2).validate()
         self.task = SquadTask(version_2=self.version_2)
         if tokenizer.pad_token_id is not None:
             self.task.pad_token_id = tokenizer.pad_token_id
@@ -106,12 +115,6 @@ class QuestionAnswerer:
 
     def batch(self, records: Iterable[Mapping[str, Any]], *, source: str | None = None) -> list[Answer]:
         """One :class:`Answer` per ``{"question", "context"}`` mapping (an ``id`` key only names it in errors)."""
-        import datasets
-
-        from ...train import predict
-        from .features import prepare_eval_features
-        from .postprocess import postprocess_predictions
-
         records = list(records)
         if not records:
             return []
@@ -152,8 +155,6 @@ class QuestionAnswerer:
 
 def read_question_file(path: str | os.PathLike) -> list[dict[str, Any]]:
     """JSON Lines of ``{"id"?, "question", "context"}``; a bad line is one error naming file and line."""
-    import json
-
     path = Path(path)
     try:
         raw = path.read_bytes()

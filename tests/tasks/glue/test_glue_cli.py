@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from bert_tasks.cli import main
-from bert_tasks.config import list_recipes, read_yaml, resolve_recipe
+from bert_tasks.config import list_recipes, read_yaml
+from bert_tasks.tasks import resolve_recipe
 
 GLUE_RECIPES = sorted(p for p in list_recipes() if p.stem.startswith("glue-"))
 
@@ -66,7 +67,11 @@ def test_bad_data_file_is_one_line_naming_file_and_line(glue_layout, tmp_path, c
 
 
 def test_recipe_data_source_is_replaced_by_the_flag(glue_layout, tmp_path):
-    from bert_tasks.cli.glue import resolve_glue_recipe
+    from bert_tasks.cli.training import resolve_command_recipe
+    from bert_tasks.tasks import FAMILIES
+
+    def resolve_glue_recipe(recipe, sets, values):
+        return resolve_command_recipe(FAMILIES["glue"], recipe, sets, values)
 
     root, _ = glue_layout
     recipe = resolve_glue_recipe("glue-sst2-minilm-cpu", None, {"data_dir": str(root / "SST-2")})
@@ -100,9 +105,10 @@ def test_expected_recipes_exist():
 
 
 def test_every_glue_command_documents_an_example(capsys):
-    from bert_tasks.cli import glue
+    from bert_tasks.cli import glue, training
 
-    for command in (glue.finetune_glue, glue.eval_glue, glue.predict_glue):
+    training.attach_training_commands()
+    for command in (training.COMMANDS["finetune", "glue"], glue.eval_glue, glue.predict_glue):
         assert "Example: bert-tasks " in command.__doc__
     for group in ("finetune", "eval", "predict"):
         assert run(group, "glue", "--help") == 0

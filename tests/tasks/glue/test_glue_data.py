@@ -9,7 +9,8 @@ import datasets
 import pytest
 
 from bert_tasks.errors import BertTasksError
-from bert_tasks.tasks.glue.config import GlueDataConfig, expand_tasks
+from bert_tasks.tasks.glue.config import GlueDataConfig
+from bert_tasks.tasks.glue.run import expand_configs
 from bert_tasks.tasks.glue.data import find_tasks, load_glue_splits, read_glue_tsv, read_user_file
 from bert_tasks.tasks.glue.spec import GLUE_TASKS, TASK_NAMES, id2label, label2id
 
@@ -66,9 +67,9 @@ def test_find_tasks_and_task_all(glue_layout, tmp_path):
     shutil.copytree(root / "CoLA", tmp_path / "CoLA")
     (tmp_path / "notes").mkdir()
     assert find_tasks(tmp_path) == ["cola", "rte"]
-    assert [c.task for c in expand_tasks(GlueDataConfig(task="all", data_dir=str(tmp_path)))] == ["cola", "rte"]
+    assert [c.task for c in expand_configs(GlueDataConfig(task="all", data_dir=str(tmp_path)))] == ["cola", "rte"]
     with pytest.raises(BertTasksError, match="no GLUE task folders"):
-        expand_tasks(GlueDataConfig(task="all", data_dir=str(tmp_path / "notes")))
+        expand_configs(GlueDataConfig(task="all", data_dir=str(tmp_path / "notes")))
 
 
 def test_data_dir_may_be_the_task_folder_but_not_another_tasks(glue_layout):

@@ -10,7 +10,8 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification
 
 from bert_tasks.errors import BertTasksError
-from bert_tasks.tasks.base import Task
+from bert_tasks.tasks import family_of
+from bert_tasks.protocol import Task
 from bert_tasks.tasks.glue.config import GlueDataConfig
 from bert_tasks.tasks.glue.data import load_glue_splits
 from bert_tasks.tasks.glue.spec import TASK_NAMES
@@ -20,7 +21,7 @@ from bert_tasks.tasks.glue.task import GlueTask, check_label_mapping
 def test_protocol_and_label_counts():
     task = GlueTask("mnli")
     assert isinstance(task, Task)
-    assert (task.name, task.head, task.config_class) == ("mnli", "glue", GlueDataConfig)
+    assert (task.name, task.head, family_of(task.name).config_class) == ("mnli", "glue", GlueDataConfig)
     assert {t: GlueTask(t).num_labels(GlueDataConfig(task=t)) for t in TASK_NAMES} == {t: 1 if t == "stsb" else 3 if t == "mnli" else 2 for t in TASK_NAMES}
     with pytest.raises(BertTasksError, match="unknown GLUE task"):
         GlueTask("squad")

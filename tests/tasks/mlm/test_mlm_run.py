@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 
 from bert_tasks.cli import main
 from cli_args import with_options
-from bert_tasks.config import resolve_recipe
+from bert_tasks.tasks import resolve_recipe
 from bert_tasks.tasks.mlm.masking import MaskingCollator
 from bert_tasks.tasks.mlm.run import EpochPositionMasking
 

@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from transformers import BertConfig, BertForMaskedLM
 
-from bert_tasks.tasks.base import Task, model_inputs
+from bert_tasks.tasks import family_of
+from bert_tasks.protocol import Task, model_inputs
 from bert_tasks.tasks.mlm.config import MlmDataConfig
 from bert_tasks.tasks.mlm.masking import MaskingCollator
 from bert_tasks.tasks.mlm.task import MlmTask, evaluate_mlm
@@ -79,7 +80,7 @@ def one_thread():
 def test_task_follows_the_protocol():
     task = MlmTask()
     assert isinstance(task, Task)
-    assert (task.name, task.head, task.config_class) == ("mlm", "mlm", MlmDataConfig)
+    assert (task.name, task.head, family_of(task.name).config_class) == ("mlm", "mlm", MlmDataConfig)
 
 
 def test_loss_matches_transformers_on_full_logits():

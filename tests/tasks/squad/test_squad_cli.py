@@ -7,7 +7,8 @@ import json
 import pytest
 import yaml
 
-from bert_tasks.config import list_recipes, read_yaml, resolve_recipe
+from bert_tasks.config import list_recipes, read_yaml
+from bert_tasks.tasks import resolve_recipe
 
 from conftest import CONTEXT, cli, qa, squad_doc, write_doc
 
@@ -40,7 +41,11 @@ def test_version_2_follows_the_flag_the_dataset_and_the_recipe(tmp_path, capsys)
 
 
 def test_a_data_flag_replaces_the_recipe_source(tmp_path, capsys):
-    from bert_tasks.cli.squad import resolve_squad_recipe
+    from bert_tasks.cli.training import resolve_command_recipe
+    from bert_tasks.tasks import FAMILIES
+
+    def resolve_squad_recipe(recipe, sets, values):
+        return resolve_command_recipe(FAMILIES["squad"], recipe, sets, values)
 
     recipe = resolve_squad_recipe("quickstart", None, {"train_file": "t.json", "validation_file": "v.json"})
     assert (recipe.data.synthetic, recipe.data.train_file, recipe.data.dataset) == (False, "t.json", None)
@@ -135,9 +140,10 @@ def test_expected_recipes_exist():
 
 
 def test_every_squad_command_documents_an_example(capsys):
-    from bert_tasks.cli import squad
+    from bert_tasks.cli import squad, training
 
-    for command in (squad.finetune_squad, squad.eval_squad, squad.predict_squad):
+    training.attach_training_commands()
+    for command in (training.COMMANDS["finetune", "squad"], squad.eval_squad, squad.predict_squad):
         assert "Example: bert-tasks " in command.__doc__
     for group in ("finetune", "eval", "predict"):
         assert cli(group, "squad", "--help") == 0

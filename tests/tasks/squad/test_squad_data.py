@@ -11,6 +11,7 @@ import datasets
 import pytest
 from conftest import CONTEXT, qa, squad_doc, write_doc
 
+from bert_tasks.config import from_dict
 from bert_tasks.errors import BertTasksError
 from bert_tasks.tasks.squad.config import SquadDataConfig
 from bert_tasks.tasks.squad.data import load_from_config, load_squad_examples
@@ -210,7 +211,7 @@ def test_config_rejects_impossible_settings(settings, message):
     assert SquadDataConfig().validate().doc_stride == 128
 
 
-def test_config_from_mapping_names_unknown_keys():
-    with pytest.raises(BertTasksError, match="unknown SQuAD data setting"):
-        SquadDataConfig.from_mapping({"max_seq_len": 128})
-    assert SquadDataConfig.from_mapping({"max_seq_length": 128}).max_seq_length == 128
+def test_config_from_dict_names_unknown_keys():
+    with pytest.raises(BertTasksError, match="unknown key 'max_seq_len' \\(did you mean 'max_seq_length'\\?\\)"):
+        from_dict(SquadDataConfig, {"max_seq_len": 128})
+    assert from_dict(SquadDataConfig, {"max_seq_length": 128}, check=False).max_seq_length == 128

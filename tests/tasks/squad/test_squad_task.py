@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from bert_tasks.tasks.base import Task
+from bert_tasks.tasks import family_of
+from bert_tasks.protocol import Task
 from bert_tasks.tasks.squad.config import SquadDataConfig
 from bert_tasks.tasks.squad.data import load_squad_examples
 from bert_tasks.tasks.squad.synthetic import write_synthetic_squad
@@ -15,7 +16,7 @@ from bert_tasks.tasks.squad.task import SQUAD, SQUAD_V2, SquadTask
 
 def test_implements_the_task_protocol():
     assert isinstance(SQUAD, Task) and SQUAD.name == "squad" and SQUAD_V2.name == "squad_v2"
-    assert SQUAD.head == "squad" and SQUAD.config_class is SquadDataConfig and SQUAD.num_labels(None) == 2
+    assert SQUAD.head == "squad" and family_of(SQUAD.name).config_class is SquadDataConfig and SQUAD.num_labels(None) == 2
 
 
 @pytest.mark.parametrize("positions", [[[3], [5], [0]], [3, 40, 0]])  # 2-D labels, and one past the sequence

@@ -1,0 +1,51 @@
+"""``finetune <family>`` and ``pretrain <family>``: one command per registered task family, generated.
+
+Each command's options come from the family's settings classes (:mod:`bert_tasks.cli.options`);
+its body resolves the recipe (the family's defaults < recipe < ``--set`` < flags) and hands it
+to the run template. A family registered later (a plug-in task, the tests' toy task) gets its
+command the next time the CLI builds its tree.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..config import ModelSettings
+from ..tasks import FAMILIES, TaskFamily, resolve_recipe
+from . import options as o
+from .app import finetune_app, pretrain_app
+
+GROUPS = {"finetune": finetune_app, "pretrain": pretrain_app}
+#: the commands made so far, by (group, family name)
+COMMANDS: dict[tuple[str, str], Callable[..., Any]] = {}
+
+
+def resolve_command_recipe(family: TaskFamily, recipe: str | None, sets: list[str] | None, values: dict[str, Any]):
+    """Layer the family's defaults < recipe < --set < flags; ``values`` are the command's options by parameter name."""
+    options = o.recipe_options(family.config_class, family.model_flags, dict(family.defaults))
+    flags, clears = o.given_settings(options, values, {"data": family.config_class, "model": ModelSettings})
+    return resolve_recipe(recipe, task=family.name, overrides=[*(sets or []), *clears], flags=flags)
+
+
+def training_command(family: TaskFamily) -> Callable[..., Any]:
+    options = o.recipe_options(family.config_class, family.model_flags, dict(family.defaults))
+
+    def command(**values: Any) -> None:
+        from ..runner import train  # local: importing the runner loads torch, which `--help` must not pay
+
+        recipe = resolve_command_recipe(family, values["recipe"], values["sets"], values)
+        train(recipe, overwrite=values["overwrite_output_dir"], resume_from=values["resume_from"],
+              dry_run=values["dry_run"])
+
+    command.__name__ = f"{family.command}_{family.name}"
+    command.__doc__ = family.help + "".join(f"\n\nExample: {example}" for example in family.examples)
+    return o.with_signature(command, options)
+
+
+def attach_training_commands() -> None:
+    """Give every registered family its command (once)."""
+    for family in FAMILIES.values():
+        key = (family.command, family.name)
+        if key not in COMMANDS:
+            COMMANDS[key] = training_command(family)
+            GROUPS[family.command].command(family.name)(COMMANDS[key])

@@ -1,0 +1,121 @@
+"""The declarative key table between Hugging Face BERT parameter names and ours.
+
+Every row pairs a Hugging Face name with ours; loading reads the table left to right and saving
+right to left. A row whose left side is a tuple of HF names says "these concatenate along dim 0
+into this one tensor of ours" (the fused query/key/value projection); saving splits it back into
+equal parts with the same row, so the round trip is bit-exact. The backbone rows are here; each
+head's own rows are in :mod:`bert_tasks.heads`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable
+
+import torch
+
+from .heads import HEADS, Head, get_head
+
+#: One HF name, or a tuple of HF names whose tensors concatenate along dim 0 into one of ours.
+HFKey = str | tuple[str, ...]
+
+#: (Hugging Face name(s), our name). ``{i}`` is a layer index. Backbone names are relative
+#: to the encoder; in a model with a head both sides carry the prefix ``bert.``.
+BACKBONE_TABLE: tuple[tuple[HFKey, str], ...] = (
+    ("embeddings.word_embeddings.weight", "embeddings.word.weight"),
+    ("embeddings.position_embeddings.weight", "embeddings.position.weight"),
+    ("embeddings.token_type_embeddings.weight", "embeddings.token_type.weight"),
+    ("embeddings.LayerNorm.weight", "embeddings.norm.weight"),
+    ("embeddings.LayerNorm.bias", "embeddings.norm.bias"),
+    # fused projection: query, key, value stacked as rows [0:C], [C:2C], [2C:3C] of ours
+    (
+        (
+            "encoder.layer.{i}.attention.self.query.weight",
+            "encoder.layer.{i}.attention.self.key.weight",
+            "encoder.layer.{i}.attention.self.value.weight",
+        ),
+        "encoder.layers.{i}.attention.qkv.weight",
+    ),
+    (
+        (
+            "encoder.layer.{i}.attention.self.query.bias",
+            "encoder.layer.{i}.attention.self.key.bias",
+            "encoder.layer.{i}.attention.self.value.bias",
+        ),
+        "encoder.layers.{i}.attention.qkv.bias",
+    ),
+    ("encoder.layer.{i}.attention.output.dense.weight", "encoder.layers.{i}.attention.output.weight"),
+    ("encoder.layer.{i}.attention.output.dense.bias", "encoder.layers.{i}.attention.output.bias"),
+    ("encoder.layer.{i}.attention.output.LayerNorm.weight", "encoder.layers.{i}.attention_norm.weight"),
+    ("encoder.layer.{i}.attention.output.LayerNorm.bias", "encoder.layers.{i}.attention_norm.bias"),
+    ("encoder.layer.{i}.intermediate.dense.weight", "encoder.layers.{i}.feed_forward.up.weight"),
+    ("encoder.layer.{i}.intermediate.dense.bias", "encoder.layers.{i}.feed_forward.up.bias"),
+    ("encoder.layer.{i}.output.dense.weight", "encoder.layers.{i}.feed_forward.down.weight"),
+    ("encoder.layer.{i}.output.dense.bias", "encoder.layers.{i}.feed_forward.down.bias"),
+    ("encoder.layer.{i}.output.LayerNorm.weight", "encoder.layers.{i}.output_norm.weight"),
+    ("encoder.layer.{i}.output.LayerNorm.bias", "encoder.layers.{i}.output_norm.bias"),
+)
+POOLER_TABLE = (
+    ("pooler.dense.weight", "pooler.dense.weight"),
+    ("pooler.dense.bias", "pooler.dense.bias"),
+)
+#: HF names that carry no information of their own: tied copies and legacy buffers.
+HF_REDUNDANT = re.compile(r"^(cls\.predictions\.decoder\.(weight|bias)|embeddings\.position_ids)$")
+#: The first name part of every head's parameters (and BERT's next-sentence head, under ``cls.``):
+#: known, but unused when a checkpoint holds another task's head.
+HEAD_PREFIXES = tuple(sorted({hf.split(".")[0] for head in HEADS.values() for hf, _ in head.rows}))
+
+
+def key_table(head: Head | str | None, num_layers: int, pooler: bool | None = None) -> list[tuple[HFKey, str]]:
+    """The full (HF name(s), our name) list for one model, layer templates expanded.
+
+    ``pooler`` defaults to the head's own (a bare encoder read from a BertForMaskedLM has none).
+    """
+    head = head if isinstance(head, Head) else get_head(head)
+    pooler = head.pooler if pooler is None else pooler
+    prefix = "" if head.name is None else "bert."
+    backbone = BACKBONE_TABLE + (POOLER_TABLE if pooler else ())
+    pairs: list[tuple[HFKey, str]] = []
+    for hf, ours in backbone:
+        layers = range(num_layers) if "{i}" in ours else [None]
+        for i in layers:
+            names = tuple(prefix + h.format(i=i) for h in hf) if isinstance(hf, tuple) else prefix + hf.format(i=i)
+            pairs.append((names, prefix + ours.format(i=i)))
+    return pairs + list(head.rows)
+
+
+def hf_parts(hf: HFKey) -> tuple[str, ...]:
+    """The HF names of one table entry, in concatenation order."""
+    return hf if isinstance(hf, tuple) else (hf,)
+
+
+def hf_to_ours(pairs: Iterable[tuple[HFKey, str]], tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Tensors under HF names -> under our names (fused entries concatenated); entries with no tensors are left out."""
+    out = {}
+    for hf, ours in pairs:
+        parts = hf_parts(hf)
+        if all(p in tensors for p in parts):
+            out[ours] = tensors[parts[0]] if len(parts) == 1 else torch.cat([tensors[p] for p in parts], dim=0)
+    return out
+
+
+def ours_to_hf(pairs: Iterable[tuple[HFKey, str]], tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Tensors under our names -> under HF names (fused entries split into equal dim-0 parts); absent ones are left out.
+
+    Works for anything keyed like our parameters: weights, gradients, optimizer moments.
+    """
+    out = {}
+    for hf, ours in pairs:
+        if ours not in tensors:
+            continue
+        parts = hf_parts(hf)
+        pieces = tensors[ours].chunk(len(parts), dim=0) if len(parts) > 1 else (tensors[ours],)
+        out.update(zip(parts, pieces))
+    return out
+
+
+def normalize_hf_key(key: str) -> str:
+    """Undo the spellings older checkpoints use: TF-era gamma/beta and a missing or extra ``bert.``."""
+    key = re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight", key)
+    key = re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", key)
+    return key[len("bert.") :] if key.startswith("bert.") else key

@@ -1,0 +1,65 @@
+"""Classify one sentence (pair) with a fine-tuned GLUE folder: the engine behind ``predict glue``."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ...checkpoint import check_vocab_fits, load_pretrained, load_tokenizer, read_config, resolve_model_dir
+from ...config import trained_recipe
+from ...errors import BertTasksError
+from .spec import TASK_NAMES, get_spec
+
+
+def trained_task(model_dir: str | Path) -> str | None:
+    """The GLUE task a run folder was fine-tuned on (from its recipe.yaml), if known."""
+    task = (trained_recipe(model_dir).get("data") or {}).get("task")
+    return task if isinstance(task, str) else None
+
+
+def trained_max_seq_length(model_dir: str | Path) -> int | None:
+    value = (trained_recipe(model_dir).get("data") or {}).get("max_seq_length")
+    return value if isinstance(value, int) else None
+
+
+def predict_text(model_dir: str | Path, text: str, text_pair: str | None = None,
+                 backend: str = "scratch") -> dict[str, Any]:
+    """The predicted label of one sentence (pair) and every label's probability (STS-B: the score)."""
+    if not text or not text.strip():
+        raise BertTasksError("--text is empty")
+    if text_pair is not None and not text_pair.strip():
+        raise BertTasksError("--text-pair is empty")
+    folder = resolve_model_dir(str(model_dir))
+    config = read_config(folder)
+    labels = {int(k): str(v) for k, v in (config.get("id2label") or {}).items()}
+    if not labels:
+        held = ", ".join(config.get("architectures") or []) or "no recorded architecture"
+        raise BertTasksError(f"config.json has no id2label: not a fine-tuned classifier (it holds {held})",
+                             file=folder / "config.json")
+    model = load_pretrained(folder, task="glue", num_labels=len(labels), backend=backend, trained_head=True).eval()
+    task = trained_task(folder)
+    if task in TASK_NAMES and get_spec(task).is_pair != (text_pair is not None):
+        raise BertTasksError(f"this model was fine-tuned on {task}, which "
+                             + ("compares two sentences: pass --text-pair too" if get_spec(task).is_pair
+                                else "classifies one sentence: drop --text-pair"), file=folder)
+    tokenizer = load_tokenizer(str(folder))
+    check_vocab_fits(tokenizer, model.config, source=folder)
+    max_length = trained_max_seq_length(folder) or 512
+    inputs = tokenizer(text, text_pair, truncation=True, max_length=max_length, return_tensors="pt",
+                       return_token_type_ids=True)
+    with torch.no_grad():
+        logits = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                       token_type_ids=inputs["token_type_ids"]).logits[0].float()
+    out: dict[str, Any] = {"text": text, **({"text_pair": text_pair} if text_pair is not None else {})}
+    if len(labels) == 1 or config.get("problem_type") == "regression":
+        return {**out, "label": labels[0], "score": float(logits[0])}
+    probs = torch.softmax(logits, dim=-1).tolist()
+    best = int(np.argmax(probs))
+    probabilities = {labels[i]: float(p) for i, p in enumerate(probs)}
+    if not math.isclose(sum(probabilities.values()), 1.0, abs_tol=1e-4):  # duplicate label names collapse
+        raise BertTasksError("config.json id2label has repeated names", file=folder / "config.json")
+    return {**out, "label": labels[best], "score": probs[best], "probabilities": probabilities}
