@@ -6,7 +6,7 @@ Heavy modules are imported on first use so that ``bert-tasks --help`` stays fast
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from .version import __version__
 
 _LAZY = {
     "load_pretrained": ("bert_tasks.checkpoint", "load_pretrained"),

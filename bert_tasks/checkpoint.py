@@ -27,13 +27,13 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 from torch import nn
 
-from . import __version__
 from .bundled import BUNDLED_NAMES, BUNDLED_SHA256, bundled_model_path, sha256_file  # noqa: F401 (re-exported)
 from .errors import BertTasksError
 from .heads import HEADS, Head, get_head, head_of
 from .io import atomic_write_bytes, write_json
 from .keymap import HEAD_PREFIXES, HF_REDUNDANT, hf_parts, hf_to_ours, key_table, normalize_hf_key, ours_to_hf
 from .model import BertConfig, sinusoidal_table, unwrap
+from .version import __version__
 
 log = logging.getLogger(__name__)
 

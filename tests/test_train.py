@@ -67,9 +67,12 @@ def test_nonfinite_loss_stops_with_the_step_named(tmp_path):
 
 def test_skip_nonfinite_counts_and_continues(tmp_path):
     cfg = TrainConfig(batch_size=8, max_steps=6, skip_nonfinite=True)
-    result = fit(new_model(), ToyTask(poison_step=3), toy_dataset(), cfg, tmp_path)
+    model, untouched = new_model(), new_model()
+    result = fit(model, ToyTask(poison_step=3), toy_dataset(), cfg, tmp_path)
     assert result.skipped_nonfinite == 1 and result.global_step == 6
-    assert all(torch.isfinite(p).all() for p in new_model().parameters())
+    trained = list(model.parameters())
+    assert all(torch.isfinite(p).all() for p in trained)  # the trained model: the skipped step left no NaN
+    assert any(not torch.equal(p, q) for p, q in zip(trained, untouched.parameters()))  # and the other steps trained it
 
 
 def test_budget_stops_cleanly(tmp_path):
@@ -104,3 +107,22 @@ def test_same_seed_gives_identical_weights_and_metrics(tmp_path):
     log1 = [json.loads(line)["loss"] for line in (tmp_path / "first" / "train_log.jsonl").read_text().splitlines()]
     log2 = [json.loads(line)["loss"] for line in (tmp_path / "second" / "train_log.jsonl").read_text().splitlines()]
     assert log1 == log2
+
+
+def test_a_failing_first_compiled_step_carries_on_uncompiled(monkeypatch, tmp_path):
+    from bert_tasks import train
+
+    calls, uncompiled, real = [], [], train._forward_backward
+
+    def fails_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("backward graph failed to compile")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train, "_forward_backward", fails_once)
+    monkeypatch.setattr(train, "compile_model", lambda model, scope: 1)  # the fallback is what is tested, not inductor
+    monkeypatch.setattr(train, "uncompile_model", uncompiled.append)
+    with pytest.warns(RuntimeWarning, match="continuing uncompiled"):
+        result = fit(new_model(), ToyTask(), toy_dataset(), TrainConfig(batch_size=8, max_steps=3, compile=True), tmp_path)
+    assert result.global_step == 3 and len(uncompiled) == 1 and len(calls) == 4  # the first step retried, then 2 more

@@ -13,8 +13,16 @@ from typing import Annotated, Optional
 
 import typer
 
-from .. import __version__
+from rich.console import Console
+from rich.table import Table
+
+from ..bundled import bundled_model_path
+from ..config import find_recipe, list_recipes, read_yaml
 from ..errors import BertTasksError
+from ..io import atomic_write_text
+from ..tasks import resolve_recipe
+from ..threads import choose_threads
+from ..version import __version__
 from .app import app, recipes_app, show_help_without_subcommand
 
 
@@ -44,7 +52,7 @@ def _device(torch_version: str) -> str:
     """The device a run would use, without importing torch (1-2 s) where it cannot be a GPU."""
     if "+cpu" in torch_version or not Path("/proc/driver/nvidia/version").exists():
         return f"cpu ({platform.machine()})"
-    import torch  # a CUDA build on a machine with the NVIDIA driver: ask torch which GPU
+    import torch  # local: 1-2 s to import; only a CUDA build on a machine with the NVIDIA driver asks it
 
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.machine()})"
 
@@ -76,9 +84,6 @@ def env() -> None:
 
     Example: bert-tasks env
     """
-    from ..bundled import bundled_model_path
-    from ..threads import choose_threads
-
     rows = {"bert-tasks": __version__, "python": platform.python_version()}
     rows.update({name: _installed(name) for name in ("torch", "transformers", "datasets", "accelerate", "evaluate")})
     rows["device"] = _device(rows["torch"])
@@ -95,8 +100,6 @@ def env() -> None:
 
 
 def _recipe_summary(path: Path) -> tuple[str, str]:
-    from ..config import read_yaml
-
     data = read_yaml(path)
     return str(data.get("task", "?")), str(data.get("description", "")).strip().splitlines()[0] if data.get("description") else ""
 
@@ -107,11 +110,6 @@ def recipes_list() -> None:
 
     Example: bert-tasks recipes list
     """
-    from rich.console import Console
-    from rich.table import Table
-
-    from ..config import list_recipes
-
     table = Table(show_header=True, header_style="bold", box=None)
     for column in ("recipe", "task", "description"):
         table.add_column(column)
@@ -127,8 +125,6 @@ def recipes_show(name: Annotated[str, typer.Argument(help="Recipe name or path."
 
     Example: bert-tasks recipes show quickstart
     """
-    from ..config import find_recipe
-
     print(find_recipe(name).read_text(encoding="utf-8"), end="")
 
 
@@ -142,9 +138,6 @@ def recipes_cp(
 
     Example: bert-tasks recipes cp squad-minilm-cpu my-squad.yaml
     """
-    from ..config import find_recipe
-    from ..io import atomic_write_text
-
     source = find_recipe(name)
     target = Path(path)
     if target.is_dir():
@@ -164,8 +157,5 @@ def recipes_validate(
 
     Example: bert-tasks recipes validate glue-sst2 --set train.epochs=1
     """
-    from ..config import find_recipe, read_yaml
-    from ..tasks import resolve_recipe
-
     path = find_recipe(name)
     print(resolve_recipe(str(path), task=read_yaml(path)["task"], overrides=sets or []).to_yaml(), end="")

@@ -1,7 +1,7 @@
 """`eval glue` and `predict glue`; `finetune glue` is generated from the registry (training.py).
 
 Their data options are the GLUE settings' own (:class:`~bert_tasks.tasks.glue.config.GlueDataConfig`).
-Heavy modules are imported inside the commands: `--help` must not load torch.
+The runner and the task modules are imported inside the commands: they load torch, which `--help` must not.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import typer
 
 from ..config import ModelSettings, TrainConfig
 from ..errors import BertTasksError
+from ..tasks import get_task
 from ..tasks.glue.config import ALL_TASKS, GlueDataConfig
 from .app import eval_app, predict_app
 from .options import setting_option
@@ -49,7 +50,6 @@ def eval_glue(
     Example: bert-tasks eval glue --model runs/sst2 --task sst2 --data-dir glue_data
     """
     from ..runner import evaluate_folder
-    from ..tasks import get_task
     from ..tasks.glue.inference import trained_max_seq_length, trained_task
     from ..tasks.glue.run import expand_configs, report
     from ..tasks.glue.task import SUBMISSION_DIR

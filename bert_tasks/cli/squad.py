@@ -1,7 +1,7 @@
 """`eval squad` and `predict squad`; `finetune squad` is generated from the registry (training.py).
 
 Their data options are the SQuAD settings' own (:class:`~bert_tasks.tasks.squad.config.SquadDataConfig`).
-Heavy modules are imported inside the commands: `--help` must not load torch.
+The runner and the task modules are imported inside the commands: they load torch, which `--help` must not.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import typer
 
 from ..config import ModelSettings, TrainConfig
 from ..errors import BertTasksError
+from ..tasks import get_task
 from ..tasks.squad.config import SquadDataConfig
 from .app import eval_app, predict_app
 from .options import setting_option
@@ -53,7 +54,6 @@ def eval_squad(
     """
     from ..checkpoint import require_trained_head
     from ..runner import evaluate_folder
-    from ..tasks import get_task
     from ..tasks.squad.config import eval_config
 
     require_trained_head(model, "squad")  # before its recipe.yaml is read as a SQuAD one

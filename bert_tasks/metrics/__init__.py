@@ -9,6 +9,8 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+import evaluate
+
 METRICS_DIR = Path(__file__).resolve().parent
 
 
@@ -18,8 +20,6 @@ def metric_path(name: str) -> Path:
 
 @lru_cache(maxsize=None)
 def load_metric(name: str, config_name: str | None = None):
-    import evaluate
-
     path = metric_path(name)
     if not path.is_file():
         raise ValueError(f"no bundled metric {name!r} (looked for {path})")

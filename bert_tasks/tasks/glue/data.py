@@ -18,6 +18,8 @@ import math
 from pathlib import Path
 from typing import Any, Collection, Iterator
 
+import datasets
+
 from ...errors import BertTasksError
 from .config import GlueDataConfig
 from .spec import TASK_NAMES, GlueTaskSpec, get_spec, label_lookup
@@ -301,14 +303,10 @@ def _build(path: Path, spec: GlueTaskSpec, records, *, text_columns, label_colum
 
 
 def _to_dataset(columns: dict[str, list], spec: GlueTaskSpec):
-    import datasets
-
     return datasets.Dataset.from_dict(columns, features=glue_features(spec))
 
 
 def glue_features(spec: GlueTaskSpec):
-    import datasets
-
     features = {"idx": datasets.Value("int64"), "text_a": datasets.Value("string")}
     if spec.is_pair:
         features["text_b"] = datasets.Value("string")
@@ -366,8 +364,6 @@ def _load_hub(spec: GlueTaskSpec, wanted: set[str]) -> dict[str, Any]:
 
 
 def _hub_dataset(config: str):
-    import datasets
-
     try:
         return dict(datasets.load_dataset(HUB_NAME, config))
     except OSError as exc:  # offline, no cache, or the Hub is unreachable

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
+from rich.table import Table
 
 from ...io import atomic_write_text
 from .spec import EVAL_SPLIT_SUFFIX, get_spec
@@ -60,8 +61,6 @@ def glue_score(results_by_task: Mapping[str, Mapping[str, float]]) -> float:
 
 def render_glue_table(results_by_task: Mapping[str, Mapping[str, float]]):
     """A rich table: one row per task with its metrics x100 (1 decimal), then the GLUE average."""
-    from rich.table import Table
-
     table = Table(title="GLUE")
     for column, justify in (("Task", "left"), ("Metric", "left"), ("Value", "right"), ("Score", "right")):
         table.add_column(column, justify=justify)

@@ -15,7 +15,7 @@ from typing import Iterable, Iterator
 
 from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors, trainers
 from tokenizers.models import WordPiece
-from transformers import BertTokenizer, PreTrainedTokenizerFast
+from transformers import AutoTokenizer, BertTokenizer, PreTrainedTokenizerFast
 
 from ...errors import BertTasksError
 from ...io import atomic_write_text, write_json
@@ -142,8 +142,6 @@ def load_or_train_tokenizer(cfg: MlmDataConfig, train_split=None) -> PreTrainedT
 
 def load_tokenizer(name_or_path: str | os.PathLike) -> PreTrainedTokenizerFast:
     """A fast tokenizer with a mask token; word boundaries for whole-word masking need the fast one."""
-    from transformers import AutoTokenizer
-
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(name_or_path))
     except (OSError, ValueError) as err:
