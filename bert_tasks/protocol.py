@@ -158,3 +158,10 @@ class TaskBase:
     def headline(self, metrics: dict[str, Any]) -> dict[str, Any]:
         """The metrics a summary line shows."""
         return metrics
+
+    #: the dev metric a grid search maximises (None: the task has none)
+    main_metric_name: str | None = None
+
+    def main_metric(self, metrics: dict[str, Any]) -> float | None:
+        value = metrics.get(self.main_metric_name) if self.main_metric_name else None
+        return float(value) if isinstance(value, (int, float)) else None

@@ -26,8 +26,11 @@ A run folder this process created is removed again if the run stops before it ho
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import importlib.util
+import itertools
 import json
 import logging
 import os
@@ -38,18 +41,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 import torch
 from accelerate.utils import set_seed
+from rich.console import Console
+from rich.table import Table
 
 from .bundled import BUNDLED_NAMES, bundled_model_path
 from .checkpoint import (check_vocab_fits, load_pretrained, load_tokenizer, read_config, resolve_model_dir,
                          save_pretrained)
-from .config import Recipe
+from .config import Recipe, with_settings
 from .errors import BertTasksError
 from .heads import HEADS
 from .io import append_jsonl, atomic_write_text, prepare_output_dir, write_json
 from .model import BertConfig, set_unpadding, unwrap
-from .modelcard import write_model_card
+from .modelcard import is_score, write_model_card
 from .protocol import RunContext, Task
 from .tasks import FAMILIES, TaskFamily, family_of, get_task
 from .threads import ThreadChoice
@@ -280,12 +286,245 @@ def set_config_entries(model: torch.nn.Module, entries: dict[str, Any]) -> None:
             setattr(config, key, value)
 
 
-def train(recipe: Recipe, *, overwrite: bool = False, resume_from: str | None = None, dry_run: bool = False) -> dict:
-    """Fine-tune or pretrain as ``recipe`` says; returns the final metrics ({name: metrics} for several runs)."""
+def train(recipe: Recipe, *, overwrite: bool = False, resume_from: str | None = None, dry_run: bool = False,
+          seeds: list[int] | None = None, grid: dict[str, list[Any]] | None = None) -> dict:
+    """Fine-tune or pretrain as ``recipe`` says; returns the final metrics ({name: metrics} for several runs).
+
+    ``seeds`` runs the recipe once per seed into ``OUTPUT/seed-N`` and summarises every metric over them;
+    ``grid`` (recipe key -> values) runs every combination, each into its own folder (times every seed), and
+    picks the best by the task's main dev metric.
+    """
+    switches = {"overwrite": overwrite, "resume_from": resume_from, "dry_run": dry_run}
+    if grid:
+        return _train_grid(recipe, grid, seeds, **switches)
+    if seeds:
+        return _train_seeds(recipe, seeds, **switches)
+    return _train_recipe(recipe, **switches)
+
+
+def _expands(recipe: Recipe) -> bool:
+    """A recipe whose task is its family's own name stands for several runs (GLUE's ``task: all``)."""
     family = family_of(recipe.task)
-    if recipe.task == family.name and family.expand is not None:
-        return _train_each(family, recipe, overwrite=overwrite, resume_from=resume_from, dry_run=dry_run)
-    return train_one(get_task(recipe.task), recipe, overwrite=overwrite, resume_from=resume_from, dry_run=dry_run)
+    return recipe.task == family.name and family.expand is not None
+
+
+def _train_recipe(recipe: Recipe, *, overwrite: bool, resume_from: str | None, dry_run: bool) -> dict:
+    if not _expands(recipe):
+        return train_one(get_task(recipe.task), recipe, overwrite=overwrite, resume_from=resume_from, dry_run=dry_run)
+    family = family_of(recipe.task)
+    root = _root(recipe)
+    if dry_run:
+        try:  # a plan, not a run: data that is not there yet is worth showing, not an error
+            found = ", ".join(family.expand(recipe))
+        except BertTasksError as exc:
+            found = f"each task found (now: {exc.reason})"
+        print_plan(recipe, f"{found} into {root}/<task>")
+        return {}
+    results, _ = _run_each(recipe, family.expand(recipe), overwrite=overwrite, resume_from=resume_from)
+    if family.report is not None:
+        family.report(results, root)
+    return results
+
+
+def _root(recipe: Recipe) -> Path:
+    if not recipe.output_dir:
+        raise BertTasksError("no output folder: pass --output-dir or set output_dir in the recipe")
+    return Path(recipe.output_dir)
+
+
+def _run_each(recipe: Recipe, runs: dict[str, Recipe], *, overwrite: bool, resume_from: str | None,
+              keep_going: bool = False) -> tuple[dict[str, Any], dict[str, str]]:
+    """Several runs under one root folder, each into its own: (results, failures) by name.
+
+    Resuming the whole: a finished run stays (its results are read back), a run with a checkpoint
+    continues, one that never reached a checkpoint starts over. With ``keep_going`` a failed run is
+    recorded, in one line, and the others still run (Ctrl-C still stops everything).
+    """
+    root = _root(recipe)
+    claim_output_dir(root, overwrite=overwrite, resume=resume_from is not None)
+    atomic_write_text(root / "recipe.yaml", describe(recipe))
+    results: dict[str, Any] = {}
+    failures: dict[str, str] = {}
+    for name, sub in runs.items():
+        print(f"== {name}", flush=True)
+        folder = Path(sub.output_dir)
+        sub_resume, sub_overwrite = resume_from, False
+        if resume_from is not None and not _expands(sub):
+            if (folder / "train_results.json").is_file() and (folder / "model.safetensors").is_file():
+                results[name] = _read_json(folder / "eval_results.json")
+                print(f"already trained in {folder}", flush=True)
+                continue
+            if str(resume_from) == "latest" and not checkpoint_dirs(folder):
+                sub_resume, sub_overwrite = None, True  # stopped before its first checkpoint: start it over
+        trainings = TRAININGS_STARTED[0]
+        try:
+            results[name] = _train_recipe(sub, overwrite=sub_overwrite, resume_from=sub_resume, dry_run=False)
+        except (BertTasksError, RuntimeError, ValueError, OSError) as exc:
+            if not keep_going or TRAININGS_STARTED[0] == trainings:
+                raise  # it failed before training began: bad input, which every other run would meet too
+            failures[name] = exc.one_line() if isinstance(exc, BertTasksError) else f"{type(exc).__name__}: {exc}"
+            print(f"{name} failed: {failures[name]}", file=sys.stderr, flush=True)
+    return results, failures
+
+
+# --------------------------------------------------------------------------- seeds and grids
+
+
+def _with_seed(recipe: Recipe, seed: int, folder: Path) -> Recipe:
+    sub = copy.deepcopy(recipe)
+    sub.train.seed, sub.output_dir = seed, str(folder)
+    return sub
+
+
+def _train_seeds(recipe: Recipe, seeds: list[int], *, overwrite: bool, resume_from: str | None, dry_run: bool) -> dict:
+    """One complete run per seed into ``OUTPUT/seed-N``, then ``seeds_summary.json`` and a table of every metric."""
+    root = _root(recipe)
+    if dry_run:
+        print_plan(recipe, f"task '{recipe.task}' once per seed ({', '.join(map(str, seeds))}) into {root}/seed-<N>")
+        return {}
+    runs = {f"seed-{seed}": _with_seed(recipe, seed, root / f"seed-{seed}") for seed in seeds}
+    results, failures = _run_each(recipe, runs, overwrite=overwrite, resume_from=resume_from, keep_going=True)
+    summary = seed_summary({int(name[5:]): metrics for name, metrics in results.items()},
+                           {int(name[5:]): why for name, why in failures.items()}, root)
+    if run_is_main():
+        write_json(root / SEEDS_SUMMARY, summary)
+        print_table(f"{recipe.task} over seeds {', '.join(map(str, seeds))} ({root})", summary)
+    if failures:
+        raise BertTasksError(f"{len(failures)} of {len(seeds)} seeds failed ({', '.join(failures)}); the others' "
+                             f"results are in {root / SEEDS_SUMMARY}", file=root)
+    return summary
+
+
+#: how many runs of this process have begun training (a failure before that is the input's, not the seed's)
+TRAININGS_STARTED = [0]
+SEEDS_SUMMARY = "seeds_summary.json"
+GRID_SUMMARY = "grid_summary.json"
+
+
+def flat_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """Numeric metrics, nested ones (``{task: metrics}``) as ``task/metric``."""
+    flat: dict[str, float] = {}
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            flat.update(flat_metrics(value, f"{prefix}{key}/"))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            flat[prefix + key] = float(value)
+    return flat
+
+
+def statistics(values: list[float]) -> dict[str, Any]:
+    """values, median, mean, sample standard deviation (0 for one value), min and max."""
+    array = np.asarray(values, dtype=np.float64)
+    return {"values": [float(v) for v in array], "median": float(np.median(array)), "mean": float(array.mean()),
+            "std": float(array.std(ddof=1)) if len(array) > 1 else 0.0, "min": float(array.min()),
+            "max": float(array.max())}
+
+
+def seed_summary(results: dict[int, dict[str, Any]], failures: dict[int, str], root: Path) -> dict[str, Any]:
+    """Every metric over the seeds that finished; which folder holds which seed; which seeds failed and why.
+
+    No seed is promoted: the best one is not copied anywhere, the table shows the spread.
+    """
+    per_seed = {seed: flat_metrics(metrics) for seed, metrics in results.items()}
+    names = sorted({name for metrics in per_seed.values() for name in metrics})
+    metrics = {}
+    for name in names:
+        seeds = [seed for seed in per_seed if name in per_seed[seed]]
+        metrics[name] = {"seeds": seeds, **statistics([per_seed[seed][name] for seed in seeds])}
+    return {"seeds": {str(seed): str(root / f"seed-{seed}") for seed in sorted([*results, *failures])},
+            "metrics": metrics, "failed": {str(seed): why for seed, why in failures.items()}}
+
+
+def print_table(title: str, summary: dict[str, Any]) -> None:
+    table = Table(title=title, title_justify="left")
+    for column, justify in (("metric", "left"), ("median", "right"), ("mean ± std", "right"), ("min", "right"),
+                            ("max", "right"), ("n", "right")):
+        table.add_column(column, justify=justify)
+    for name, stats in summary["metrics"].items():
+        if not is_score(name.rsplit("/", 1)[-1]):
+            continue
+        table.add_row(name, f"{stats['median']:.4g}", f"{stats['mean']:.4g} ± {stats['std']:.2g}",
+                      f"{stats['min']:.4g}", f"{stats['max']:.4g}", str(len(stats["values"])))
+    Console(stderr=False).print(table)
+    for seed, why in summary["failed"].items():
+        print(f"seed {seed} failed: {why}", flush=True)
+
+
+def run_is_main() -> bool:
+    return os.environ.get("RANK", "0") == "0"
+
+
+def grid_points(recipe: Recipe, grid: dict[str, list[Any]]) -> dict[str, tuple[dict[str, Any], Recipe]]:
+    """Every combination of the grid's values: name -> (its settings, the recipe with them, into OUTPUT/<name>)."""
+    root = _root(recipe)
+    points = {}
+    for values in itertools.product(*grid.values()):
+        sub = with_settings(recipe, dict(zip(grid, values)), origin="--grid")
+        resolved = sub.to_dict()
+        settings = {key: functools.reduce(lambda node, part: node[part], key.split("."), resolved) for key in grid}
+        name = ",".join(f"{key.rsplit('.', 1)[-1]}={_shown(value)}" for key, value in settings.items())
+        sub.output_dir = str(root / name)
+        points[name] = (settings, sub)
+    return points
+
+
+def _shown(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _train_grid(recipe: Recipe, grid: dict[str, list[Any]], seeds: list[int] | None, *, overwrite: bool,
+                resume_from: str | None, dry_run: bool) -> dict:
+    """Every combination of the grid's values, each over the seeds into ``OUTPUT/<point>/seed-N``; the best point
+    by the median of the task's main metric on the dev set, which the summary says plainly."""
+    if _expands(recipe):
+        raise BertTasksError("--grid picks settings for one task by its dev score; run it per task, not with task all")
+    root = _root(recipe)
+    points = grid_points(recipe, grid)
+    seeds = seeds or [recipe.train.seed]
+    if dry_run:
+        print_plan(recipe, f"task '{recipe.task}' at {len(points)} grid points x {len(seeds)} seeds into {root}/<point>")
+        return {}
+    claim_output_dir(root, overwrite=overwrite, resume=resume_from is not None)
+    atomic_write_text(root / "recipe.yaml", describe(recipe))
+    task = get_task(recipe.task)
+    rows = []
+    for name, (settings, sub) in points.items():
+        print(f"== grid point {name}", flush=True)
+        try:
+            summary = _train_seeds(sub, seeds, overwrite=False, resume_from=resume_from, dry_run=False)
+        except BertTasksError:  # some seeds failed: the summary written says which; the others still count
+            summary = _read_json(Path(sub.output_dir) / SEEDS_SUMMARY) or {"metrics": {}}
+        medians = {key: stats["median"] for key, stats in summary["metrics"].items()}
+        score = task.main_metric(medians) if medians else None
+        rows.append({"point": name, "settings": settings, "folder": sub.output_dir, "median_metrics": medians,
+                     "main_metric_median": score})
+    scored = [row for row in rows if row["main_metric_median"] is not None]
+    best = max(scored, key=lambda row: row["main_metric_median"]) if scored else None
+    summary = {"chosen_on": "the dev set: the evaluation data of these runs, so its score is optimistic; "
+                            "confirm the choice on held-out data",
+               "main_metric": task.main_metric_name, "seeds": seeds, "best": best, "points": rows}
+    if run_is_main():
+        write_json(root / GRID_SUMMARY, summary)
+        print_grid(recipe.task, summary, root)
+    if best is None:
+        raise BertTasksError("no grid point finished with a score", file=root / GRID_SUMMARY)
+    return summary
+
+
+def print_grid(task: str, summary: dict[str, Any], root: Path) -> None:
+    table = Table(title=f"{task}: grid over {len(summary['points'])} points x {len(summary['seeds'])} seeds ({root})",
+                  title_justify="left")
+    for column in ("point", f"{summary['main_metric']} (median)", "chosen"):
+        table.add_column(column)
+    for row in summary["points"]:
+        score = row["main_metric_median"]
+        table.add_row(row["point"], "failed" if score is None else f"{score:.4g}",
+                      "best" if row is summary["best"] or row == summary["best"] else "")
+    Console().print(table)
+    best = summary["best"]
+    if best is not None:
+        print(f"chosen on the dev set: {best['point']} ({best['folder']}); its dev score is optimistic, "
+              "confirm it on held-out data", flush=True)
 
 
 def train_one(task: Task, recipe: Recipe, *, overwrite: bool = False, resume_from: str | None = None,
@@ -312,6 +551,7 @@ def train_one(task: Task, recipe: Recipe, *, overwrite: bool = False, resume_fro
 
     if run.accelerator.is_main_process:
         print(f"threads: {run.threads.line()}", file=sys.stderr, flush=True)
+    TRAININGS_STARTED[0] += 1
     evaluate = None if evaluator is None else (lambda m, accelerator: evaluator(m, accelerator, run.output_dir))
     result = fit(model, task, features, recipe.train, run.output_dir, evaluate=evaluate, resume_from=run.resume_from,
                  accelerator=run.accelerator, collate=task.train_collate(features, recipe, run),
@@ -344,36 +584,6 @@ def finish_run(run: Run, task: Task, model: Any, tokenizer: Any, metrics: dict[s
     if run.recipe.train.report_to:
         accelerator.end_training()
     accelerator.wait_for_everyone()
-
-
-def _train_each(family: TaskFamily, recipe: Recipe, *, overwrite: bool, resume_from: str | None, dry_run: bool) -> dict:
-    """A recipe that stands for several runs: each into ``OUTPUT/<name>``, then the family's report."""
-    if not recipe.output_dir:
-        raise BertTasksError("no output folder: pass --output-dir or set output_dir in the recipe")
-    root = Path(recipe.output_dir)
-    if dry_run:
-        try:  # a plan, not a run: data that is not there yet is worth showing, not an error
-            found = ", ".join(family.expand(recipe))
-        except BertTasksError as exc:
-            found = f"each task found (now: {exc.reason})"
-        print_plan(recipe, f"{found} into {root}/<task>")
-        return {}
-    runs = family.expand(recipe)
-    claim_output_dir(root, overwrite=overwrite, resume=resume_from is not None)
-    atomic_write_text(root / "recipe.yaml", describe(recipe))
-    results: dict[str, Any] = {}
-    for name, sub in runs.items():
-        print(f"== {name}", flush=True)
-        folder = Path(sub.output_dir)
-        if resume_from is not None and (folder / "train_results.json").is_file() and (folder / "model.safetensors").is_file():
-            results[name] = _read_json(folder / "eval_results.json")  # resuming the whole run: finished ones stay
-            print(f"already trained in {folder}", flush=True)
-            continue
-        started = resume_from is not None and (str(resume_from) != "latest" or checkpoint_dirs(folder))
-        results[name] = train_one(get_task(sub.task), sub, resume_from=resume_from if started else None)
-    if family.report is not None:
-        family.report(results, root)
-    return results
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -128,6 +128,20 @@ def decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, 
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+#: devices whose torch has a fused AdamW kernel
+FUSED_ADAMW_DEVICES = ("cpu", "cuda")
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW over :func:`decay_groups`, with the kernel ``cfg.adam_kernel`` names (fused where the device has it)."""
+    kernel = cfg.adam_kernel
+    if kernel == "fused" and torch.device(device).type not in FUSED_ADAMW_DEVICES:
+        kernel = "foreach"
+    options = {"fused": True} if kernel == "fused" else {"foreach": kernel == "foreach"}
+    return torch.optim.AdamW(decay_groups(model, cfg.weight_decay), lr=cfg.learning_rate,
+                             betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon, **options)
+
+
 def lr_lambda(kind: str, warmup: int, total: int) -> Callable[[int], float]:
     def schedule(step: int) -> float:
         if step < warmup:
@@ -398,8 +412,7 @@ def _prepare(model, task: Task, train_dataset, sampler, cfg: TrainConfig, plan: 
     """The model, AdamW, the LR schedule and the loader, handed to Accelerate."""
     loader = DataLoader(train_dataset, batch_sampler=sampler, collate_fn=collate or task.collate,
                         num_workers=cfg.dataloader_workers, generator=torch.Generator().manual_seed(cfg.seed))
-    optimizer = torch.optim.AdamW(decay_groups(model, cfg.weight_decay), lr=cfg.learning_rate,
-                                  betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon)
+    optimizer = make_optimizer(model, cfg, accelerator.device)
     if cfg.compile:
         compile_model(model, cfg.compile_scope)  # in place; the first step pays the compile time
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)

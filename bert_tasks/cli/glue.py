@@ -15,6 +15,7 @@ import typer
 
 from ..config import ModelSettings, TrainConfig
 from ..errors import BertTasksError
+from ..io import write_json
 from ..tasks import get_task
 from ..tasks.glue.config import ALL_TASKS, GlueDataConfig
 from .app import eval_app, predict_app
@@ -49,12 +50,9 @@ def eval_glue(
 
     Example: bert-tasks eval glue --model runs/sst2 --task sst2 --data-dir glue_data
     """
-    from ..runner import evaluate_folder
     from ..tasks.glue.inference import trained_max_seq_length, trained_task
-    from ..tasks.glue.run import expand_configs, report
-    from ..tasks.glue.task import SUBMISSION_DIR
 
-    task = task or trained_task(model)
+    task = task or trained_task(model) or trained_task(next(Path(model).glob("seed-*"), Path(model)))
     if task is None:
         raise BertTasksError("which task? pass --task (the model folder has no recipe.yaml naming it)", file=model)
     cfg = GlueDataConfig(
@@ -63,10 +61,36 @@ def eval_glue(
         max_eval_samples=max_eval_samples, do_predict=bool(do_predict),
     ).validate()
     batch_size, backend = eval_batch_size or TrainConfig.eval_batch_size, backend or ModelSettings.backend
-    if cfg.task != ALL_TASKS:
-        evaluate_folder(get_task(cfg.task), model, cfg, output_dir=output_dir, backend=backend, batch_size=batch_size)
-        return
     root, out = Path(model), Path(output_dir) if output_dir else Path(model)
+    seed_dirs = sorted((p for p in root.glob("seed-*") if p.is_dir() and p.name[5:].isdigit()), key=lambda p: int(p.name[5:]))
+    if not seed_dirs:
+        _evaluate_run(root, cfg, out, backend=backend, batch_size=batch_size)
+        return
+    # a --seeds run: every seed's folder, then the median over seeds (per task, and the GLUE average of medians)
+    from ..runner import SEEDS_SUMMARY, print_table, seed_summary
+    from ..tasks.glue.run import report
+
+    per_seed = {int(d.name[5:]): _evaluate_run(d, cfg, out / d.name, backend=backend, batch_size=batch_size)
+                for d in seed_dirs}
+    summary = seed_summary(per_seed, {}, out)
+    write_json(out / f"eval_{SEEDS_SUMMARY}", summary)
+    print_table(f"{cfg.task} over seeds {', '.join(str(s) for s in per_seed)} ({root})", summary)
+    if cfg.task == ALL_TASKS:
+        medians: dict[str, dict[str, float]] = {}
+        for name, stats in summary["metrics"].items():
+            task, metric = name.split("/", 1)
+            medians.setdefault(task, {})[metric] = stats["median"]
+        report(medians, out)  # the GLUE table and glue_results.json: the average of the per-task medians
+
+
+def _evaluate_run(root: Path, cfg: GlueDataConfig, out: Path, *, backend: str, batch_size: int) -> dict:
+    """Score one run folder: one task's, or a --task all run's root (every task folder, then the GLUE table)."""
+    from ..runner import evaluate_folder
+    from ..tasks.glue.run import expand_configs, report
+    from ..tasks.glue.task import SUBMISSION_DIR
+
+    if cfg.task != ALL_TASKS:
+        return evaluate_folder(get_task(cfg.task), root, cfg, output_dir=out, backend=backend, batch_size=batch_size)
     configs = [c for c in expand_configs(cfg) if (root / c.task / "config.json").is_file()]
     if not configs:
         raise BertTasksError("no fine-tuned task folders (e.g. sst2/, mnli/) in the model folder", file=root)
@@ -76,6 +100,7 @@ def eval_glue(
         results[sub.task] = evaluate_folder(get_task(sub.task), root / sub.task, sub, output_dir=out / sub.task,
                                             backend=backend, batch_size=batch_size)
     report(results, out)
+    return results
 
 
 @predict_app.command("glue")

@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Callable, Literal, Optional
 
 import typer
+import yaml
 
 from ..config import ModelSettings, Recipe, TrainConfig, type_hints
+from ..errors import BertTasksError
 
 #: the options of a training command that are not settings: how to run, not what
 SWITCHES = (
@@ -27,7 +29,42 @@ SWITCHES = (
     ("overwrite_output_dir", Annotated[bool, typer.Option("--overwrite-output-dir", help="Replace a non-empty output folder.")], False),
     ("resume_from", Annotated[Optional[str], typer.Option("--resume-from", help="A checkpoint folder, or 'latest' in the output folder.")], None),
     ("dry_run", Annotated[bool, typer.Option("--dry-run", help="Print the resolved config and what would run, then exit.")], False),
+    ("seeds", Annotated[Optional[str], typer.Option("--seeds", help="Run once per seed, e.g. --seeds 1,2,3,4,5: OUTPUT/seed-N each, then the median and spread of every metric (seeds_summary.json).")], None),
+    ("grid", Annotated[Optional[list[str]], typer.Option("--grid", help="Try every value of a recipe key, e.g. --grid train.learning_rate=1e-4,5e-5 (repeatable: every combination, times every seed); the best by the dev score goes in grid_summary.json.")], None),
 )
+
+
+def parse_seeds(text: str | None) -> list[int] | None:
+    """``1,2,3`` -> [1, 2, 3]; each a non-negative integer, none twice."""
+    if text is None:
+        return None
+    items = [item.strip() for item in text.split(",")]
+    if not text.strip() or not all(items):
+        raise BertTasksError(f"--seeds {text!r}: give a comma-separated list of seeds, e.g. --seeds 1,2,3")
+    if not all(item.isdigit() for item in items):
+        raise BertTasksError(f"--seeds {text!r}: seeds are non-negative integers")
+    seeds = [int(item) for item in items]
+    if len(set(seeds)) != len(seeds):
+        raise BertTasksError(f"--seeds {text!r}: a seed is given twice")
+    return seeds
+
+
+def parse_grid(items: list[str] | None) -> dict[str, list[Any]] | None:
+    """``["train.learning_rate=1e-4,5e-5"]`` -> {"train.learning_rate": [1e-4, 5e-5]} (values read as YAML)."""
+    if not items:
+        return None
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        key, _, values = item.partition("=")
+        if not key.strip() or not values.strip():
+            raise BertTasksError(f"--grid {item!r}: give key=value1,value2 (e.g. train.learning_rate=1e-4,5e-5)")
+        if key.strip() in grid:
+            raise BertTasksError(f"--grid: {key.strip()} is given twice; list all its values in one --grid")
+        parsed = [yaml.safe_load(v) if v.strip() else None for v in values.split(",")]
+        if any(v is None for v in parsed):
+            raise BertTasksError(f"--grid {item!r}: an empty value")
+        grid[key.strip()] = parsed
+    return grid
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ def training_command(family: TaskFamily) -> Callable[..., Any]:
 
         recipe = resolve_command_recipe(family, values["recipe"], values["sets"], values)
         train(recipe, overwrite=values["overwrite_output_dir"], resume_from=values["resume_from"],
-              dry_run=values["dry_run"])
+              dry_run=values["dry_run"], seeds=o.parse_seeds(values["seeds"]), grid=o.parse_grid(values["grid"]))
 
     command.__name__ = f"{family.command}_{family.name}"
     command.__doc__ = family.help + "".join(f"\n\nExample: {example}" for example in family.examples)

@@ -31,7 +31,7 @@ from ...protocol import Evaluator, TaskBase, pad_batch
 from ...train import predict
 from .config import GlueDataConfig
 from .data import UNLABELED, load_glue_splits, split_group
-from .report import task_results, write_submission
+from .report import task_results, task_score, write_submission
 from .spec import EVAL_SPLIT_SUFFIX, get_spec, id2label
 
 #: bump when preprocessing changes, so cached tokenized datasets are not reused
@@ -168,6 +168,15 @@ class GlueTask(TaskBase):
             metrics.update({f"eval_samples{EVAL_SPLIT_SUFFIX.get(s, '_' + s)}": n for s, n in samples.items()})
         metrics["eval_samples"] = sum(samples.values())
         return metrics, rows
+
+    @property
+    def main_metric_name(self) -> str:
+        keys = self.spec.score_keys
+        return keys[0] if len(keys) == 1 else f"mean of {' and '.join(keys)}"
+
+    def main_metric(self, metrics: dict[str, Any]) -> float | None:
+        """The task's GLUE score: its metric, or the mean of its two (MRPC, QQP, STS-B, MNLI-m/mm)."""
+        return task_score(self.name, metrics) if all(k in metrics for k in self.spec.score_keys) else None
 
     def label_text(self, value: Any) -> Any:
         if self.spec.is_regression:

@@ -53,6 +53,7 @@ def predicted_labels(batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
 class MlmTask(TaskBase):
     name = "mlm"
     head = "mlm"
+    main_metric_name = "masked_accuracy"
     prediction_outputs = {"logits": "token"}
 
     def __init__(self, seed: int | None = None):

@@ -29,6 +29,7 @@ _LABEL_KEYS = ("start_positions", "end_positions")
 
 class SquadTask(TaskBase):
     head = "squad"
+    main_metric_name = "f1"
     prediction_outputs = {"start_logits": "token", "end_logits": "token"}
 
     def __init__(self, version_2: bool = False):
