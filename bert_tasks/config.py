@@ -80,6 +80,8 @@ def check_bounds(f: dataclasses.Field, value: Any) -> None:
     at_least, above, at_most, below = f.metadata.get("bounds", (None,) * 4)
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return
+    if isinstance(value, float) and not math.isfinite(value):
+        require(False, f.name, f"{f.name} must be a finite number, got {value!r}")
     words = []
     if at_least is not None and not value >= at_least:
         words.append(f"at least {at_least:g}")
@@ -91,7 +93,7 @@ def check_bounds(f: dataclasses.Field, value: Any) -> None:
         words.append(f"below {below:g}")
     if words == ["at least 1"] and isinstance(value, int):
         words = ["a positive integer"]
-    if words or (isinstance(value, float) and math.isnan(value)):
+    if words or (isinstance(value, float) and not math.isfinite(value)):
         require(False, f.name, f"{f.name} must be {' and '.join(words) or 'a number'}, got {value!r}")
 
 
@@ -131,7 +133,8 @@ class TrainConfig(Settings):
     adam_kernel: Literal["fused", "foreach", "loop"] = setting("fused", "AdamW implementation.", cli=False)
     gradient_accumulation_steps: int = setting(1, "Micro-batches per optimizer step.", at_least=1)
     max_grad_norm: float | None = setting(1.0, "Clip gradients to this norm (null: no clipping).", cli=False, above=0)
-    mixed_precision: Literal["no", "bf16", "fp16"] = setting("no", "no, bf16 or fp16 (fp16 needs a CUDA GPU).")
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = setting(
+        "no", "auto (bf16 where the CPU or GPU computes it natively, else fp32), no, bf16 or fp16 (fp16 needs a CUDA GPU).")
     seed: int = setting(42, "Random seed.", at_least=0, below=2**32)
     group_by_length: bool = setting(True, "Batches of similar length, shuffled in mega-batches: less padding.", cli=False)
     logging_steps: int = setting(10, "Log every N steps.", at_least=1)

@@ -71,7 +71,3 @@ def head_of(model: nn.Module) -> Head:
             return head
     raise BertTasksError(f"{type(model).__name__} is not one of bert-tasks' models")
 
-
-def head_saved_as(architecture: str) -> Head | None:
-    """The head a config.json ``architectures`` entry stands for, if it is one of ours."""
-    return next((head for head in HEADS.values() if head.architecture == architecture), None)

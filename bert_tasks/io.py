@@ -31,8 +31,15 @@ def _fsync_dir(path: Path) -> None:
 
 
 def current_umask() -> int:
-    """The process umask (reading it means setting it, so it is set straight back)."""
-    mask = os.umask(0o022)
+    """The process umask, read from /proc without touching it (setting it to read it races other threads)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: read by setting, and set straight back
     os.umask(mask)
     return mask
 

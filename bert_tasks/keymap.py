@@ -66,15 +66,11 @@ HF_REDUNDANT = re.compile(r"^(cls\.predictions\.decoder\.(weight|bias)|embedding
 HEAD_PREFIXES = tuple(sorted({hf.split(".")[0] for head in HEADS.values() for hf, _ in head.rows}))
 
 
-def key_table(head: Head | str | None, num_layers: int, pooler: bool | None = None) -> list[tuple[HFKey, str]]:
-    """The full (HF name(s), our name) list for one model, layer templates expanded.
-
-    ``pooler`` defaults to the head's own (a bare encoder read from a BertForMaskedLM has none).
-    """
+def key_table(head: Head | str | None, num_layers: int) -> list[tuple[HFKey, str]]:
+    """The full (HF name(s), our name) list for one model with ``head``, layer templates expanded."""
     head = head if isinstance(head, Head) else get_head(head)
-    pooler = head.pooler if pooler is None else pooler
     prefix = "" if head.name is None else "bert."
-    backbone = BACKBONE_TABLE + (POOLER_TABLE if pooler else ())
+    backbone = BACKBONE_TABLE + (POOLER_TABLE if head.pooler else ())
     pairs: list[tuple[HFKey, str]] = []
     for hf, ours in backbone:
         layers = range(num_layers) if "{i}" in ours else [None]

@@ -140,6 +140,9 @@ class TaskBase:
     def evaluator(self, data: Any, tokenizer: Any, cfg: Any, batch_size: int) -> Evaluator | None:
         return None
 
+    def check_trained_folder(self, folder: Path, cfg: Any) -> None:
+        """Refuse a trained folder this task cannot evaluate, before its data is read (the head is checked anyway)."""
+
     def model_labels(self, cfg: Any) -> dict[int, str] | None:
         return None
 

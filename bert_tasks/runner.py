@@ -60,7 +60,7 @@ from .protocol import RunContext, Task
 from .tasks import FAMILIES, TaskFamily, family_of, get_task
 from .threads import ThreadChoice
 from .train import (FitResult, apply_num_threads, checkpoint_dirs, checkpoint_run_config, fit, format_metrics,
-                    make_accelerator, resolve_resume)
+                    make_accelerator, resolve_precision, resolve_resume)
 
 log = logging.getLogger(__name__)
 
@@ -163,25 +163,30 @@ def check_resumable(recipe: Recipe, output_dir: Path, resume_from: str) -> Path:
 @dataclass
 class Run(RunContext):
     threads: ThreadChoice | None = None
-
-
-def describe(recipe: Recipe) -> str:
-    """The resolved configuration as YAML, for --dry-run and the run folder."""
-    return recipe.to_yaml()
+    #: the precision ``auto`` chose, and why (None when the recipe named one)
+    precision: str | None = None
 
 
 def print_plan(recipe: Recipe, what: str) -> None:
     model = f"fresh '{recipe.model.preset}' preset" if recipe.model.preset else recipe.model.name_or_path
     target = f"write to {recipe.output_dir}" if recipe.output_dir else "need --output-dir (or output_dir in the recipe)"
-    print(describe(recipe), end="")
+    print(recipe.to_yaml(), end="")
     print(f"# would train {what} on model {model} (backend {recipe.model.backend}) and {target}")
+
+
+def claim_run_folder(recipe: Recipe, *, overwrite: bool, resume: bool) -> Path:
+    """The run's output folder, checked (set, not holding its inputs) and claimed, with its recipe.yaml (main process)."""
+    output_dir = _root(recipe)
+    check_output_spares_inputs(recipe, output_dir)
+    if run_is_main():
+        claim_output_dir(output_dir, overwrite=overwrite, resume=resume)
+        atomic_write_text(output_dir / "recipe.yaml", recipe.to_yaml())
+    return output_dir
 
 
 def start_run(recipe: Recipe, *, overwrite: bool = False, resume_from: str | None = None) -> Run:
     """Claim the output folder, write recipe.yaml, make the Accelerator and set the threads."""
-    if not recipe.output_dir:
-        raise BertTasksError("no output folder: pass --output-dir or set output_dir in the recipe")
-    output_dir = Path(recipe.output_dir)
+    output_dir = _root(recipe)
     check_output_spares_inputs(recipe, output_dir)
     missing = [t for t in recipe.train.report_to if t in TRACKER_MODULES and importlib.util.find_spec(TRACKER_MODULES[t]) is None]
     if missing:
@@ -189,14 +194,16 @@ def start_run(recipe: Recipe, *, overwrite: bool = False, resume_from: str | Non
                              f"pip install {TRACKER_MODULES[missing[0]]}")
     checkpoint = check_resumable(recipe, output_dir, resume_from) if resume_from is not None else None
     threads = apply_num_threads(recipe.train.num_threads)
+    precision, why = resolve_precision(recipe.train.mixed_precision)
+    announced = f"{precision} ({why})" if precision != recipe.train.mixed_precision else None
+    recipe.train.mixed_precision = precision  # the run folder records what ran
     accelerator = make_accelerator(recipe.train, output_dir)
-    if accelerator.is_main_process:
-        claim_output_dir(output_dir, overwrite=overwrite, resume=resume_from is not None)
-        atomic_write_text(output_dir / "recipe.yaml", describe(recipe))
+    claim_run_folder(recipe, overwrite=overwrite, resume=resume_from is not None)
     accelerator.wait_for_everyone()
     if recipe.train.report_to:
         accelerator.init_trackers(recipe.task, config=_flat(recipe.to_dict()))
-    return Run(recipe=recipe, output_dir=output_dir, accelerator=accelerator, resume_from=checkpoint, threads=threads)
+    return Run(recipe=recipe, output_dir=output_dir, accelerator=accelerator, resume_from=checkpoint, threads=threads,
+               precision=announced)
 
 
 def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -340,9 +347,7 @@ def _run_each(recipe: Recipe, runs: dict[str, Recipe], *, overwrite: bool, resum
     continues, one that never reached a checkpoint starts over. With ``keep_going`` a failed run is
     recorded, in one line, and the others still run (Ctrl-C still stops everything).
     """
-    root = _root(recipe)
-    claim_output_dir(root, overwrite=overwrite, resume=resume_from is not None)
-    atomic_write_text(root / "recipe.yaml", describe(recipe))
+    claim_run_folder(recipe, overwrite=overwrite, resume=resume_from is not None)
     results: dict[str, Any] = {}
     failures: dict[str, str] = {}
     for name, sub in runs.items():
@@ -484,8 +489,7 @@ def _train_grid(recipe: Recipe, grid: dict[str, list[Any]], seeds: list[int] | N
     if dry_run:
         print_plan(recipe, f"task '{recipe.task}' at {len(points)} grid points x {len(seeds)} seeds into {root}/<point>")
         return {}
-    claim_output_dir(root, overwrite=overwrite, resume=resume_from is not None)
-    atomic_write_text(root / "recipe.yaml", describe(recipe))
+    claim_run_folder(recipe, overwrite=overwrite, resume=resume_from is not None)
     task = get_task(recipe.task)
     rows = []
     for name, (settings, sub) in points.items():
@@ -551,6 +555,8 @@ def train_one(task: Task, recipe: Recipe, *, overwrite: bool = False, resume_fro
 
     if run.accelerator.is_main_process:
         print(f"threads: {run.threads.line()}", file=sys.stderr, flush=True)
+        if run.precision:
+            print(f"precision: {run.precision}", file=sys.stderr, flush=True)
     TRAININGS_STARTED[0] += 1
     evaluate = None if evaluator is None else (lambda m, accelerator: evaluator(m, accelerator, run.output_dir))
     result = fit(model, task, features, recipe.train, run.output_dir, evaluate=evaluate, resume_from=run.resume_from,
@@ -603,9 +609,7 @@ def evaluate_folder(task: Task, model_dir: str | os.PathLike, cfg: Any, *, outpu
     Our encoder, or transformers with ``backend="hf"``; results go to ``output_dir`` (default: the folder).
     """
     folder = resolve_model_dir(str(model_dir))
-    check = getattr(task, "check_trained_folder", None)
-    if callable(check):
-        check(folder, cfg)
+    task.check_trained_folder(folder, cfg)
     data = task.read_eval_data(cfg)  # bad data fails before the model is loaded
     model = load_pretrained(folder, task=task.head, num_labels=task.num_labels(cfg), backend=backend, trained_head=True)
     if torch.cuda.is_available():

@@ -177,13 +177,37 @@ class NonFiniteLoss(BertTasksError):
     pass
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 matmuls natively: a GPU that supports bf16, a CPU with AVX512-BF16 or AMX."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def resolve_precision(setting: str) -> tuple[str, str]:
+    """``train.mixed_precision`` as Accelerate takes it, and why: ``auto`` picks bf16 only on native hardware."""
+    if setting != "auto":
+        return setting, "set by train.mixed_precision"
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if native_bf16(device):
+        return "bf16", f"auto: this {device.type.upper()} computes bf16 natively"
+    return "no", f"auto: this {device.type.upper()} has no native bf16"
+
+
 def make_accelerator(cfg: TrainConfig, project_dir: Path | None = None):
     trackers = [t for t in cfg.report_to if t != "none"]
     project = ProjectConfiguration(project_dir=str(project_dir), logging_dir=str(project_dir / "logs")) if project_dir else None
     return Accelerator(
         # Without CUDA, Accelerate forms a gloo process group under torchrun only when told it is on CPU.
         cpu=not torch.cuda.is_available(),
-        mixed_precision=cfg.mixed_precision,
+        mixed_precision=resolve_precision(cfg.mixed_precision)[0],
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         log_with=trackers or None,
         project_config=project,
@@ -286,6 +310,10 @@ class LogWindow:
     def reset(self) -> None:
         self.loss, self.count, self.tokens, self.started = 0.0, 0, 0, time.monotonic()
 
+    def restart_clock(self) -> None:
+        """Tokens/s from now on (after a compile); the losses so far still count."""
+        self.tokens, self.started = 0, time.monotonic()
+
     def add(self, loss: float | None, tokens: int) -> None:
         self.tokens += tokens
         if loss is not None:
@@ -354,8 +382,10 @@ def fit(
             step_started = time.monotonic()
             state.micro_in_epoch += accelerator.num_processes
             with accelerator.accumulate(model):
-                loss, finite = (_first_compiled_step if compile_pending else _forward_backward)(
-                    model, task, batch, accelerator, optimizer)
+                if compile_pending:
+                    loss, finite = _first_compiled_step(model, task, batch, accelerator, optimizer)
+                else:
+                    loss, finite = _forward_backward(model, task, batch, accelerator)
                 window_finite = window_finite and finite
                 if accelerator.sync_gradients:
                     _optimizer_step(model, optimizer, scheduler, accelerator, cfg, state, window_finite, loss, output_dir)
@@ -369,7 +399,7 @@ def fit(
             if compile_pending:  # compile time is reported apart; the logged tokens/s stays steady-state
                 compile_pending = False
                 accelerator.print(f"torch.compile: first step (compile + run) took {time.monotonic() - step_started:.1f} s")
-                window.reset()
+                window.restart_clock()
             if not accelerator.sync_gradients:
                 continue
 
@@ -466,7 +496,7 @@ def _log_step(record: dict[str, Any], accelerator, log_path: Path, progress: "Pr
     accelerator.log({"train/" + k: v for k, v in record.items() if k != "step"}, step=record["step"])
 
 
-def _forward_backward(model, task: Task, batch, accelerator, optimizer=None) -> tuple[torch.Tensor, bool]:
+def _forward_backward(model, task: Task, batch, accelerator) -> tuple[torch.Tensor, bool]:
     """One micro-batch: the task's forward and loss, and the backward pass when the loss is finite."""
     loss = task.loss(task.forward(model, batch), batch)
     finite = bool(torch.isfinite(loss.detach()).item())
@@ -476,12 +506,13 @@ def _forward_backward(model, task: Task, batch, accelerator, optimizer=None) -> 
 
 
 def _first_compiled_step(model, task: Task, batch, accelerator, optimizer) -> tuple[torch.Tensor, bool]:
-    """The first step compiles the backward graph too; if that fails, train on uncompiled, as the forward guard does."""
+    """The first step compiles the backward graph too; if that step fails, it is retried uncompiled, as the forward
+    guard does: a compiler failure then goes away, and any other error comes back from the eager retry."""
     try:
         return _forward_backward(model, task, batch, accelerator)
-    except Exception as exc:  # a compiler or toolchain error in the backward: the fast path is optional
-        warnings.warn(f"torch.compile failed in the backward pass ({type(exc).__name__}); continuing uncompiled",
-                      RuntimeWarning, stacklevel=2)
+    except Exception as exc:  # the fast path is optional
+        warnings.warn(f"the first compiled step failed ({type(exc).__name__}: {str(exc)[:120]}); retrying it and "
+                      "continuing uncompiled", RuntimeWarning, stacklevel=2)
         uncompile_model(model)
         optimizer.zero_grad(set_to_none=True)
         return _forward_backward(model, task, batch, accelerator)

@@ -67,6 +67,7 @@ def toy_family(monkeypatch):
     register(family)
     yield family
     command = training.COMMANDS.pop(("finetune", "toy"), None)
+    training.MADE_FROM.pop(("finetune", "toy"), None)
     finetune_app.registered_commands[:] = [c for c in finetune_app.registered_commands if c.callback is not command]
 
 

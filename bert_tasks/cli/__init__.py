@@ -5,6 +5,7 @@
 * an error the user can fix prints one line, ``error: FILE: RECORD: REASON``, exit code 2;
 * a usage error (unknown or repeated option, bad value) names the command's own ``--help``, exit code 2;
 * Ctrl-C prints ``interrupted`` and, when a checkpoint was saved, the command that resumes, exit code 130;
+* a file-system failure naming a file (disk full, permission denied): one line naming it, exit code 1;
 * anything else is a bug: one line saying so and where the traceback was written, exit code 1.
 
 In each case a run folder that holds no results yet is removed, exactly as for a bad input.
@@ -20,8 +21,10 @@ import os
 import shlex
 import sys
 import tempfile
+import threading
 import traceback
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -34,6 +37,9 @@ COMMAND_MODULES = ("general", "squad", "glue", "viz", "training")
 PROG = "bert-tasks"
 EXIT_BUG = 1
 EXIT_INTERRUPTED = 130
+#: one clean-up after Ctrl-C, whichever thread gets there first
+_CLEANING = threading.Lock()
+_CLEANED: list[bool] = []
 
 
 def _load_commands() -> None:
@@ -84,13 +90,21 @@ def resume_command(argv: list[str]) -> str:
 
 
 def _interrupted(argv: list[str], *, forced: str | None = None) -> int:
-    _, kept = _clean_up()
-    resumable = [p for p in kept if any(p.glob("**/checkpoints/step-*/trainer_state.json"))]
-    message = "interrupted" + (f" ({forced})" if forced else "")
-    if resumable:
-        message += f"; resume with: {resume_command(argv)}"
-    print(message, file=sys.stderr, flush=True)
-    return EXIT_INTERRUPTED
+    with _CLEANING:  # the watchdog and the main thread may both get here: one clean-up, one message
+        if _CLEANED:
+            return EXIT_INTERRUPTED
+        _CLEANED.append(True)
+        _, kept = _clean_up()
+        resumable = [p for p in kept if any(p.glob("**/checkpoints/step-*/trainer_state.json"))]
+        message = "interrupted" + (f" ({forced})" if forced else "")
+        if resumable:
+            message += f"; resume with: {resume_command(argv)}"
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        os.write(2, (message + "\n").encode())  # not print: this may run in the watchdog, mid-write of the main thread
+        return EXIT_INTERRUPTED
 
 
 def _bug(exc: BaseException, argv: list[str]) -> int:
@@ -114,11 +128,22 @@ def _bug(exc: BaseException, argv: list[str]) -> int:
     return EXIT_BUG
 
 
-def _usage_error(exc: typer.TyperException) -> int:
+def command_path(command, argv: list[str]) -> tuple[Any, list[str]]:
+    """The command the words of ``argv`` name (``finetune glue ...`` -> the glue command) and its path."""
+    path = [PROG]
+    for word in argv:
+        sub = getattr(command, "commands", {}).get(word)
+        if sub is None:
+            break
+        command, path = sub, [*path, word]
+    return command, path
+
+
+def _usage_error(exc: typer.TyperException, command, argv: list[str]) -> int:
     ctx = getattr(exc, "ctx", None)
-    command = ctx.command_path if ctx is not None else PROG
+    where = ctx.command_path if ctx is not None else " ".join(command_path(command, argv)[1])
     message = exc.format_message().strip().replace("\n", " ")
-    print(f"error: {message} (see `{command} --help`)", file=sys.stderr, flush=True)
+    print(f"error: {message} (see `{where} --help`)", file=sys.stderr, flush=True)
     return 2
 
 
@@ -136,11 +161,8 @@ def check_repeated_options(command, argv: list[str]) -> None:
     ``command`` is the click group of the whole CLI (``typer.main.get_command(app)``); the words
     that name subcommands lead to the command that runs, whose options are then counted.
     """
-    path, start = [PROG], 0
-    while start < len(argv) and argv[start] in getattr(command, "commands", {}):
-        command = command.commands[argv[start]]
-        path.append(argv[start])
-        start += 1
+    command, path = command_path(command, argv)
+    start = len(path) - 1
     options = {name: param for param in getattr(command, "params", [])
                if param.param_type_name == "option" and not param.multiple and not param.is_eager
                for name in (*param.opts, *param.secondary_opts)}
@@ -171,6 +193,7 @@ def _environment_error(exc: OSError) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _CLEANED.clear()
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
     # Under torchrun / accelerate launch every process runs this; only rank 0 speaks, unless it fails.
@@ -182,15 +205,18 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if not sys.stderr.isatty():
         _quiet_progress_bars()
-    _load_commands()
-    command = typer.main.get_command(app)
 
     def force_exit(reason: str) -> None:  # from the watchdog thread: the main thread is stuck
-        _interrupted(argv, forced=reason)
-        os._exit(EXIT_INTERRUPTED)
+        try:
+            _interrupted(argv, forced=reason)
+        finally:
+            os._exit(EXIT_INTERRUPTED)  # whatever the clean-up met, the process ends
 
+    command = None
     with InterruptWatch(force_exit):
         try:
+            _load_commands()  # inside the boundary: a plug-in task whose settings clash is one line too
+            command = typer.main.get_command(app)
             check_repeated_options(command, argv)
             with command.make_context(PROG, argv) as ctx:
                 command.invoke(ctx)
@@ -206,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         except typer.TyperException as exc:  # usage errors: unknown option, missing or bad value
             if debug:
                 raise
-            return _usage_error(exc)
+            return _usage_error(exc, command, argv)
         except BertTasksError as exc:
             _clean_up()
             if debug:
@@ -218,6 +244,11 @@ def main(argv: list[str] | None = None) -> int:
                 _clean_up()
                 raise
             return _interrupted(argv)
+        except BrokenPipeError:  # the reader went away (`bert-tasks ... | head`): nothing more to say, and no one to say it to
+            _clean_up()
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not complain either
+            return 1
         except OSError as exc:
             if debug:
                 _clean_up()

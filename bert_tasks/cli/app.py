@@ -25,6 +25,7 @@ app = typer.Typer(
     name="bert-tasks",
     help="Fine-tune and pretrain BERT on a from-scratch encoder that matches transformers. Works offline.",
     pretty_exceptions_enable=False,
+    add_completion=False,  # main() runs the command tree itself, so click's completion hook never runs
     context_settings=CONTEXT,
 )
 finetune_app = group("Fine-tune a model on a task.")

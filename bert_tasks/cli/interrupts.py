@@ -21,6 +21,27 @@ from typing import Callable
 
 #: seconds the run gets to stop by itself after the first Ctrl-C
 GRACE_SECONDS = 10.0
+#: SIGINTs closer together than this are one Ctrl-C (a terminal signals the whole process group at once)
+SAME_CTRL_C = 0.3
+#: the watch of this process, if one is on; a forked child (a DataLoader worker) must not feed its pipe
+_ACTIVE: list["InterruptWatch"] = []
+
+
+def _leave_the_parents_watch() -> None:
+    """In a forked child: its SIGINTs are its own, not a second Ctrl-C of the parent's."""
+    for watch in _ACTIVE:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for fd in watch._fds or ():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        watch._fds = None
+    _ACTIVE.clear()
+
+
+os.register_at_fork(after_in_child=_leave_the_parents_watch)
 
 
 class InterruptWatch:
@@ -41,6 +62,7 @@ class InterruptWatch:
         self._read_fd = read_fd
         self._previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
         self._previous_handler = signal.signal(signal.SIGINT, self._on_sigint)
+        _ACTIVE.append(self)
         threading.Thread(target=self._watch, name="bert-tasks-interrupts", daemon=True).start()
         return self
 
@@ -49,6 +71,8 @@ class InterruptWatch:
             return
         signal.signal(signal.SIGINT, self._previous_handler)
         signal.set_wakeup_fd(self._previous_fd)
+        if self in _ACTIVE:
+            _ACTIVE.remove(self)
         write_fd = self._fds[1]
         self._fds = None
         os.close(write_fd)  # the watchdog reads end-of-file, closes its end and returns
@@ -61,8 +85,7 @@ class InterruptWatch:
 
     def _watch(self) -> None:
         read_fd = self._read_fd
-        deadline = None
-        seen = 0
+        first = deadline = None
         try:
             while True:
                 timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -73,11 +96,18 @@ class InterruptWatch:
                 data = os.read(read_fd, 64)
                 if not data:
                     return
-                seen += data.count(signal.SIGINT)
-                if seen >= 2:
+                if signal.SIGINT not in data:
+                    continue
+                now = time.monotonic()
+                if first is None:
+                    first, deadline = now, now + self.grace
+                elif now - first > SAME_CTRL_C:
                     self.force_exit("second Ctrl-C")
                     return
-                if seen == 1 and deadline is None:
-                    deadline = time.monotonic() + self.grace
+        except OSError:
+            return  # the pipe was closed under us (the watch ended): nothing left to watch
         finally:
-            os.close(read_fd)
+            try:
+                os.close(read_fd)
+            except OSError:
+                pass

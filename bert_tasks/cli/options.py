@@ -126,10 +126,18 @@ def recipe_options(data_class: type, model_flags: tuple[str, ...], defaults: dic
                 for name, key in zip(names, keys)]
 
     cli = lambda cls: [f.name for f in dataclasses.fields(cls) if f.metadata.get("cli", True)]  # noqa: E731
-    return [*section("model", ModelSettings, [n for n in cli(ModelSettings) if n in model_flags]),
-            *section("", Recipe, ["output_dir"]),
-            *section("data", data_class, cli(data_class)),
-            *section("train", TrainConfig, cli(TrainConfig))]
+    options = [*section("model", ModelSettings, [n for n in cli(ModelSettings) if n in model_flags]),
+               *section("", Recipe, ["output_dir"]),
+               *section("data", data_class, cli(data_class)),
+               *section("train", TrainConfig, cli(TrainConfig))]
+    taken: dict[str, str] = {name: "a run switch" for name, _, _ in SWITCHES}
+    for option in options:
+        if option.param in taken:
+            raise BertTasksError(f"{data_class.__name__}.{option.field.name}: its flag --{option.param.replace('_', '-')} "
+                                 f"is already {taken[option.param]}'s; give it another flag (setting(..., flags=...)) "
+                                 "or cli=False")
+        taken[option.param] = option.key
+    return options
 
 
 def with_signature(func: Callable[..., Any], options: list[SettingOption], *, switches: tuple = SWITCHES) -> Callable[..., Any]:

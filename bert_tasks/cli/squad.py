@@ -57,8 +57,10 @@ def eval_squad(
     from ..tasks.squad.config import eval_config
 
     require_trained_head(model, "squad")  # before its recipe.yaml is read as a SQuAD one
-    given = {k: v for k, v in locals().items() if k in {f for f in SquadDataConfig.__dataclass_fields__}}
-    cfg = eval_config(model, **given)
+    cfg = eval_config(model, validation_file=validation_file, dataset=dataset,
+                      version_2_with_negative=version_2_with_negative, null_score_diff_threshold=null_score_diff_threshold,
+                      n_best_size=n_best_size, max_answer_length=max_answer_length, max_seq_length=max_seq_length,
+                      doc_stride=doc_stride, max_eval_samples=max_eval_samples)
     evaluate_folder(get_task(cfg.task), model, cfg, output_dir=output_dir, backend=backend or "scratch",
                     batch_size=eval_batch_size or TrainConfig.eval_batch_size)
 

@@ -24,7 +24,13 @@ def resolve_command_recipe(family: TaskFamily, recipe: str | None, sets: list[st
     """Layer the family's defaults < recipe < --set < flags; ``values`` are the command's options by parameter name."""
     options = o.recipe_options(family.config_class, family.model_flags, dict(family.defaults))
     flags, clears = o.given_settings(options, values, {"data": family.config_class, "model": ModelSettings})
-    return resolve_recipe(recipe, task=family.name, overrides=[*(sets or []), *clears], flags=flags)
+    sets = list(sets or [])
+    for option in options:  # `--set data.task=X` means what `--task X` means, keys it also sets included
+        for item in sets:
+            key, _, value = item.partition("=")
+            if key.strip() == option.key:
+                sets += [f"{also}={value}" for also in option.field.metadata.get("also", ())]
+    return resolve_recipe(recipe, task=family.name, overrides=[*sets, *clears], flags=flags)
 
 
 def training_command(family: TaskFamily) -> Callable[..., Any]:
@@ -42,10 +48,18 @@ def training_command(family: TaskFamily) -> Callable[..., Any]:
     return o.with_signature(command, options)
 
 
+#: the family each command was made from, so a family registered again gets its command made again
+MADE_FROM: dict[tuple[str, str], TaskFamily] = {}
+
+
 def attach_training_commands() -> None:
-    """Give every registered family its command (once)."""
+    """Give every registered family its command, and a re-registered family a new one."""
     for family in FAMILIES.values():
         key = (family.command, family.name)
-        if key not in COMMANDS:
-            COMMANDS[key] = training_command(family)
-            GROUPS[family.command].command(family.name)(COMMANDS[key])
+        if MADE_FROM.get(key) is family:
+            continue
+        group = GROUPS[family.command]
+        old = COMMANDS.get(key)
+        group.registered_commands[:] = [c for c in group.registered_commands if c.callback is not old]
+        COMMANDS[key], MADE_FROM[key] = training_command(family), family
+        group.command(family.name)(COMMANDS[key])

@@ -36,7 +36,7 @@ def expand_configs(cfg: GlueDataConfig) -> list[GlueDataConfig]:
 
 def expand(recipe: Any) -> dict[str, Any]:
     """``task: all`` -> one recipe per task found, each into ``OUTPUT/<task>``, leaderboard files in one folder."""
-    root = Path(recipe.output_dir) if recipe.output_dir else Path(".")
+    root = Path(recipe.output_dir)
     runs = {}
     for cfg in expand_configs(recipe.data):
         sub = copy.deepcopy(recipe)

@@ -27,7 +27,7 @@ from ...errors import BertTasksError
 from ...io import atomic_write_text
 from ...metrics import load_metric
 from ...modelcard import eval_set_text
-from ...protocol import Evaluator, TaskBase, pad_batch
+from ...protocol import PAD_MULTIPLE, Evaluator, TaskBase, pad_batch
 from ...train import predict
 from .config import GlueDataConfig
 from .data import UNLABELED, load_glue_splits, split_group
@@ -36,7 +36,6 @@ from .spec import EVAL_SPLIT_SUFFIX, get_spec, id2label
 
 #: bump when preprocessing changes, so cached tokenized datasets are not reused
 PREPROCESS_VERSION = 1
-PAD_TO_MULTIPLE_OF = 8
 SUBMISSION_DIR = "submission"
 
 
@@ -44,7 +43,7 @@ class GlueTask(TaskBase):
     head = "glue"
     prediction_outputs = {"logits": "example"}
 
-    def __init__(self, name: str = "sst2", *, pad_token_id: int = 0, pad_to_multiple_of: int | None = PAD_TO_MULTIPLE_OF):
+    def __init__(self, name: str = "sst2", *, pad_token_id: int = 0, pad_to_multiple_of: int | None = PAD_MULTIPLE):
         self.spec = get_spec(name)
         self.name = name
         #: both are taken from the tokenizer and config by :meth:`preprocess`, since collate sees neither
@@ -59,7 +58,7 @@ class GlueTask(TaskBase):
         if cfg.task != self.name:
             raise ValueError(f"GlueTask({self.name!r}) got a config for task {cfg.task!r}")
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        self.pad_to_multiple_of = None if cfg.pad_to_max_length else PAD_TO_MULTIPLE_OF
+        self.pad_to_multiple_of = None if cfg.pad_to_max_length else PAD_MULTIPLE
         labels = np.asarray(raw["label"])
         labeled = bool(len(labels)) and bool((labels != UNLABELED).all())
         if train and not labeled:

@@ -33,6 +33,10 @@ class MlmDataConfig(Settings):
     validation_file: str | None = setting(
         None, "Held-out text; default: the first --validation-split of the documents.")
     validation_split: float = setting(0.01, "Share of the documents held out for evaluation.", above=0, below=1)
+    #: a floor under validation_split: 15,000 words are about 20,000 tokens, 3,000 of them masked at 15%, so the
+    #: held-out accuracy is measured on thousands of tokens, not a handful (capped at half the corpus)
+    validation_min_words: int = setting(15_000, "Hold out at least this many words (about 3,000 masked tokens).",
+                                        cli=False, at_least=0)
     dataset: str | None = setting(None, "A Hub dataset id (needs a network or a cache), instead of --train-file.",
                                   source="hub")
     dataset_config: str | None = setting(None, "The Hub dataset's configuration, e.g. wikitext-103-raw-v1.", source="hub")

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import datasets
+import numpy as np
 from datasets.exceptions import DatasetGenerationError
 from datasets.fingerprint import Hasher
 
@@ -187,7 +188,11 @@ def _split_head(train, cfg: MlmDataConfig, where: str):
     n = len(train)
     if n < 2:
         raise BertTasksError(f"only {n} document(s): too few to hold out a validation split; give a validation_file", file=where)
-    held_out = min(n - 1, max(1, math.ceil(n * cfg.validation_split)))
+    held_out = max(1, math.ceil(n * cfg.validation_split))
+    words = np.cumsum([len(text.split()) for text in train["text"][: n // 2]])
+    if len(words) and words[min(held_out, len(words)) - 1] < cfg.validation_min_words:  # the floor, within half the corpus
+        held_out = max(held_out, min(int(np.searchsorted(words, cfg.validation_min_words)) + 1, n // 2))
+    held_out = min(n - 1, held_out)
     return train.select(range(held_out, n)), train.select(range(held_out))
 
 

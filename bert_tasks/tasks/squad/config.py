@@ -61,8 +61,6 @@ class SquadDataConfig(Settings):
         require(self.doc_stride < context_budget, "doc_stride",
                 f"doc_stride {self.doc_stride} must be smaller than the context room of each window ({context_budget} = "
                 f"max_seq_length - max_query_length - {SPECIAL_TOKENS_IN_PAIR}); windows would not advance")
-        require(self.null_score_diff_threshold == self.null_score_diff_threshold, "null_score_diff_threshold",
-                f"null_score_diff_threshold must be a number, got {self.null_score_diff_threshold!r}")
 
     @property
     def task(self) -> str:
@@ -77,8 +75,12 @@ class SquadDataConfig(Settings):
         require(not recipe.train.unpad, "train.unpad",
                 "train.unpad is for tasks that read real positions only (glue, mlm): the SQuAD loss also spans padded "
                 "positions, which unpadding would change")
+        self.default_source()
+
+    def default_source(self) -> None:
+        """No data named at all: run_qa.py's default, the Hub dataset of this version."""
         if not (self.synthetic or self.dataset or self.train_file or self.validation_file):
-            self.dataset = self.task  # run_qa.py's --dataset_name default
+            self.dataset = self.task
 
 
 # --------------------------------------------------------------------------- what a trained folder was trained with
@@ -132,6 +134,5 @@ def eval_config(model_dir: str | Path, **given: Any) -> SquadDataConfig:
         synthetic = model_dir / SYNTHETIC_DIR / f"synthetic-{suffix}-validation.json"
         if trained.get("synthetic") and synthetic.is_file():
             cfg.validation_file = str(synthetic)
-        else:
-            cfg.dataset = cfg.task  # run_qa.py's --dataset_name default
+        cfg.default_source()
     return cfg.validate()

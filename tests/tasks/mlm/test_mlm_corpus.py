@@ -27,10 +27,20 @@ def load(**settings):
 def test_text_file_drops_blank_lines_and_holds_out_the_first_documents(tmp_path):
     docs = [f" = Heading {i} = " if i % 10 == 0 else f"paragraph number {i} ." for i in range(40)]
     lines = [line for doc in docs for line in (doc, "", "   ")]
-    corpus = load(train_files=[write_lines(tmp_path / "a.txt", lines)], validation_split=0.1)
+    corpus = load(train_files=[write_lines(tmp_path / "a.txt", lines)], validation_split=0.1, validation_min_words=0)
     assert isinstance(corpus, datasets.DatasetDict) and corpus["train"].column_names == ["text"]
     assert texts(corpus["validation"]) == docs[:4]
     assert texts(corpus["train"]) == docs[4:]
+
+
+def test_the_held_out_text_has_a_floor_of_words_within_half_the_corpus(tmp_path):
+    docs = [" ".join(f"w{i}" for _ in range(10)) for i in range(40)]  # 10 words each
+    path = write_lines(tmp_path / "a.txt", docs)
+    assert len(load(train_files=[path], validation_split=0.1, validation_min_words=95)["validation"]) == 10
+    assert len(load(train_files=[path], validation_split=0.1, validation_min_words=100)["validation"]) == 10
+    assert len(load(train_files=[path], validation_split=0.1, validation_min_words=101)["validation"]) == 11
+    assert len(load(train_files=[path], validation_split=0.1, validation_min_words=10_000)["validation"]) == 20  # half
+    assert len(load(train_files=[path], validation_split=0.6, validation_min_words=10)["validation"]) == 24  # the share
 
 
 def test_jsonl_with_another_text_column_and_several_train_files(tmp_path):
