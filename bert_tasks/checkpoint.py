@@ -291,8 +291,10 @@ def save_pretrained(model: nn.Module, out_dir: str | os.PathLike, tokenizer: Any
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     inner = unwrap(model)
-    if isinstance(inner, transformers.PreTrainedModel):  # --backend hf: its own saver
+    if isinstance(inner, transformers.PreTrainedModel):  # --backend hf: its own saver, and our mark
         inner.save_pretrained(out_dir)
+        config = json.loads((out_dir / "config.json").read_text(encoding="utf-8"))
+        write_json(out_dir / "config.json", {**config, "bert_tasks_version": __version__})
     else:
         head = head_of(inner)
         config = inner.config.to_hf_dict()

@@ -57,9 +57,14 @@ def card_metadata(recipe: Any, metrics: dict[str, Any], head: Head, *, dataset_n
     return meta
 
 
-def eval_set_text(name: str, count: int, unit: str, limit: int | None = None) -> str:
-    """``SST-2 dev, 200 examples (the first 200: max_eval_samples)``: which set a score is from, and its size."""
-    cut = f" (the first {count}: max_eval_samples)" if limit is not None and count >= limit else ""
+def eval_set_text(name: str, count: int, unit: str, limit: int | None = None, splits: int = 1) -> str:
+    """``SST-2 dev, 200 examples (the first 200: max_eval_samples)``: which set a score is from, and its size.
+
+    ``splits``: how many evaluation sets the count adds up (MNLI's matched and mismatched), each cut at ``limit``.
+    """
+    cut = ""
+    if limit is not None and count >= limit * splits:
+        cut = f" (the first {limit}{' of each' if splits > 1 else ''}: max_eval_samples)"
     return f"{name}, {count} {unit}{cut}"
 
 

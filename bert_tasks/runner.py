@@ -571,7 +571,7 @@ def train_one(task: Task, recipe: Recipe, *, overwrite: bool = False, resume_fro
     if before is not None:
         print_summary("before fine-tuning", task.headline(before))
     print_summary(f"{'after fine-tuning' if before is not None else recipe.task} ({run.output_dir})",
-                  task.headline(metrics) if before is not None else metrics)
+                  {**(task.headline(metrics) if before is not None else metrics), "steps": result.global_step})
     return metrics
 
 

@@ -357,6 +357,8 @@ def fit(
     accelerator = accelerator or make_accelerator(cfg, output_dir)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.num_threads:  # the runner chose and stated the default already; an explicit count holds here too
+        torch.set_num_threads(cfg.num_threads)
     set_seed(cfg.seed)
     if len(train_dataset) == 0:
         raise BertTasksError("the training set is empty after preprocessing")
@@ -414,6 +416,7 @@ def fit(
             out_of_budget = budget is not None and time.monotonic() - start >= budget
             finished = step >= plan.total or out_of_budget
             if cfg.save_steps and (step % cfg.save_steps == 0 or finished):
+                _pool_losses(accelerator, state)
                 save_checkpoint(accelerator, output_dir, dataclasses.asdict(state), cfg.save_total_limit, run_config)
             if out_of_budget and step < plan.total:
                 result.stopped_by_budget = True
@@ -463,6 +466,8 @@ def _resume(accelerator, checkpoint: Path | None, log_path: Path) -> LoopState:
         raise BertTasksError(f"this checkpoint does not fit the model being trained "
                              f"({str(exc).splitlines()[0][:200]})", file=checkpoint) from None
     state = LoopState.load(checkpoint)
+    if not accelerator.is_main_process:  # the saved loss sums are the whole group's: counted once, on rank 0
+        state.loss_sum, state.loss_count = 0.0, 0
     if accelerator.is_main_process:
         truncate_log(log_path, state.global_step)
     accelerator.print(f"resumed from {checkpoint} at step {state.global_step}")
@@ -516,6 +521,16 @@ def _first_compiled_step(model, task: Task, batch, accelerator, optimizer) -> tu
         uncompile_model(model)
         optimizer.zero_grad(set_to_none=True)
         return _forward_backward(model, task, batch, accelerator)
+
+
+def _pool_losses(accelerator: Any, state: LoopState) -> None:
+    """Before a checkpoint: rank 0 takes the whole group's loss sums, the others keep none, so the saved state
+    is the run's and a resumed run counts every loss once."""
+    if accelerator.num_processes == 1:
+        return
+    totals = torch.tensor([state.loss_sum, float(state.loss_count)], dtype=torch.float64, device=accelerator.device)
+    totals = accelerator.reduce(totals, "sum").cpu()
+    state.loss_sum, state.loss_count = (float(totals[0]), int(totals[1])) if accelerator.is_main_process else (0.0, 0)
 
 
 def _run_mean_loss(accelerator: Any, state: LoopState) -> float:

@@ -211,7 +211,8 @@ class GlueTask(TaskBase):
         card = {"dataset_name": name, "dataset_type": "glue"}
         if metrics:
             splits = " and ".join(self.spec.eval_files)
-            card["eval_set"] = eval_set_text(f"{name} {splits}", metrics["eval_samples"], "examples", cfg.max_eval_samples)
+            card["eval_set"] = eval_set_text(f"{name} {splits}", metrics["eval_samples"], "examples", cfg.max_eval_samples,
+                                             splits=len(self.spec.eval_files))
         return card
 
 
