@@ -30,6 +30,7 @@ from torch import nn
 from .bundled import BUNDLED_NAMES, BUNDLED_SHA256, bundled_model_path, sha256_file  # noqa: F401 (re-exported)
 from .errors import BertTasksError
 from .heads import HEADS, Head, get_head, head_of
+from .hub import require_hub
 from .io import atomic_write_bytes, write_json
 from .keymap import HEAD_PREFIXES, HF_REDUNDANT, hf_parts, hf_to_ours, key_table, normalize_hf_key, ours_to_hf
 from .model import BertConfig, sinusoidal_table, unwrap
@@ -53,12 +54,14 @@ def resolve_model_dir(name_or_path: str | os.PathLike | None) -> Path:
         return path
     if path.exists():
         raise BertTasksError("expected a model folder, got a file", file=path)
-    if str(name_or_path).startswith((".", "/", "~")) or str(name_or_path).count("/") > 1:
+    local = str(name_or_path).startswith((".", "/", "~")) or str(name_or_path).count("/") > 1
+    if local or (len(path.parts) > 1 and Path(path.parts[0]).is_dir()):  # runs/sst2 with ./runs here: a local path
         raise BertTasksError("no such model folder", file=path)
     return _download_from_hub(str(name_or_path))
 
 
 def _download_from_hub(repo_id: str) -> Path:
+    require_hub(f"model {repo_id!r}")
     try:
         return Path(
             snapshot_download(

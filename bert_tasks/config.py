@@ -17,6 +17,7 @@ import dataclasses
 import difflib
 import functools
 import math
+import re
 import types
 import typing
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
@@ -157,6 +158,9 @@ class TrainConfig(Settings):
 
     def check(self) -> None:
         require(self.epochs > 0 or (self.max_steps or 0) > 0, "epochs", "epochs or max_steps must be positive")
+        require(not (self.max_steps and self.warmup_steps >= self.max_steps), "warmup_steps",
+                f"warmup_steps {self.warmup_steps} is not below max_steps {self.max_steps}: the learning rate would never "
+                "reach its peak; lower warmup_steps or use warmup_ratio")
         require(not (self.unpad and self.compile), "unpad", "unpad and compile cannot be combined: unpadding picks the "
                 "real tokens with a data-dependent nonzero, which splits the compiled graphs")
         require(self.mixed_precision != "fp16" or _cuda_available(), "mixed_precision",
@@ -170,6 +174,9 @@ def _cuda_available() -> bool:
 
 
 D = TypeVar("D")
+
+#: where ``eval`` commands write into a model folder given no --output-dir: beside the training results, not over them
+EVAL_DIR = "eval"
 
 
 @dataclass
@@ -394,15 +401,18 @@ def resolve_recipe(
     overrides: list[str] = (),
     flags: dict[str, Any] | None = None,
     defaults: dict[str, Any] | None = None,
+    flag_names: dict[str, str] | None = None,
 ) -> Recipe:
     """Layer defaults, recipe file, ``--set`` overrides and explicit flags into a validated Recipe.
 
     ``task`` is the command's task when the recipe names none; ``data_class`` is that task's settings
     class (the registry knows it); ``flags`` maps dotted keys to CLI values (None: not given);
-    ``defaults`` are the command's own defaults (e.g. run_qa.py's) below the recipe.
+    ``defaults`` are the command's own defaults (e.g. run_qa.py's) below the recipe. An error about a
+    value names where the value came from: the file, the ``--set`` item, or the flag (``flag_names``).
     """
     file: Path | None = None
     data: dict[str, Any] = {}
+    origins: dict[str, str] = {}  # dotted key -> the --set item or flag that gave its value
     for key, value in (defaults or {}).items():
         set_path(data, key.split("."), value, "defaults")
     if recipe:
@@ -411,19 +421,28 @@ def resolve_recipe(
     for item in overrides:
         path, value = parse_override(item)
         set_path(data, path, value, f"--set {item}")
+        origins[".".join(path)] = f"--set {item}"
     for key, value in (flags or {}).items():
         if value is not None:
             set_path(data, key.split("."), value, f"flag for {key}")
+            origins[key] = (flag_names or {}).get(key, f"the flag for {key}")
     data.setdefault("task", task)
-    data["data"] = from_dict(data_class, data.get("data"), file=file, where="data.", check=False)  # settled first
-    resolved = from_dict(Recipe, data, file=file)
     try:
-        return resolved.validate()
+        data["data"] = from_dict(data_class, data.get("data"), file=file, where="data.", check=False)  # settled first
+        return from_dict(Recipe, data, file=file).validate()
     except BertTasksError as exc:
         record = exc.record
         if isinstance(record, str) and record.startswith("key ") and "." not in record:
             record = f"key data.{record[4:]}"  # the data section's own rules name its keys without the section
+        key = record[4:] if isinstance(record, str) and record.startswith("key ") else _quoted_key(exc.reason)
+        if key in origins:  # the value came from the command line, not the file
+            raise BertTasksError(exc.reason, record=origins[key]) from None
         raise BertTasksError(exc.reason, file=file, record=record) from None
+
+
+def _quoted_key(reason: str) -> str | None:
+    found = re.search(r"key '([^']+)'", reason)
+    return found.group(1) if found else None
 
 
 def with_settings(recipe: Recipe, changes: dict[str, Any], *, origin: str) -> Recipe:

@@ -29,6 +29,7 @@ class BertTasksError(Exception):
         if self.file is not None:
             parts.append(self.file)
         if self.record is not None:
-            parts.append(f"record {self.record}" if not isinstance(self.record, str) or not self.record.startswith(("line ", "key ", "record ")) else self.record)
+            named = isinstance(self.record, str) and self.record.startswith(("line ", "key ", "record ", "--", "the flag"))
+            parts.append(self.record if named else f"record {self.record}")
         parts.append(self.reason)
         return ": ".join(p.replace("\n", " ") for p in parts)

@@ -130,6 +130,32 @@ def atomic_directory(final: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def output_folder(path: str | os.PathLike) -> Path:
+    """A folder results may be written into (made if missing): refused in one line if a file is in the way."""
+    path = Path(path)
+    blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise BertTasksError(f"{blocker} is a file, not a folder", file=path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BertTasksError(f"cannot create the folder ({exc.strerror or type(exc).__name__})", file=path) from None
+    return path
+
+
+def output_file(path: str | os.PathLike, *, suffix: str | None = None) -> Path:
+    """A file path results may be written to: not a folder, its folder there (or made), the suffix it must have."""
+    path = Path(path)
+    if path.is_dir() or str(path).endswith(os.sep):
+        raise BertTasksError(f"is a folder; give a file path{f' ending in {suffix}' if suffix else ''}", file=path)
+    if suffix and path.suffix.lower() != suffix:
+        raise BertTasksError(f"must end in {suffix}", file=path)
+    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:  # checked now; the folder itself is made when the file is written
+        raise BertTasksError(f"{blocker} is a file, not a folder", file=path)
+    return path
+
+
 def prepare_output_dir(path: str | os.PathLike, *, overwrite: bool = False, resume: bool = False) -> Path:
     """Refuse to write into a non-empty folder unless the user asked for it; check it can be written."""
     path = Path(path)

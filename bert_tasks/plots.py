@@ -19,7 +19,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .errors import BertTasksError
-from .io import atomic_write_bytes
+from .io import atomic_write_bytes, output_folder
 
 TRAIN_LOG = "train_log.jsonl"
 PREDICTIONS = "eval_predictions.jsonl"
@@ -240,7 +240,7 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None) -> list[Pat
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise BertTasksError("no such run folder", file=run_dir)
-    out = Path(out_dir) if out_dir is not None else run_dir
+    out = output_folder(out_dir) if out_dir is not None else run_dir
     train, evals = read_train_log(run_dir)
     if not train and not evals:
         raise BertTasksError("no logged steps yet; nothing to plot", file=run_dir / TRAIN_LOG)

@@ -50,10 +50,10 @@ from rich.table import Table
 from .bundled import BUNDLED_NAMES, bundled_model_path
 from .checkpoint import (check_vocab_fits, load_pretrained, load_tokenizer, read_config, resolve_model_dir,
                          save_pretrained)
-from .config import Recipe, with_settings
+from .config import EVAL_DIR, Recipe, with_settings
 from .errors import BertTasksError
 from .heads import HEADS
-from .io import append_jsonl, atomic_write_text, prepare_output_dir, write_json
+from .io import append_jsonl, atomic_write_text, output_folder, prepare_output_dir, write_json
 from .model import BertConfig, set_unpadding, unwrap
 from .modelcard import is_score, write_model_card
 from .protocol import RunContext, Task
@@ -91,11 +91,20 @@ def claim_output_dir(path: str | os.PathLike, *, overwrite: bool = False, resume
     return path
 
 
+def track_output_dir(path: Path) -> Path:
+    """A results folder (``eval``'s): made if missing, and removed again if the command stops before it holds results."""
+    created = not path.exists()
+    output_folder(path)
+    OUTPUTS.append(OutputFolder(path, created=created, resumed=not created))
+    return path
+
+
 def has_results(folder: Path) -> bool:
-    """A saved model or a complete checkpoint anywhere under ``folder``: worth keeping after a failure."""
+    """A saved model, a complete checkpoint or scores anywhere under ``folder``: worth keeping after a failure."""
     if not folder.is_dir():
         return False
-    if (folder / "model.safetensors").is_file() or any(folder.glob("checkpoints/step-*/trainer_state.json")):
+    if any((folder / name).is_file() for name in ("model.safetensors", "eval_results.json")) or any(
+            folder.glob("checkpoints/step-*/trainer_state.json")):
         return True
     return any(has_results(child) for child in folder.iterdir() if child.is_dir() and child.name != "checkpoints")
 
@@ -616,8 +625,8 @@ def evaluate_folder(task: Task, model_dir: str | os.PathLike, cfg: Any, *, outpu
         model = model.to("cuda")
     tokenizer = load_tokenizer(folder)
     check_vocab_fits(tokenizer, model.config, source=folder)
-    out = Path(output_dir) if output_dir else folder
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(output_dir) if output_dir else folder / EVAL_DIR
+    track_output_dir(out)
     evaluator = task.evaluator(data, tokenizer, cfg, batch_size)
     metrics = evaluator(model, None, out) if evaluator is not None else {}
     if metrics:

@@ -14,8 +14,10 @@ In each case a run folder that holds no results yet is removed, exactly as for a
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import importlib
+import re
 import logging
 import os
 import shlex
@@ -29,6 +31,7 @@ from typing import Any
 import typer
 
 from ..errors import BertTasksError
+from ..tasks import FAMILIES, TASK_FAMILY
 from .app import app
 from .interrupts import InterruptWatch
 
@@ -143,6 +146,12 @@ def _usage_error(exc: typer.TyperException, command, argv: list[str]) -> int:
     ctx = getattr(exc, "ctx", None)
     where = ctx.command_path if ctx is not None else " ".join(command_path(command, argv)[1])
     message = exc.format_message().strip().replace("\n", " ")
+    unknown = re.match(r"No such command '([^']+)'", message)
+    if unknown:  # `finetune mnli`: a task of a family, not a command of its own
+        family = FAMILIES.get(TASK_FAMILY.get(unknown.group(1), ""))
+        if family is not None and family.name != unknown.group(1):
+            option = next((f"--{f.name}" for f in dataclasses.fields(family.config_class) if f.name == "task"), "--task")
+            message = message.rstrip(".") + f"; did you mean `bert-tasks {family.command} {family.name} {option} {unknown.group(1)}`?"
     print(f"error: {message} (see `{where} --help`)", file=sys.stderr, flush=True)
     return 2
 
@@ -201,8 +210,11 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.DEBUG if debug else logging.ERROR if quiet_rank else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("datasets", "transformers", "accelerate", "huggingface_hub", "evaluate"):
-        logging.getLogger(noisy).setLevel(logging.ERROR if not debug else logging.INFO)
+        logging.getLogger(noisy).setLevel(logging.CRITICAL if not debug else logging.INFO)  # their errors reach us as ours
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not debug:  # read when they are imported: their own log setup would override a level set here
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("DATASETS_VERBOSITY", "error")
     if not sys.stderr.isatty():
         _quiet_progress_bars()
 

@@ -23,7 +23,8 @@ def group(help: str) -> typer.Typer:
 
 app = typer.Typer(
     name="bert-tasks",
-    help="Fine-tune and pretrain BERT on a from-scratch encoder that matches transformers. Works offline.",
+    help="Fine-tune and pretrain BERT on a from-scratch encoder that matches transformers. Works offline.\n\n"
+         "Add --debug anywhere to see tracebacks.",
     pretty_exceptions_enable=False,
     add_completion=False,  # main() runs the command tree itself, so click's completion hook never runs
     context_settings=CONTEXT,

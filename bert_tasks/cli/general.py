@@ -6,8 +6,6 @@ import importlib.metadata
 import os
 import platform
 import shutil
-import socket
-import threading
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -16,10 +14,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .. import hub
 from ..bundled import bundled_model_path
 from ..config import find_recipe, list_recipes, read_yaml
 from ..errors import BertTasksError
-from ..io import atomic_write_text
+from ..io import atomic_write_text, output_folder
 from ..tasks import resolve_recipe
 from ..threads import choose_threads
 from ..version import __version__
@@ -57,23 +56,10 @@ def _device(torch_version: str) -> str:
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.machine()})"
 
 
-def _hub_reachable(timeout: float = 1.0) -> str:
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false"):
+def _hub_state() -> str:
+    if hub.offline_mode():
         return "offline (HF_HUB_OFFLINE set)"
-    answer: list[bool] = []
-
-    def probe() -> None:
-        try:
-            socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
-            answer.append(True)
-        except OSError:
-            answer.append(False)
-
-    # a thread bounds the DNS lookup too, which the socket timeout does not
-    thread = threading.Thread(target=probe, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if answer == [True]:
+    if hub.reachable():
         return "reachable"
     return "unreachable (offline mode: use local files and the bundled --model minilm)"
 
@@ -89,7 +75,7 @@ def env() -> None:
     rows["device"] = _device(rows["torch"])
     rows["cpu cores"] = f"{os.cpu_count()} ({len(os.sched_getaffinity(0))} allowed)" if hasattr(os, "sched_getaffinity") else str(os.cpu_count())
     rows["torch threads"] = choose_threads().line()  # what a run started now would use, and why
-    rows["hub"] = _hub_reachable()
+    rows["hub"] = _hub_state()
     try:
         rows["bundled model"] = f"{bundled_model_path()} (sha256 ok)"
     except BertTasksError as exc:
@@ -140,8 +126,10 @@ def recipes_cp(
     """
     source = find_recipe(name)
     target = Path(path)
-    if target.is_dir():
-        target = target / source.name
+    if target.is_dir() or path.endswith(("/", os.sep)):  # a folder, named as one: the recipe goes inside
+        target = output_folder(target) / source.name
+    elif not target.parent.is_dir():
+        raise BertTasksError("no such folder to copy into", file=target.parent)
     if target.exists() and not force:
         raise BertTasksError("already exists; pass --force to overwrite", file=target)
     atomic_write_text(target, source.read_text(encoding="utf-8"))

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..config import ModelSettings, TrainConfig
+from ..config import EVAL_DIR, ModelSettings, TrainConfig
 from ..errors import BertTasksError
 from ..io import write_json
 from ..tasks import get_task
@@ -28,7 +28,7 @@ def _data(name: str, **kwargs):
 
 Backend = setting_option(ModelSettings, "backend").annotation
 EvalBatchSize = setting_option(TrainConfig, "eval_batch_size").annotation
-EvalOutput = Annotated[Optional[str], typer.Option("--output-dir", "-o", help="Where results go (default: the model folder).")]
+EvalOutput = Annotated[Optional[str], typer.Option("--output-dir", "-o", help="Where results go (default: MODEL/eval, beside the training results).")]
 
 
 @eval_app.command("glue")
@@ -61,15 +61,17 @@ def eval_glue(
         max_eval_samples=max_eval_samples, do_predict=bool(do_predict),
     ).validate()
     batch_size, backend = eval_batch_size or TrainConfig.eval_batch_size, backend or ModelSettings.backend
-    root, out = Path(model), Path(output_dir) if output_dir else Path(model)
+    root = Path(model)
+    out = Path(output_dir) if output_dir else root / EVAL_DIR
     seed_dirs = sorted((p for p in root.glob("seed-*") if p.is_dir() and p.name[5:].isdigit()), key=lambda p: int(p.name[5:]))
     if not seed_dirs:
         _evaluate_run(root, cfg, out, backend=backend, batch_size=batch_size)
         return
     # a --seeds run: every seed's folder, then the median over seeds (per task, and the GLUE average of medians)
-    from ..runner import SEEDS_SUMMARY, print_table, seed_summary
+    from ..runner import SEEDS_SUMMARY, print_table, seed_summary, track_output_dir
     from ..tasks.glue.run import report
 
+    track_output_dir(out)
     per_seed = {int(d.name[5:]): _evaluate_run(d, cfg, out / d.name, backend=backend, batch_size=batch_size)
                 for d in seed_dirs}
     summary = seed_summary(per_seed, {}, out)
@@ -85,7 +87,7 @@ def eval_glue(
 
 def _evaluate_run(root: Path, cfg: GlueDataConfig, out: Path, *, backend: str, batch_size: int) -> dict:
     """Score one run folder: one task's, or a --task all run's root (every task folder, then the GLUE table)."""
-    from ..runner import evaluate_folder
+    from ..runner import evaluate_folder, track_output_dir
     from ..tasks.glue.run import expand_configs, report
     from ..tasks.glue.task import SUBMISSION_DIR
 
@@ -94,6 +96,7 @@ def _evaluate_run(root: Path, cfg: GlueDataConfig, out: Path, *, backend: str, b
     configs = [c for c in expand_configs(cfg) if (root / c.task / "config.json").is_file()]
     if not configs:
         raise BertTasksError("no fine-tuned task folders (e.g. sst2/, mnli/) in the model folder", file=root)
+    track_output_dir(out)
     results = {}
     for sub in configs:  # every task's leaderboard file in one folder, ready to zip
         sub = dataclasses.replace(sub, submission_dir=str(out / SUBMISSION_DIR))

@@ -118,7 +118,8 @@ def setting_option(cls: type, name: str, *, key: str | None = None, default: Any
     return SettingOption(param=param, key=key or name, annotation=annotation, field=f)
 
 
-def recipe_options(data_class: type, model_flags: tuple[str, ...], defaults: dict[str, Any]) -> list[SettingOption]:
+def recipe_options(data_class: type, model_flags: tuple[str, ...], defaults: dict[str, Any],
+                   refused_train_flags: tuple[str, ...] = ()) -> list[SettingOption]:
     """Every setting a training command offers as a flag: model, output folder, data, then training settings."""
     def section(prefix: str, cls: type, names: list[str]) -> list[SettingOption]:
         keys = [f"{prefix}.{name}" if prefix else name for name in names]
@@ -129,7 +130,7 @@ def recipe_options(data_class: type, model_flags: tuple[str, ...], defaults: dic
     options = [*section("model", ModelSettings, [n for n in cli(ModelSettings) if n in model_flags]),
                *section("", Recipe, ["output_dir"]),
                *section("data", data_class, cli(data_class)),
-               *section("train", TrainConfig, cli(TrainConfig))]
+               *section("train", TrainConfig, [n for n in cli(TrainConfig) if n not in refused_train_flags])]
     taken: dict[str, str] = {name: "a run switch" for name, _, _ in SWITCHES}
     for option in options:
         if option.param in taken:

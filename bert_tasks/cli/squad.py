@@ -26,8 +26,8 @@ def _data(name: str, **kwargs):
 TrainedModel = Annotated[str, typer.Option("--model", "-m", help="A fine-tuned SQuAD model folder.")]
 Backend = setting_option(ModelSettings, "backend").annotation
 EvalBatchSize = setting_option(TrainConfig, "eval_batch_size").annotation
-EvalOutput = Annotated[Optional[str], typer.Option("--output-dir", "-o", help="Where results go (default: the model folder).")]
-TRAINED = "(default: what the model was trained with)"
+EvalOutput = Annotated[Optional[str], typer.Option("--output-dir", "-o", help="Where results go (default: MODEL/eval, beside the training results).")]
+TRAINED = "what the model was trained with"
 
 
 @eval_app.command("squad")
@@ -90,6 +90,9 @@ def predict_squad(
         raise BertTasksError("give --file, or --question with --context, not both")
     if file is None and (question is None or context is None):
         raise BertTasksError("give --question and --context (or --file with JSON Lines)")
+    for flag, value in (("--question", question), ("--context", context)):
+        if value is not None and not value.strip():
+            raise BertTasksError(f"'{flag[2:]}' is missing, empty or not text", record=flag)
     records = read_question_file(file) if file is not None else [{"question": question, "context": context}]
     answerer = QuestionAnswerer(model, backend=backend or "scratch", max_seq_length=max_seq_length, doc_stride=doc_stride,
                                 max_answer_length=max_answer_length, null_score_diff_threshold=null_score_diff_threshold)

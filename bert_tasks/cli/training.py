@@ -22,7 +22,7 @@ COMMANDS: dict[tuple[str, str], Callable[..., Any]] = {}
 
 def resolve_command_recipe(family: TaskFamily, recipe: str | None, sets: list[str] | None, values: dict[str, Any]):
     """Layer the family's defaults < recipe < --set < flags; ``values`` are the command's options by parameter name."""
-    options = o.recipe_options(family.config_class, family.model_flags, dict(family.defaults))
+    options = o.recipe_options(family.config_class, family.model_flags, dict(family.defaults), family.refused_train_flags)
     flags, clears = o.given_settings(options, values, {"data": family.config_class, "model": ModelSettings})
     sets = list(sets or [])
     for option in options:  # `--set data.task=X` means what `--task X` means, keys it also sets included
@@ -30,11 +30,12 @@ def resolve_command_recipe(family: TaskFamily, recipe: str | None, sets: list[st
             key, _, value = item.partition("=")
             if key.strip() == option.key:
                 sets += [f"{also}={value}" for also in option.field.metadata.get("also", ())]
-    return resolve_recipe(recipe, task=family.name, overrides=[*sets, *clears], flags=flags)
+    names = {o.key: "--" + o.param.replace("_", "-") for o in options}
+    return resolve_recipe(recipe, task=family.name, overrides=[*sets, *clears], flags=flags, flag_names=names)
 
 
 def training_command(family: TaskFamily) -> Callable[..., Any]:
-    options = o.recipe_options(family.config_class, family.model_flags, dict(family.defaults))
+    options = o.recipe_options(family.config_class, family.model_flags, dict(family.defaults), family.refused_train_flags)
 
     def command(**values: Any) -> None:
         from ..runner import train  # local: importing the runner loads torch, which `--help` must not pay

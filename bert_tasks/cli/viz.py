@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import BertTasksError
+from ..io import output_file
 from .app import app
 
 
@@ -45,13 +46,12 @@ def attention(
 
     Example: bert-tasks attention --text "The cat sat on the mat because it was tired." --layer 3 --out attn.png
     """
-    import torch
-
     from ..attention import attention_maps, check_layer_head, head_figure, layer_grid_figure, qa_figure, qa_spans, span_text
     from ..checkpoint import load_pretrained, load_tokenizer, read_config, resolve_model_dir
     from ..io import write_json
     from ..plots import save_figure
 
+    out = output_file(out, suffix=".png")
     qa = question is not None or context is not None
     if qa and (text is not None or text_pair is not None):
         raise BertTasksError("pass either --text [--text-pair] or --question with --context, not both")
@@ -66,8 +66,8 @@ def attention(
     num_layers = int(config.get("num_hidden_layers", 0))
     layer = num_layers - 1 if layer is None else layer
     check_layer_head(num_layers, int(config.get("num_attention_heads", 0)), layer, head)
-    torch.manual_seed(0)  # a QA head the checkpoint lacks starts random; the same random each run
-    net = load_pretrained(model_dir, task="squad" if qa else None)
+    # the QA view marks the answer the model predicts: only a trained QA head has one to mark
+    net = load_pretrained(model_dir, task="squad" if qa else None, trained_head=qa)
     tokenizer = load_tokenizer(model_dir)
     maps = attention_maps(net, tokenizer, question if qa else text, context if qa else text_pair)
 

@@ -57,6 +57,8 @@ class TaskFamily:
     examples: tuple[str, ...] = ()
     #: which model settings the command offers as flags
     model_flags: tuple[str, ...] = ("name_or_path", "backend")
+    #: training settings the family refuses, so its command does not offer them (SQuAD: unpad)
+    refused_train_flags: tuple[str, ...] = ()
     #: a recipe that stands for several runs (GLUE's ``task: all``): recipe -> sub-recipes, or None for one run
     expand: Callable[[Any], Any] | None = None
     #: what to print and write once every sub-run of an expanded recipe is done: (results, root folder) -> None
@@ -97,7 +99,7 @@ def get_task(name: str, *, file: Any = None) -> Task:
 
 
 def resolve_recipe(recipe: str | None, *, task: str, overrides: list[str] = (), flags: dict[str, Any] | None = None,
-                   defaults: dict[str, Any] | None = None):
+                   defaults: dict[str, Any] | None = None, flag_names: dict[str, str] | None = None):
     """:func:`bert_tasks.config.resolve_recipe` for a task of the registry: its family's settings class and defaults.
 
     ``task`` is what the command runs when the recipe names none; a recipe of another family is refused.
@@ -111,7 +113,7 @@ def resolve_recipe(recipe: str | None, *, task: str, overrides: list[str] = (), 
             raise BertTasksError(f"recipe is for task '{file_task}', which this command does not run", file=path)
     layered = {**family.defaults, **(defaults or {})}
     return resolve_settings(recipe, task=task, data_class=family.config_class, overrides=overrides, flags=flags,
-                            defaults=layered)
+                            defaults=layered, flag_names=flag_names)
 
 
 GLUE = register(TaskFamily(
@@ -140,6 +142,7 @@ SQUAD = register(TaskFamily(
     examples=("bert-tasks finetune squad --recipe quickstart --output-dir runs/quickstart --overwrite-output-dir",
               "bert-tasks finetune squad --model minilm --train-file train-v1.1.json --validation-file dev-v1.1.json "
               "--output-dir runs/squad"),
+    refused_train_flags=("unpad",),  # SquadDataConfig.settle says why
 ))
 MLM = register(TaskFamily(
     name="mlm", command="pretrain", config_class=MlmDataConfig, default_task="mlm",

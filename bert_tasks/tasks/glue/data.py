@@ -21,6 +21,7 @@ from typing import Any, Collection, Iterator
 import datasets
 
 from ...errors import BertTasksError
+from ...hub import require_hub
 from .config import GlueDataConfig
 from .spec import TASK_NAMES, GlueTaskSpec, get_spec, label_lookup
 
@@ -364,6 +365,7 @@ def _load_hub(spec: GlueTaskSpec, wanted: set[str]) -> dict[str, Any]:
 
 
 def _hub_dataset(config: str):
+    require_hub(f"the Hub dataset {HUB_NAME} ({config})")
     try:
         return dict(datasets.load_dataset(HUB_NAME, config))
     except OSError as exc:  # offline, no cache, or the Hub is unreachable

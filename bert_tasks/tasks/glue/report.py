@@ -21,7 +21,7 @@ import numpy as np
 from rich.table import Table
 
 from ...io import atomic_write_text
-from .spec import EVAL_SPLIT_SUFFIX, get_spec
+from .spec import EVAL_SPLIT_SUFFIX, TASK_NAMES, get_spec
 
 METRIC_LABELS = {
     "matthews_correlation": "MCC",
@@ -60,8 +60,9 @@ def glue_score(results_by_task: Mapping[str, Mapping[str, float]]) -> float:
 
 
 def render_glue_table(results_by_task: Mapping[str, Mapping[str, float]]):
-    """A rich table: one row per task with its metrics x100 (1 decimal), then the GLUE average."""
-    table = Table(title="GLUE")
+    """A rich table: one row per task with its metrics x100 (1 decimal), then the average of the tasks given."""
+    scored = [t for t in results_by_task if t != "ax"]
+    table = Table(title="GLUE" if len(scored) == len(TASK_NAMES) else f"GLUE: {len(scored)} of {len(TASK_NAMES)} tasks")
     for column, justify in (("Task", "left"), ("Metric", "left"), ("Value", "right"), ("Score", "right")):
         table.add_column(column, justify=justify)
     for task, metrics in results_by_task.items():

@@ -52,4 +52,6 @@ def report(results: dict[str, dict[str, float]], root: Path) -> None:
     if not scored:
         return
     Console().print(render_glue_table(scored))
-    write_json(Path(root) / "glue_results.json", {"tasks": scored, "glue_score": glue_score(scored)})
+    # glue_score is the average of the tasks given; with fewer than nine it is not the GLUE score, and says so
+    write_json(Path(root) / "glue_results.json", {"tasks": scored, "glue_score": glue_score(scored),
+                                                   "tasks_scored": f"{len(scored)} of {len(TASK_NAMES)}"})

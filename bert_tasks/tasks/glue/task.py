@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from datasets.fingerprint import Hasher
 
-from ...checkpoint import read_config
+from ...checkpoint import read_config, require_trained_head
 from ...errors import BertTasksError
 from ...io import atomic_write_text
 from ...metrics import load_metric
@@ -128,6 +128,7 @@ class GlueTask(TaskBase):
         return splits
 
     def check_trained_folder(self, folder: Path, cfg: GlueDataConfig) -> None:
+        require_trained_head(folder, self.head)  # a masked-LM folder is refused as such, not for its label count
         check_label_mapping(read_config(folder).get("id2label"), cfg.task, source=folder / "config.json")
 
     def evaluator(self, data: dict[str, Any], tokenizer: Any, cfg: GlueDataConfig, batch_size: int) -> Evaluator | None:

@@ -32,6 +32,7 @@ from datasets.exceptions import DatasetGenerationError
 from datasets.fingerprint import Hasher
 
 from ...errors import BertTasksError
+from ...hub import require_hub
 from .config import MlmDataConfig
 
 JSON_LINES_SUFFIXES = (".jsonl", ".json", ".ndjson")
@@ -141,6 +142,7 @@ def _load_files(paths: list[str], cfg: MlmDataConfig) -> datasets.Dataset | data
 
 
 def _load_hub(cfg: MlmDataConfig) -> Corpus:
+    require_hub(f"dataset {cfg.dataset!r}")
     try:
         loaded = datasets.load_dataset(cfg.dataset, cfg.dataset_config, streaming=cfg.streaming)
     except (OSError, ValueError) as err:  # ConnectionError and DatasetNotFoundError are OSErrors

@@ -20,6 +20,7 @@ from typing import Any, Iterable, Iterator
 import datasets
 
 from bert_tasks.errors import BertTasksError
+from bert_tasks.hub import require_hub
 
 from .config import HUB_DATASETS, SquadDataConfig
 
@@ -217,11 +218,19 @@ def _read_with_datasets(reader, path: Path, kind: str, **kwargs: Any) -> dataset
 
 
 def _read_csv(path: Path) -> datasets.Dataset:
+    """CSV, or TSV by its suffix, with the Hub squad columns; a file without them is refused before parsing."""
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
-        header = next(csv.reader(f), [])
+        header = next(csv.reader(f, delimiter=delimiter), [])
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise BertTasksError(f"missing column(s) {', '.join(missing)}; a SQuAD table needs the Hub squad columns "
+                             f"{', '.join(REQUIRED_COLUMNS)} (or use official SQuAD JSON)", file=path, record="line 1")
     # Every column as text: pandas would otherwise turn an answer like "NA" into NaN.
     features = datasets.Features({name: datasets.Value("string") for name in header})
-    return _read_with_datasets(datasets.Dataset.from_csv, path, "CSV", features=features, keep_default_na=False)
+    kind = "TSV" if delimiter == "\t" else "CSV"
+    return _read_with_datasets(datasets.Dataset.from_csv, path, kind, features=features, keep_default_na=False,
+                               sep=delimiter)
 
 
 def _load_saved(path: Path, split_hint: str) -> datasets.Dataset:
@@ -239,6 +248,7 @@ def _load_saved(path: Path, split_hint: str) -> datasets.Dataset:
 
 
 def _load_hub(name: str, split_hint: str) -> datasets.Dataset:
+    require_hub(f"--dataset {name}")
     try:
         return datasets.load_dataset(name, split=split_hint)
     except Exception as err:  # offline mode, DNS failure, proxy errors: all mean the Hub is out of reach
@@ -344,10 +354,11 @@ def load_squad_examples(
         )
 
     columns, skipped = _check_rows(rows, path, version_2=version_2, skip_bad_examples=skip_bad_examples)
+    if not columns["id"]:
+        why = f" (all {skipped} skipped: their answers do not match their contexts)" if skipped else ""
+        raise BertTasksError(f"contains no usable examples{why}", file=name)
     if skipped:
         log.warning("%s: skipped %d examples with misaligned answers", name, skipped)
-    if not columns["id"]:
-        raise BertTasksError("contains no usable examples", file=name)
     fingerprint = hashlib.sha256(
         json.dumps([LOADER_VERSION, identity, version_2, skip_bad_examples]).encode()
     ).hexdigest()[:16]

@@ -135,13 +135,14 @@ class SquadTask(TaskBase):
 
     def card(self, recipe: Any, metrics: dict[str, Any]) -> dict[str, Any]:
         cfg: SquadDataConfig = recipe.data
+        kind = cfg.task
         if cfg.synthetic:
-            name = "bert-tasks synthetic SQuAD (quickstart)"
+            name, kind = "bert-tasks synthetic SQuAD (quickstart)", "synthetic"
         elif cfg.train_file:
             name = Path(cfg.train_file).name
         else:
             name = "SQuAD v2.0" if cfg.version_2_with_negative else "SQuAD v1.1"
-        card = {"dataset_name": name, "dataset_type": cfg.task}
+        card = {"dataset_name": name, "dataset_type": kind}
         if metrics:
             card["eval_set"] = eval_set_text(f"{name} validation", int(metrics["total"]), "questions", cfg.max_eval_samples)
         return card
