@@ -216,6 +216,10 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
+#: the words YAML 1.1 (PyYAML) reads as False / True
+YAML_BOOLS = {False: ("no", "off", "false"), True: ("yes", "on", "true")}
+
+
 def coerce(tp: Any, value: Any, key: str, file: Any) -> Any:
     """Check ``value`` against the annotation ``tp``; convert only where YAML is loose (int for float)."""
     origin = typing.get_origin(tp)
@@ -236,6 +240,10 @@ def coerce(tp: Any, value: Any, key: str, file: Any) -> Any:
         choices = typing.get_args(tp)
         if value in choices and not isinstance(value, bool):
             return value
+        if isinstance(value, bool):  # YAML 1.1 reads an unquoted no/off/yes/on as a bool: take the choice it spelled
+            spelled = [c for c in choices if isinstance(c, str) and c.lower() in YAML_BOOLS[value]]
+            if len(spelled) == 1:
+                return spelled[0]
         raise BertTasksError(f"key '{key}' must be one of {', '.join(map(str, choices))}; got {value!r}", file=file)
     if tp is Any or isinstance(tp, TypeVar):
         return value

@@ -479,6 +479,10 @@ def grid_points(recipe: Recipe, grid: dict[str, list[Any]]) -> dict[str, tuple[d
         name = ",".join(f"{key.rsplit('.', 1)[-1]}={_shown(value)}" for key, value in settings.items())
         sub.output_dir = str(root / name)
         points[name] = (settings, sub)
+    precisions = {resolve_precision(sub.train.mixed_precision)[0] for _, sub in points.values()}
+    if len(precisions) > 1:
+        raise BertTasksError("--grid over train.mixed_precision: Accelerate fixes the precision once per process; run "
+                             "each precision as its own command (e.g. --set train.mixed_precision=bf16 --seeds 1,2,3)")
     return points
 
 

@@ -86,3 +86,13 @@ def test_malformed_override():
 def test_unknown_task_is_one_clear_line(tmp_path):
     with pytest.raises(BertTasksError, match="unknown task 'sst3'; did you mean 'sst2'"):
         resolve_recipe(None, task="sst3")
+
+
+def test_an_unquoted_no_in_yaml_is_the_choice_it_spells(tmp_path):
+    """YAML 1.1 reads `mixed_precision: no` as False; the choice "no" is what the user wrote."""
+    path = write(tmp_path, BASE.replace("epochs: 3", "epochs: 3, mixed_precision: no"))
+    assert resolve_recipe(str(path), task="glue").train.mixed_precision == "no"
+    recipe = resolve_recipe(str(path), task="glue", overrides=["train.mixed_precision=no"])
+    assert recipe.train.mixed_precision == "no"
+    with pytest.raises(BertTasksError, match="must be one of"):  # a bool with no choice spelled that way is refused
+        resolve_recipe(str(path), task="glue", overrides=["train.lr_scheduler=off"])

@@ -116,6 +116,7 @@ def test_the_grid_picks_the_best_median_on_the_dev_set(tiny_model, sst, tmp_path
     (["--grid", "train.batch_size=8,big"], "key 'train.batch_size' must be int, got 'big'"),
     (["--grid", "train.batch_size="], "key=value1,value2"),
     (["--grid", "train=1,2"], "'train' is a section"),
+    (["--grid", "train.mixed_precision=no,bf16"], "Accelerate fixes the precision once per process"),
 ])
 def test_bad_seeds_and_grids_are_one_line(extra, message, tiny_model, sst, tmp_path, capsys):
     out = tmp_path / "runs"
