@@ -126,3 +126,26 @@ def test_a_failing_first_compiled_step_carries_on_uncompiled(monkeypatch, tmp_pa
     with pytest.warns(RuntimeWarning, match="continuing uncompiled"):
         result = fit(new_model(), ToyTask(), toy_dataset(), TrainConfig(batch_size=8, max_steps=3, compile=True), tmp_path)
     assert result.global_step == 3 and len(uncompiled) == 1 and len(calls) == 4  # the first step retried, then 2 more
+
+
+@pytest.mark.parametrize("kernel", ["foreach", "loop"])
+def test_every_adamw_kernel_trains_the_same_weights(kernel, tmp_path):
+    """The fused kernel (the default) is a speed choice only: 10 steps with weight decay and clipping end at the same
+    weights as the foreach and the plain loop implementations, up to float rounding."""
+    cfg = dict(learning_rate=3e-3, batch_size=8, max_steps=10, seed=3, weight_decay=0.01, warmup_ratio=0.2)
+    fused, other = new_model(), new_model()
+    fit(fused, ToyTask(), toy_dataset(), TrainConfig(**cfg), tmp_path / "fused")
+    fit(other, ToyTask(), toy_dataset(), TrainConfig(**cfg, adam_kernel=kernel), tmp_path / kernel)
+    a, b, start = weights(fused), weights(other), weights(new_model())
+    moved = max(float((a[k] - start[k]).abs().max()) for k in a)
+    apart = max(float((a[k] - b[k]).abs().max()) for k in a)
+    assert moved > 1e-2 and apart < 1e-5 * max(1.0, moved), (moved, apart)
+
+
+def test_the_fused_kernel_is_used_where_the_device_has_it():
+    from bert_tasks.train import make_optimizer
+
+    model = new_model()
+    optimizer = make_optimizer(model, TrainConfig(), torch.device("cpu"))
+    assert optimizer.defaults["fused"] is True
+    assert make_optimizer(model, TrainConfig(adam_kernel="loop"), torch.device("cpu")).defaults["foreach"] is False
