@@ -135,7 +135,7 @@ class TrainConfig(Settings):
     gradient_accumulation_steps: int = setting(1, "Micro-batches per optimizer step.", at_least=1)
     max_grad_norm: float | None = setting(1.0, "Clip gradients to this norm (null: no clipping).", cli=False, above=0)
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = setting(
-        "no", "auto (bf16 where the CPU or GPU computes it natively, else fp32), no, bf16 or fp16 (fp16 needs a CUDA GPU).")
+        "auto", "auto (bf16 where the CPU or GPU computes it natively, else fp32), no, bf16 or fp16 (fp16 needs a CUDA GPU).")
     seed: int = setting(42, "Random seed.", at_least=0, below=2**32)
     group_by_length: bool = setting(True, "Batches of similar length, shuffled in mega-batches: less padding.", cli=False)
     logging_steps: int = setting(10, "Log every N steps.", at_least=1)

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from .compiled import compile_model, uncompile_model
 from .config import TrainConfig
 from .errors import BertTasksError
+from .hardware import cpu_bf16_flag
 from .io import append_jsonl, atomic_write_text, write_json
 from .protocol import Task
 from .threads import ThreadChoice, choose_threads
@@ -182,13 +183,7 @@ def native_bf16(device: torch.device) -> bool:
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    if device.type != "cpu":
-        return False
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
+    return device.type == "cpu" and cpu_bf16_flag() is not None
 
 
 def resolve_precision(setting: str) -> tuple[str, str]:
@@ -197,17 +192,27 @@ def resolve_precision(setting: str) -> tuple[str, str]:
         return setting, "set by train.mixed_precision"
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if native_bf16(device):
-        return "bf16", f"auto: this {device.type.upper()} computes bf16 natively"
-    return "no", f"auto: this {device.type.upper()} has no native bf16"
+        how = f" ({cpu_bf16_flag()})" if device.type == "cpu" else ""
+        return "bf16", f"auto: this {device.type.upper()} computes bf16 natively{how}"
+    return "no", f"auto: this {device.type.upper()} has no native bf16, so fp32"
+
+
+#: the precision this process's first Accelerator was made with: Accelerate keeps it for the life of the process
+PROCESS_PRECISION: list[str] = []
 
 
 def make_accelerator(cfg: TrainConfig, project_dir: Path | None = None):
     trackers = [t for t in cfg.report_to if t != "none"]
     project = ProjectConfiguration(project_dir=str(project_dir), logging_dir=str(project_dir / "logs")) if project_dir else None
+    precision = resolve_precision(cfg.mixed_precision)[0]
+    if PROCESS_PRECISION and PROCESS_PRECISION[0] != precision:
+        raise BertTasksError(f"this process already trained in precision {PROCESS_PRECISION[0]!r} and Accelerate keeps "
+                             f"that for the life of a process; run mixed_precision {precision!r} in a new process")
+    PROCESS_PRECISION[:1] = [precision]
     return Accelerator(
         # Without CUDA, Accelerate forms a gloo process group under torchrun only when told it is on CPU.
         cpu=not torch.cuda.is_available(),
-        mixed_precision=resolve_precision(cfg.mixed_precision)[0],
+        mixed_precision=precision,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         log_with=trackers or None,
         project_config=project,

@@ -16,6 +16,18 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def fp32_by_default():
+    """In this process ``mixed_precision: auto`` means fp32, whatever the CPU: the suite's numbers must not depend on
+    the machine it runs on (Accelerate also fixes a process's precision at its first run). Session-wide, so that
+    module-scoped fixtures that train see it too; tests/test_hardware.py tests auto itself."""
+    import bert_tasks.train
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(bert_tasks.train, "cpu_bf16_flag", lambda *args: None)
+        yield
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A tiny BERT encoder folder (odd sizes, 128 positions) with MiniLM's real WordPiece tokenizer (vocab 30522)."""

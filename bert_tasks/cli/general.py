@@ -18,6 +18,7 @@ from .. import hub
 from ..bundled import bundled_model_path
 from ..config import find_recipe, list_recipes, read_yaml
 from ..errors import BertTasksError
+from ..hardware import cpu_bf16_flag
 from ..io import atomic_write_text, output_folder
 from ..tasks import resolve_recipe
 from ..threads import choose_threads
@@ -56,6 +57,14 @@ def _device(torch_version: str) -> str:
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.machine()})"
 
 
+def _precision(device: str) -> str:
+    """What ``mixed_precision: auto`` (the default) picks here, without importing torch on a CPU-only machine."""
+    if not device.startswith("cpu"):
+        return "auto: bf16 where this GPU supports it, else fp32"
+    flag = cpu_bf16_flag()
+    return f"auto: bf16 (this CPU computes bf16 natively: {flag})" if flag else "auto: fp32 (this CPU has no native bf16)"
+
+
 def _hub_state() -> str:
     if hub.offline_mode():
         return "offline (HF_HUB_OFFLINE set)"
@@ -75,6 +84,7 @@ def env() -> None:
     rows["device"] = _device(rows["torch"])
     rows["cpu cores"] = f"{os.cpu_count()} ({len(os.sched_getaffinity(0))} allowed)" if hasattr(os, "sched_getaffinity") else str(os.cpu_count())
     rows["torch threads"] = choose_threads().line()  # what a run started now would use, and why
+    rows["mixed precision"] = _precision(rows["device"])
     rows["hub"] = _hub_state()
     try:
         rows["bundled model"] = f"{bundled_model_path()} (sha256 ok)"
