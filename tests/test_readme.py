@@ -23,7 +23,8 @@ SLOW_AS_WRITTEN = ("--recipe mlm-tiny",)
 
 
 def readme_commands() -> list[str]:
-    lines = [line for line in README.read_text().splitlines() if line.startswith("bert-tasks ")]
+    text = re.sub(r"\\\n\s*", "", README.read_text())  # a command continued with a backslash is one line
+    lines = [line for line in text.splitlines() if line.startswith("bert-tasks ")]
     return [re.sub(r"\s+\[[^\]]*\]", "", line.split("  #")[0]).strip() for line in lines]
 
 
@@ -54,6 +55,14 @@ def write_tiny_data(root: Path) -> None:
         (mnli / name).write_text(header + "\tgold_label\n" + pairs(8))
     for name in ("test_matched.tsv", "test_mismatched.tsv"):
         (mnli / name).write_text(header + "\n" + pairs(4, labeled=False))
+    mrpc, rte = root / "glue/MRPC", root / "glue/RTE"
+    mrpc.mkdir(parents=True)
+    rte.mkdir(parents=True)
+    for name in ("train.tsv", "dev.tsv"):
+        (mrpc / name).write_text("Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n" + "".join(
+            f"{i % 2}\t{i}\t{i + 100}\t{a}\t{b}\n" for i, (a, b) in enumerate(zip(sentences(16), sentences(16)))))
+        (rte / name).write_text("index\tsentence1\tsentence2\tlabel\n" + "".join(
+            f"{i}\t{a}\t{b}\t{('entailment', 'not_entailment')[i % 2]}\n" for i, (a, b) in enumerate(zip(sentences(16), sentences(16)))))
     from bert_tasks.tasks.squad.synthetic import write_synthetic_squad
 
     write_synthetic_squad(root / "train.json", n_articles=1, seed=1, version_2=False)
