@@ -29,7 +29,9 @@ def score_predictions(
     Returns ``exact_match``, ``f1`` and ``total``; SQuAD 2.0 adds the HasAns/NoAns splits
     (when such questions exist) and the official best-threshold search over ``null_odds``.
     The answers are taken as final: ``exact_match``/``f1`` apply no further threshold. A
-    question without a prediction counts as answered with "" (v1.1: scores 0).
+    question without a prediction counts as answered with "" (v1.1: scores 0). SQuAD 2.0 also
+    reports ``answered``, the questions given a non-empty answer: 0 means the model abstained on
+    every question, which scores the no-answer share however little it learnt.
     """
     references = _references(examples)
     missing = sum(1 for r in references if r["id"] not in predictions)
@@ -53,4 +55,5 @@ def score_predictions(
     )
     scores = {"exact_match": result["exact"], "f1": result["f1"], "total": result["total"]}
     scores.update({key: result[key] for key in V2_KEYS if key in result})
+    scores["answered"] = sum(1 for text in answer_of.values() if text)
     return scores

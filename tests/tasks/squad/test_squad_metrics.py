@@ -104,6 +104,7 @@ def test_score_predictions_v1_and_v2_keys_and_values():
     # thresholds: start 1; -3.0 answers a (+1 -> 2); 2.0 b has empty prediction (+0); 5.0 c empty (+0)
     assert scores["best_exact"] == pytest.approx(200 / 3) and scores["best_exact_thresh"] == -3.0
     assert set(scores) >= {"HasAns_f1", "NoAns_f1", "best_f1", "best_f1_thresh"}
+    assert scores["answered"] == 1  # only "a" got a non-empty answer
     # null odds above the official 1.0 must not overrule the final answers
     assert score_predictions(examples, {"a": "cat", "b": "dog", "c": ""}, null_odds={"a": 9.0, "b": 9.0, "c": 9.0}, version_2=True)["exact_match"] == 100.0
 

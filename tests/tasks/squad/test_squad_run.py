@@ -31,7 +31,7 @@ def test_finetune_writes_a_complete_run_folder(tag, request, squad_files):
         assert (out / name).is_file(), name
     assert (out / "null_odds.json").is_file() == (tag == "v2")
     results = read_json(out / "eval_results.json")
-    expected = {"exact_match", "f1", "total"} | (set(V2_KEYS) if tag == "v2" else set())
+    expected = {"exact_match", "f1", "total"} | ({*V2_KEYS, "answered"} if tag == "v2" else set())
     assert set(results) == expected
     gold = load_squad_examples(squad_files[f"{tag}-validation"], version_2=tag == "v2")
     assert results["total"] == len(gold)
