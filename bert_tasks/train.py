@@ -178,23 +178,19 @@ class NonFiniteLoss(BertTasksError):
     pass
 
 
-def native_bf16(device: torch.device) -> bool:
-    """Whether ``device`` computes bf16 matmuls natively: a GPU that supports bf16, a CPU with AVX512-BF16 or AMX."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and cpu_bf16_flag() is not None
-
-
 def resolve_precision(setting: str) -> tuple[str, str]:
-    """``train.mixed_precision`` as Accelerate takes it, and why: ``auto`` picks bf16 only on native hardware."""
+    """``train.mixed_precision`` as Accelerate takes it, and why: ``auto`` picks bf16 only where the matmuls run in
+    bf16 natively (a GPU that supports it; a CPU with AVX512-BF16 or AMX, read from its flags once)."""
     if setting != "auto":
         return setting, "set by train.mixed_precision"
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if native_bf16(device):
-        how = f" ({cpu_bf16_flag()})" if device.type == "cpu" else ""
-        return "bf16", f"auto: this {device.type.upper()} computes bf16 natively{how}"
-    return "no", f"auto: this {device.type.upper()} has no native bf16, so fp32"
+    if torch.cuda.is_available():
+        native, device, how = torch.cuda.is_bf16_supported(), "CUDA", ""
+    else:
+        flag = cpu_bf16_flag()
+        native, device, how = flag is not None, "CPU", f" ({flag})"
+    if native:
+        return "bf16", f"auto: this {device} computes bf16 natively{how}"
+    return "no", f"auto: this {device} has no native bf16, so fp32"
 
 
 #: the precision this process's first Accelerator was made with: Accelerate keeps it for the life of the process
