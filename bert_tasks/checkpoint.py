@@ -33,7 +33,7 @@ from .heads import HEADS, Head, get_head, head_of
 from .hub import require_hub
 from .io import atomic_write_bytes, write_json
 from .keymap import HEAD_PREFIXES, HF_REDUNDANT, hf_parts, hf_to_ours, key_table, normalize_hf_key, ours_to_hf
-from .model import BertConfig, sinusoidal_table, unwrap
+from .model import POOLING_KEY, BertConfig, BertForSequenceClassification, pooled_model_type, sinusoidal_table, unwrap
 from .version import __version__
 
 log = logging.getLogger(__name__)
@@ -84,14 +84,26 @@ def read_config(model_dir: Path) -> dict[str, Any]:
         raise BertTasksError(f"cannot read the model config ({exc})", file=path) from None
     if not isinstance(data, dict):
         raise BertTasksError("the model config is not a JSON object", file=path)
-    if data.get("model_type") != "bert":
+    pooling = data.get(POOLING_KEY)
+    pooled = isinstance(pooling, dict) and data.get("model_type") == pooled_model_type(pooling.get("pooling"))
+    if data.get("model_type") != "bert" and not pooled:
         raise BertTasksError(f"model_type is {data.get('model_type')!r}; only BERT checkpoints are supported", file=path)
     return data
 
 
+#: the weights file of a classifier with a pooling of ours: a name transformers does not read, so that no
+#: transformers class loads the encoder with a random head instead (BertConfig.to_hf_dict)
+POOLED_WEIGHTS = "bert_tasks_model.safetensors"
+
+
+def weights_file(model_dir: Path) -> Path:
+    """The folder's single safetensors file: ours for a pooled classifier, else transformers' name."""
+    return model_dir / POOLED_WEIGHTS if (model_dir / POOLED_WEIGHTS).is_file() else model_dir / "model.safetensors"
+
+
 def read_state_dict(model_dir: Path) -> dict[str, torch.Tensor]:
     """Weights from safetensors (one file or shards), else ``pytorch_model.bin`` without unpickling code."""
-    single, index = model_dir / "model.safetensors", model_dir / "model.safetensors.index.json"
+    single, index = weights_file(model_dir), model_dir / "model.safetensors.index.json"
     if single.is_file():
         files = [single]
     elif index.is_file():
@@ -122,8 +134,11 @@ def read_state_dict(model_dir: Path) -> dict[str, torch.Tensor]:
 # --------------------------------------------------------------------------- loading
 
 
-def build_config(hf_config: dict[str, Any], num_labels: int | None, source: Any = None) -> BertConfig:
+def build_config(hf_config: dict[str, Any], num_labels: int | None, source: Any = None,
+                 pooling: dict[str, str] | None = None) -> BertConfig:
     data = dict(hf_config)
+    if pooling is not None:  # a new head's pooling, over the checkpoint's own
+        data[POOLING_KEY] = {} if pooling["pooling"] == "cls" else dict(pooling)
     fixed = data.pop("bert_tasks_position_embeddings", None)
     if fixed:
         data["position_embedding_type"] = fixed
@@ -145,24 +160,31 @@ def load_pretrained(
     backend: str = "scratch",
     *,
     trained_head: bool = False,
+    pooling: dict[str, str] | None = None,
 ) -> nn.Module:
     """Load a BERT checkpoint into our encoder (``backend="scratch"``) or ``transformers`` (``"hf"``).
 
     ``task`` picks the head (:data:`bert_tasks.heads.HEADS`): None (bare encoder), ``"squad"``,
     ``"glue"`` or ``"mlm"``. A head the checkpoint lacks is initialised and named in one log line;
     with ``trained_head`` (evaluation and prediction, where a random head would answer nonsense)
-    it is an error instead, naming the model the folder does hold.
+    it is an error instead, naming the model the folder does hold. ``pooling`` (``task="glue"``: the keys
+    pooling, attention_score, attention_query) replaces the checkpoint's own pooling (BERT's "cls").
     """
     head = get_head(task)
     if backend not in BACKENDS:
         raise BertTasksError(f"unknown backend {backend!r}; choose scratch or hf")
     model_dir = resolve_model_dir(name_or_path)
     hf_config = read_config(model_dir)
-    config = build_config(hf_config, num_labels if head.name == "glue" else None, source=model_dir / "config.json")
+    if pooling is not None and head.name != "glue":
+        raise BertTasksError(f"pooling is for the sentence classification head (task glue), not {task}")
+    config = build_config(hf_config, num_labels if head.name == "glue" else None, source=model_dir / "config.json",
+                          pooling=pooling)
+    if head.name != "glue" and config.pooling != "cls":  # a pooled classifier's encoder, read for another head
+        config.pooling = "cls"
     if trained_head and head.name is not None:
         require_trained_head(model_dir, head.name)
     if backend == "hf":
-        return _load_hf(model_dir, head, config)
+        return _load_hf(model_dir, head, config) if config.pooling == "cls" else _load_hf_pooled(model_dir, config)
     model = head.model_class(config)
     load_hf_state_dict(model, read_state_dict(model_dir), head.name, source=model_dir)
     return model
@@ -170,7 +192,7 @@ def load_pretrained(
 
 def checkpoint_keys(model_dir: Path) -> set[str]:
     """The weight names a folder holds (normalized), read without loading the tensors where the format allows."""
-    single = model_dir / "model.safetensors"
+    single = weights_file(model_dir)
     if not single.is_file():  # shards or pytorch_model.bin: load them (read_state_dict checks them too)
         return {normalize_hf_key(k) for k in read_state_dict(model_dir)}
     try:
@@ -200,7 +222,7 @@ def load_hf_state_dict(model: nn.Module, hf_state: dict[str, torch.Tensor], task
     head = get_head(task)
     config: BertConfig = model.config
     sinusoidal = config.position_embedding_type == "sinusoidal"
-    pairs = key_table(head, config.num_hidden_layers)
+    pairs = key_table(head, config.num_hidden_layers, config.pooling, config.attention_score, config.attention_query)
     # each HF name -> (our name, its share of our tensor: parts of a fused entry are equal slices of dim 0)
     target_of = {normalize_hf_key(h): (ours, len(hf_parts(hf))) for hf, ours in pairs for h in hf_parts(hf)}
 
@@ -267,6 +289,25 @@ def _load_hf(model_dir: Path, head: Head, config: BertConfig) -> nn.Module:
         raise BertTasksError(f"transformers cannot load this checkpoint ({str(exc).splitlines()[0]})", file=model_dir) from None
 
 
+def _load_hf_pooled(model_dir: Path, config: BertConfig) -> nn.Module:
+    """``--backend hf`` with a pooling of ours: transformers' encoder under our pooling and classifier."""
+    encoder_config = {k: v for k, v in config.to_hf_dict().items() if k not in (POOLING_KEY, "model_type")}
+    encoder = transformers.BertModel(transformers.BertConfig(**encoder_config, attn_implementation="sdpa"),
+                                     add_pooling_layer=False)
+    model = BertForSequenceClassification(config, encoder=encoder)
+    state = {normalize_hf_key(k): v for k, v in read_state_dict(model_dir).items()}
+    encoder_state = {k: v for k, v in state.items() if not k.startswith(("pooler.", "pooling.", "classifier.", "cls."))
+                     and not HF_REDUNDANT.match(k)}
+    missing, unexpected = encoder.load_state_dict(encoder_state, strict=False)
+    if unexpected or [k for k in missing if not k.endswith("position_ids")]:
+        shown = ", ".join((unexpected or missing)[:3])
+        raise BertTasksError(f"transformers' encoder does not match this checkpoint ({shown})", file=model_dir)
+    head_state = {k: v for k, v in state.items() if k.startswith(("pooling.", "classifier."))}
+    fits = {k: v for k, v in head_state.items() if k in model.state_dict() and model.state_dict()[k].shape == v.shape}
+    model.load_state_dict(fits, strict=False)
+    return model
+
+
 # --------------------------------------------------------------------------- saving
 
 
@@ -276,7 +317,9 @@ def to_hf_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     head = head_of(model)
     config: BertConfig = model.config
     ours = model.state_dict()
-    pairs = key_table(head, config.num_hidden_layers)
+    if isinstance(model.bert, transformers.PreTrainedModel):  # --backend hf under our pooling: already HF names
+        return {k: t.detach().to("cpu").contiguous().clone() for k, t in ours.items() if not k.endswith("position_ids")}
+    pairs = key_table(head, config.num_hidden_layers, config.pooling, config.attention_score, config.attention_query)
     covered = {our_key for _, our_key in pairs}
     leftovers = [k for k in ours if k not in covered]
     if leftovers:
@@ -305,8 +348,16 @@ def save_pretrained(model: nn.Module, out_dir: str | os.PathLike, tokenizer: Any
         if head.name != "glue":
             for key in ("id2label", "label2id", "problem_type"):
                 config.pop(key, None)
-        atomic_write_bytes(out_dir / "model.safetensors", save(to_hf_state_dict(inner), metadata={"format": "pt"}))
-        write_json(out_dir / "config.json", hf_config_json(config))
+        pooling = config.pop(POOLING_KEY, None)
+        config["model_type"] = "bert"
+        written = hf_config_json(config)
+        weights = "model.safetensors"
+        if pooling:  # transformers must refuse this folder, naming the pooling (BertConfig.to_hf_dict)
+            written.update({"model_type": pooled_model_type(pooling["pooling"]), POOLING_KEY: pooling,
+                            "architectures": [f"BertTasks{pooling['pooling'].capitalize()}PoolingForSequenceClassification"]})
+            weights = POOLED_WEIGHTS
+        atomic_write_bytes(out_dir / weights, save(to_hf_state_dict(inner), metadata={"format": "pt"}))
+        write_json(out_dir / "config.json", dict(sorted(written.items())))
     if tokenizer is not None:
         save_tokenizer(tokenizer, out_dir)
     return out_dir

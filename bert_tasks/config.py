@@ -113,6 +113,21 @@ class ModelSettings(Settings):
     position_embedding_type: Literal["absolute", "sinusoidal"] = setting(
         "absolute", "absolute (learned, as BERT) or sinusoidal; fresh models only.")
     tokenizer: str | None = setting(None, "The tokenizer, when it is not stored with the model.", cli=False)
+    #: how a classification head turns the token states into one vector (bert_tasks/pooling.py); None keeps the
+    #: checkpoint's own (BERT's "cls" pooler for any plain BERT)
+    pooling: Literal["cls", "mean", "max", "attention"] | None = setting(
+        None, "Classifier pooling: cls (BERT's pooler), mean, max or attention over the real tokens; default: the "
+        "checkpoint's own (cls).")
+    attention_score: Literal["additive", "dot", "general", "concat"] = setting(
+        "additive", "With --pooling attention: the scoring function (additive, dot, general, concat).")
+    attention_query: Literal["learned", "cls"] = setting(
+        "learned", "With --pooling attention: a learned query vector, or each input's [CLS] state.")
+
+    def pooling_settings(self) -> dict[str, str] | None:
+        """What ``load_pretrained(pooling=...)`` takes: None to keep the checkpoint's pooling."""
+        if self.pooling is None:
+            return None
+        return {"pooling": self.pooling, "attention_score": self.attention_score, "attention_query": self.attention_query}
 
 
 @dataclass
@@ -200,6 +215,9 @@ class Recipe(Generic[D]):
                 section.validate()
         require(not (self.train.unpad and self.model.backend == "hf"), "train.unpad",
                 "train.unpad needs model.backend scratch: the transformers model has no unpadded path")
+        require(self.model.pooling in (None, "cls") or getattr(self.data, "pools_tokens", False), "model.pooling",
+                f"model.pooling {self.model.pooling} is for sentence classification and regression (glue); "
+                f"task {self.task} reads every token")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Iterable
 import torch
 
 from .heads import HEADS, Head, get_head
+from .pooling import AttentionPooling
 
 #: One HF name, or a tuple of HF names whose tensors concatenate along dim 0 into one of ours.
 HFKey = str | tuple[str, ...]
@@ -63,21 +64,33 @@ POOLER_TABLE = (
 HF_REDUNDANT = re.compile(r"^(cls\.predictions\.decoder\.(weight|bias)|embeddings\.position_ids)$")
 #: The first name part of every head's parameters (and BERT's next-sentence head, under ``cls.``):
 #: known, but unused when a checkpoint holds another task's head.
-HEAD_PREFIXES = tuple(sorted({hf.split(".")[0] for head in HEADS.values() for hf, _ in head.rows}))
+HEAD_PREFIXES = tuple(sorted({hf.split(".")[0] for head in HEADS.values() for hf, _ in head.rows} | {"pooling"}))
 
 
-def key_table(head: Head | str | None, num_layers: int) -> list[tuple[HFKey, str]]:
-    """The full (HF name(s), our name) list for one model with ``head``, layer templates expanded."""
+def pooling_rows(pooling: str, score: str = "additive", query: str = "learned") -> list[tuple[HFKey, str]]:
+    """A learned pooling's own parameters (:mod:`bert_tasks.pooling`), saved under our names: a model that has
+    them is one transformers cannot load anyway (see ``BertConfig.to_hf_dict``)."""
+    if pooling != "attention":
+        return []
+    return [(f"pooling.{name}", f"pooling.{name}") for name in AttentionPooling(1, score, query).state_dict()]
+
+
+def key_table(head: Head | str | None, num_layers: int, pooling: str = "cls", attention_score: str = "additive",
+              attention_query: str = "learned") -> list[tuple[HFKey, str]]:
+    """The full (HF name(s), our name) list for one model with ``head``, layer templates expanded.
+
+    A classification head with a pooling other than BERT's "cls" has no pooler, and an attention pooling
+    adds its own rows."""
     head = head if isinstance(head, Head) else get_head(head)
     prefix = "" if head.name is None else "bert."
-    backbone = BACKBONE_TABLE + (POOLER_TABLE if head.pooler else ())
+    backbone = BACKBONE_TABLE + (POOLER_TABLE if head.pooler and pooling == "cls" else ())
     pairs: list[tuple[HFKey, str]] = []
     for hf, ours in backbone:
         layers = range(num_layers) if "{i}" in ours else [None]
         for i in layers:
             names = tuple(prefix + h.format(i=i) for h in hf) if isinstance(hf, tuple) else prefix + hf.format(i=i)
             pairs.append((names, prefix + ours.format(i=i)))
-    return pairs + list(head.rows)
+    return pairs + list(head.rows) + pooling_rows(pooling, attention_score, attention_query)
 
 
 def hf_parts(hf: HFKey) -> tuple[str, ...]:

@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .pooling import ATTENTION_QUERIES, ATTENTION_SCORES, POOLINGS, AttentionPooling, max_pool, mean_pool
+
 # --------------------------------------------------------------------------- config
 
 
@@ -52,6 +54,11 @@ class BertConfig:
     id2label: dict[int, str] | None = None
     label2id: dict[str, int] | None = None
     problem_type: str | None = None
+    #: how a classification head reads the tokens (:mod:`bert_tasks.pooling`): BERT's "cls" pooler, or mean, max,
+    #: attention. Any but "cls" is saved so that transformers refuses the folder (see :meth:`to_hf_dict`).
+    pooling: str = "cls"
+    attention_score: str = "additive"
+    attention_query: str = "learned"
     #: HF keys we do not model (e.g. ``_name_or_path``), kept so a saved config round-trips.
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -77,6 +84,10 @@ class BertConfig:
             raise ValueError(f"hidden_act {self.hidden_act!r} is not supported; use one of {sorted(ACTIVATIONS)}")
         if self.position_embedding_type not in ("absolute", "learned", "sinusoidal"):
             raise ValueError(f"position_embedding_type {self.position_embedding_type!r} is not supported")
+        for name, choices in (("pooling", POOLINGS), ("attention_score", ATTENTION_SCORES),
+                              ("attention_query", ATTENTION_QUERIES)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
         if self.id2label is not None:
             self.id2label = {int(k): v for k, v in self.id2label.items()}
             self.label2id = {v: k for k, v in self.id2label.items()}
@@ -87,8 +98,14 @@ class BertConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "BertConfig":
-        known = {f.name for f in fields(cls)} - {"extra"}
-        kwargs = {k: v for k, v in data.items() if k in known}
+        known = {f.name for f in fields(cls)} - {"extra"} - set(POOLING_FIELDS)
+        data = dict(data)
+        pooling = data.pop(POOLING_KEY, None) or {}
+        if not isinstance(pooling, dict) or set(pooling) - set(POOLING_FIELDS):
+            raise ValueError(f"{POOLING_KEY} must map some of {', '.join(POOLING_FIELDS)} to values, got {pooling!r}")
+        if pooling:
+            data.pop("model_type", None)  # ours names the pooling (to_hf_dict); the model is still a BERT
+        kwargs = {k: v for k, v in data.items() if k in known} | pooling
         extra = {k: v for k, v in data.items() if k not in known}
         if "num_labels" in extra and "id2label" not in kwargs:
             kwargs["id2label"] = {i: f"LABEL_{i}" for i in range(int(extra["num_labels"]))}
@@ -105,9 +122,20 @@ class BertConfig:
         return cls(**{**sizes, **overrides})
 
     def to_hf_dict(self) -> dict[str, Any]:
-        """The ``config.json`` content; transformers loads it as a ``BertConfig``."""
-        data = {k: v for k, v in asdict(self).items() if k != "extra"}
+        """The ``config.json`` content; transformers loads it as a ``BertConfig``.
+
+        With a pooling other than "cls" it must not: transformers would read [CLS] through a random pooler and
+        answer nonsense. So the model type names the pooling (``bert-tasks-mean-pooling``), which every
+        transformers Auto class and pipeline refuses with that name in the error, and the weights go in a file
+        transformers does not read (:data:`bert_tasks.checkpoint.POOLED_WEIGHTS`).
+        """
+        data = {k: v for k, v in asdict(self).items() if k not in ("extra", *POOLING_FIELDS)}
         data = {**self.extra, **data, "model_type": "bert"}
+        if self.pooling != "cls":
+            data["model_type"] = pooled_model_type(self.pooling)
+            data[POOLING_KEY] = {"pooling": self.pooling}
+            if self.pooling == "attention":
+                data[POOLING_KEY].update(attention_score=self.attention_score, attention_query=self.attention_query)
         if self.position_embedding_type != "absolute":
             # transformers knows only learned tables; we export the fixed table as one (see checkpoint.py).
             data["bert_tasks_position_embeddings"] = self.position_embedding_type
@@ -121,6 +149,15 @@ class BertConfig:
             data.pop("classifier_dropout")
         return data
 
+
+#: the config.json key that holds a non-"cls" pooling, and the fields it holds
+POOLING_KEY = "bert_tasks_pooling"
+POOLING_FIELDS = ("pooling", "attention_score", "attention_query")
+
+
+def pooled_model_type(pooling: Any) -> str:
+    """The model type of a classifier with a pooling of ours: one that transformers refuses, naming it."""
+    return f"bert-tasks-{pooling}-pooling"
 
 #: The compact BERTs of Turc et al. 2019 and the two originals: (layers L, hidden H, heads A).
 PRESETS: dict[str, tuple[int, int, int]] = {
@@ -160,6 +197,7 @@ class QuestionAnsweringOutput:
 class LogitsOutput:
     logits: torch.Tensor  # [B, K] for classification; [B, T, V] or [N, V] for masked LM
     attentions: tuple[torch.Tensor, ...] | None = None
+    pooling_weights: torch.Tensor | None = None  # [B, T]: an attention pooling head's weights over the tokens
 
 
 # --------------------------------------------------------------------------- encoder
@@ -473,20 +511,42 @@ class BertForQuestionAnswering(nn.Module):
 
 
 class BertForSequenceClassification(nn.Module):
-    """Pooler, dropout, linear: K class logits, or one regression output when K = 1."""
+    """Pool, dropout, linear: K class logits, or one regression output when K = 1.
 
-    def __init__(self, config: BertConfig):
+    ``config.pooling`` picks how the T token states become one vector (:mod:`bert_tasks.pooling`): BERT's
+    tanh pooler over [CLS] (the default, as transformers), or mean, max or attention over the real tokens.
+    """
+
+    def __init__(self, config: BertConfig, encoder: nn.Module | None = None):
         super().__init__()
         self.config = config
-        self.bert = BertModel(config, add_pooler=True)
+        # ``encoder``: another BERT encoder returning last_hidden_state (transformers' own, for --backend hf)
+        self.bert = encoder if encoder is not None else BertModel(config, add_pooler=config.pooling == "cls")
+        self.pooling = None
+        if config.pooling == "attention":
+            self.pooling = AttentionPooling(config.hidden_size, config.attention_score, config.attention_query)
+            self.pooling.apply(lambda m: init_weights(m, config.initializer_range))
         dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
         self.dropout = Dropout(dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         init_weights(self.classifier, config.initializer_range)
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, output_attentions=False):
-        out = self.bert(input_ids, attention_mask, token_type_ids, output_attentions)
-        return LogitsOutput(logits=self.classifier(self.dropout(out.pooler_output)), attentions=out.attentions)
+        out = self.bert(input_ids, attention_mask, token_type_ids, output_attentions=output_attentions)
+        weights = None
+        if self.config.pooling == "cls":
+            pooled = out.pooler_output  # [B, C]
+        else:
+            h = out.last_hidden_state  # [B, T, C]
+            real = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
+            if self.config.pooling == "mean":
+                pooled = mean_pool(h, real)
+            elif self.config.pooling == "max":
+                pooled = max_pool(h, real)
+            else:
+                pooled, weights = self.pooling(h, real)
+        return LogitsOutput(logits=self.classifier(self.dropout(pooled)), attentions=out.attentions,
+                            pooling_weights=weights)
 
 
 class MaskedLMHead(nn.Module):

@@ -253,12 +253,13 @@ def build_model(recipe: Recipe, task: Task, tokenizer: Any, *, resuming: bool = 
         if settings.backend == "hf":
             raise BertTasksError("model.preset builds our own encoder; use backend scratch or a checkpoint")
         config = BertConfig.from_preset(settings.preset, vocab_size=len(tokenizer), id2label=id2label,
-                                        position_embedding_type=settings.position_embedding_type)
+                                        position_embedding_type=settings.position_embedding_type,
+                                        **(settings.pooling_settings() or {}))
         model = HEADS[task.head].model_class(config)
     else:
         with _quiet_new_head(resuming):
             model = load_pretrained(settings.name_or_path, task=task.head, num_labels=task.num_labels(cfg),
-                                    backend=settings.backend)
+                                    backend=settings.backend, pooling=settings.pooling_settings())
         if id2label is not None:
             model.config.id2label = dict(id2label)
             model.config.label2id = {v: k for k, v in id2label.items()}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ...config import Settings, require, setting
 from .spec import TASK_NAMES, get_spec
@@ -21,6 +21,9 @@ HUB_DATASETS = ("glue", "nyu-mll/glue")
 
 @dataclass
 class GlueDataConfig(Settings):
+    #: a sentence-level head: model.pooling may choose how it reads the tokens
+    pools_tokens: ClassVar[bool] = True
+
     task: str | None = setting(None, f"{', '.join(TASK_NAMES)}, or all (every task found under --data-dir).",
                                flags=("--task", "-t"), also=("task",))
     data_dir: str | None = setting(None, "GLUE root (holding CoLA/, SST-2/, ...) or a folder with one task's files.",
