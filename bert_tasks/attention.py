@@ -265,3 +265,20 @@ def qa_figure(maps: AttentionMaps, question_span: Span, context_span: Span, answ
     which = "mean of heads" if head is None else f"head {head}"
     fig.suptitle(f"answer: {span_text(maps.tokens, answer_span)!r} (boxed) — layer {layer}, {which}")
     return fig
+
+
+def pooling_figure(tokens: Sequence[str], weights: Sequence[float], title: str) -> Figure:
+    """An attention pooling head's weights over one input: a heat strip under the tokens, the values on it."""
+    n = len(tokens)
+    fig = Figure(figsize=(float(np.clip(0.45 * n + 1.5, 5, 24)), 2.4), layout="constrained")
+    ax = fig.subplots()
+    image = ax.imshow(np.asarray(weights, dtype=np.float64)[None, :], cmap=CMAP, vmin=0.0, aspect="auto")
+    fontsize = _fontsize(n)
+    _label_axes(ax, None, list(tokens), fontsize)
+    if n <= 40:  # beyond that the numbers overlap
+        for i, w in enumerate(weights):
+            ax.text(i, 0, f"{w:.2f}", ha="center", va="center", fontsize=fontsize * 0.8,
+                    color="white" if w < 0.6 * max(weights) else "black")
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(image, ax=ax, shrink=0.9, label="pooling weight", pad=0.01)
+    return fig

@@ -240,7 +240,8 @@ def load_hf_state_dict(model: nn.Module, hf_state: dict[str, torch.Tensor], task
         if HF_REDUNDANT.match(key) or (sinusoidal and key == "embeddings.position_embeddings.weight"):
             continue  # tied copies, legacy buffers, and a fixed table that we recompute
         if key not in target_of:
-            if key.split(".")[0] in HEAD_PREFIXES or (key.startswith("pooler.") and not head.pooler):
+            pooler_unused = not (head.pooler and config.pooling == "cls")  # mean/max/attention read no pooler
+            if key.split(".")[0] in HEAD_PREFIXES or (key.startswith("pooler.") and pooler_unused):
                 unused_heads.add(key.split(".")[0])
                 continue
             raise BertTasksError(f"checkpoint weight {key!r} has no place in a BERT {task or 'encoder'} model", file=source)
@@ -262,8 +263,8 @@ def load_hf_state_dict(model: nn.Module, hf_state: dict[str, torch.Tensor], task
     missing = {ours for _, ours in pairs if ours not in loaded}
     if sinusoidal:
         missing -= {ours for ours in missing if ours.endswith("embeddings.position.weight")}
-    # A checkpoint may lack a head or the pooler (BertForMaskedLM has none); those start fresh.
-    fresh = {ours for _, ours in head.rows} | {ours for _, ours in pairs if "pooler." in ours}
+    # A checkpoint may lack a head, the pooler (BertForMaskedLM has none) or our pooling; those start fresh.
+    fresh = {ours for _, ours in head.rows} | {ours for _, ours in pairs if "pooler." in ours or ours.startswith("pooling.")}
     initialised = missing & fresh
     absent_backbone = sorted(missing - initialised)
     if absent_backbone:
@@ -317,7 +318,7 @@ def to_hf_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     head = head_of(model)
     config: BertConfig = model.config
     ours = model.state_dict()
-    if isinstance(model.bert, transformers.PreTrainedModel):  # --backend hf under our pooling: already HF names
+    if isinstance(getattr(model, "bert", None), transformers.PreTrainedModel):  # --backend hf under our pooling: already HF names
         return {k: t.detach().to("cpu").contiguous().clone() for k, t in ours.items() if not k.endswith("position_ids")}
     pairs = key_table(head, config.num_hidden_layers, config.pooling, config.attention_score, config.attention_query)
     covered = {our_key for _, our_key in pairs}

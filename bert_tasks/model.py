@@ -159,6 +159,17 @@ def pooled_model_type(pooling: Any) -> str:
     """The model type of a classifier with a pooling of ours: one that transformers refuses, naming it."""
     return f"bert-tasks-{pooling}-pooling"
 
+
+def pooling_text(config: Any) -> str | None:
+    """A classifier's pooling in words ("attention (additive score, learned query)"); None for BERT's own [CLS]
+    pooler, and for any config without our pooling (transformers' own, a head that reads every token)."""
+    pooling = getattr(config, "pooling", "cls")
+    if pooling == "cls":
+        return None
+    if pooling == "attention":
+        return f"attention ({config.attention_score} score, {config.attention_query} query)"
+    return f"{pooling} over the real tokens"
+
 #: The compact BERTs of Turc et al. 2019 and the two originals: (layers L, hidden H, heads A).
 PRESETS: dict[str, tuple[int, int, int]] = {
     "tiny": (2, 128, 2),

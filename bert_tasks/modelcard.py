@@ -80,10 +80,16 @@ def training_summary(recipe: Any, fit_result: Any = None) -> str:
 
 
 def render_model_card(recipe: Any, metrics: dict[str, Any], *, head: Head, fit_result: Any = None,
-                      eval_set: str | None = None, **dataset: Any) -> str:
-    """The README.md: front matter for the Hub, the scores with the set they were measured on, the settings."""
+                      eval_set: str | None = None, settings: dict[str, Any] | None = None, pooling: str | None = None,
+                      **dataset: Any) -> str:
+    """The README.md: front matter for the Hub, the scores with the set they were measured on, the settings.
+
+    ``settings``: the task's own rows for the settings table (GLUE's class weights); ``pooling``: a classifier
+    pooling other than BERT's [CLS] pooler, described (``BertConfig.pooling_text``): transformers cannot load such a
+    model, and the card says so instead of showing transformers' loading code."""
     meta = card_metadata(recipe, metrics, head, **dataset)
-    auto_class = head.auto_class
+    if pooling:
+        meta["library_name"] = "bert-tasks"
     train = recipe.train
     hyper = {
         "learning_rate": train.learning_rate, "train_batch_size": train.batch_size,
@@ -93,6 +99,7 @@ def render_model_card(recipe: Any, metrics: dict[str, Any], *, head: Head, fit_r
         "lr_scheduler": train.lr_scheduler, "warmup_ratio": train.warmup_ratio,
         "weight_decay": train.weight_decay, "mixed_precision": train.mixed_precision, "seed": train.seed,
         "backend": recipe.model.backend,
+        **({"pooling": pooling} if pooling else {}), **(settings or {}),
     }
     rows = "\n".join(f"| {k} | {v} |" for k, v in hyper.items() if v is not None)
     scores = "\n".join(f"| {m['name']} | {m['value']} |" for m in meta["model-index"][0]["results"][0]["metrics"])
@@ -126,15 +133,25 @@ The full resolved configuration is in `recipe.yaml`; the per-step log in `train_
 
 ## How to load
 
-```python
-from transformers import {auto_class}, AutoTokenizer
+{how_to_load(head, pooling)}
+"""
 
-model = {auto_class}.from_pretrained("path/to/this/folder")
+
+def how_to_load(head: Head, pooling: str | None) -> str:
+    ours = f'bert_tasks.load_pretrained("path/to/this/folder", task="{head.name}")'
+    if pooling:
+        return (f"This classifier pools the tokens by {pooling}, which transformers has no class for: transformers "
+                f"refuses this folder (its model_type names the pooling) rather than load it with a random head. Load "
+                f"it with bert-tasks: `{ours}`, or `bert-tasks eval glue` / `bert-tasks predict glue --model` this "
+                "folder.")
+    return f"""```python
+from transformers import {head.auto_class}, AutoTokenizer
+
+model = {head.auto_class}.from_pretrained("path/to/this/folder")
 tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")
 ```
 
-or with bert-tasks' own encoder: `bert_tasks.load_pretrained("path/to/this/folder", task="{head.name}")`.
-"""
+or with bert-tasks' own encoder: `{ours}`."""
 
 
 def write_model_card(output_dir: str | Path, recipe: Any, metrics: dict[str, Any], **details: Any) -> Path:

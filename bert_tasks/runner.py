@@ -54,7 +54,7 @@ from .config import EVAL_DIR, Recipe, with_settings
 from .errors import BertTasksError
 from .heads import HEADS
 from .io import append_jsonl, atomic_write_text, output_folder, prepare_output_dir, write_json
-from .model import BertConfig, set_unpadding, unwrap
+from .model import BertConfig, pooling_text, set_unpadding, unwrap
 from .modelcard import is_score, write_model_card
 from .protocol import RunContext, Task
 from .tasks import FAMILIES, TaskFamily, family_of, get_task
@@ -600,7 +600,7 @@ def finish_run(run: Run, task: Task, model: Any, tokenizer: Any, metrics: dict[s
             write_json(run.output_dir / "eval_results.json", metrics)
         write_json(run.output_dir / "train_results.json", dataclasses.asdict(fit_result))
         write_model_card(run.output_dir, run.recipe, metrics or {}, head=HEADS[task.head], fit_result=fit_result,
-                         **task.card(run.recipe, metrics or {}))
+                         pooling=pooling_text(unwrap(model).config), **task.card(run.recipe, metrics or {}))
     if run.recipe.train.report_to:
         accelerator.end_training()
     accelerator.wait_for_everyone()

@@ -367,6 +367,55 @@ CASES += [
                                                                   "--layer", "9", "--out", str(tmp / "out" / "a.png")], "layer 9"),
 ]
 
+# --------------------------------------------------------------------------- the pooling issue's cases
+
+
+def pooled_classifier(tmp: Path, model: Path, pooling: str) -> Path:
+    import torch
+    from transformers import AutoTokenizer
+
+    from bert_tasks.checkpoint import save_pretrained
+    from bert_tasks.model import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    folder = tmp / f"{pooling}-model"
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=37,
+                        max_position_embeddings=128, id2label={0: "negative", 1: "positive"}, pooling=pooling)
+    save_pretrained(BertForSequenceClassification(config), folder, tokenizer=AutoTokenizer.from_pretrained(model))
+    return folder
+
+
+SST2_ONE_CLASS = "sentence\tlabel\na fine film\t1\na good film\t1\n"
+
+CASES += [
+    cli_case("pooling-unknown", lambda tmp, model: glue_run(tmp, model, "--pooling", "sum"), "model.pooling", "sum"),
+    cli_case("attention-score-unknown", lambda tmp, model: glue_run(tmp, model, "--pooling", "attention",
+                                                                    "--attention-score", "cosine"), "attention_score", "cosine"),
+    cli_case("pooling-for-squad", lambda tmp, model: ["finetune", "squad", "--recipe", "quickstart", "--model", str(model),
+                                                      "--output-dir", str(tmp / "out"), "--set", "model.pooling=mean"],
+             "model.pooling", "squad"),
+    cli_case("pooling-weights-of-a-mean-head", lambda tmp, model: [
+        "attention", "--model", str(pooled_classifier(tmp, model, "mean")), "--text", "hi", "--pooling-weights",
+        "--out", str(tmp / "out" / "p.png")], "config.json", "pools by mean"),
+    cli_case("pooling-weights-with-a-layer", lambda tmp, model: [
+        "attention", "--model", str(pooled_classifier(tmp, model, "attention")), "--text", "hi", "--pooling-weights",
+        "--layer", "0", "--out", str(tmp / "out" / "p.png")], "--layer"),
+    stsb_case("class-weights-on-regression", "class_weights", "regression", extra=("--class-weights", "auto")),
+    cli_case("class-weights-wrong-count", lambda tmp, model: glue_run(tmp, model, "--class-weights", "negative=2"),
+             "--class-weights", "missing: positive"),
+    cli_case("class-weights-unknown-label", lambda tmp, model: glue_run(tmp, model, "--class-weights", "negative=1,happy=2"),
+             "'happy'", "negative, positive"),
+    cli_case("class-weights-zero", lambda tmp, model: glue_run(tmp, model, "--class-weights", "negative=0,positive=1"),
+             "positive number", "'0'"),
+    cli_case("class-weights-twice", lambda tmp, model: glue_run(tmp, model, "--class-weights", "negative=1,0=2,positive=1"),
+             "given twice"),
+    cli_case("class-weights-not-a-pair", lambda tmp, model: glue_run(tmp, model, "--class-weights", "balanced"),
+             "'balanced'", "auto"),
+    cli_case("class-weights-auto-a-class-never-seen", lambda tmp, model: glue_run(
+        tmp, model, "--class-weights", "auto", folder=sst2_dir(tmp / "glue", train=SST2_ONE_CLASS)),
+        "class_weights auto", "negative never occurs"),
+]
+
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_bad_input_gets_one_clear_line_and_leaves_nothing(case, tmp_path, tiny_model, capsys):

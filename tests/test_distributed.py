@@ -65,6 +65,17 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path, si
     assert info["predictions"] == ref["predictions"] and info["accuracy"] == ref["accuracy"]
 
 
+def test_attention_pooling_trains_alike_in_two_processes(tmp_path):
+    """The pooling head's own parameters are synchronised like the rest: 2 processes = 1 with the same global batch."""
+    pooled = ("--pooling", "attention", "--attention-score", "general")
+    one = run([sys.executable, WORKER, "--out", str(tmp_path / "one"), "--accum", "2", *pooled])
+    two = run(torchrun("--out", str(tmp_path / "two"), "--accum", "1", *pooled))
+    assert one.returncode == 0 and two.returncode == 0, (one.stderr + two.stderr)[-2000:]
+    (weights, info), (ref_weights, ref) = outcome(tmp_path / "two"), outcome(tmp_path / "one")
+    assert any(k.startswith("pooling.score.w") for k in weights) and info["processes"] == 2
+    assert max_diff(weights, ref_weights) <= 1e-5 and info["predictions"] == ref["predictions"]
+
+
 @pytest.mark.slow
 def test_two_nodes_on_loopback_finish_and_agree(tmp_path, single_process):
     port = free_port()

@@ -48,9 +48,10 @@ def toy_dataset(n: int = 48, seed: int = 0) -> datasets.Dataset:
     return datasets.Dataset.from_list(rows)
 
 
-def new_model(seed: int = 0):
+def new_model(seed: int = 0, **pooling):
+    """``pooling``: BertConfig's pooling fields (pooling, attention_score, attention_query)."""
     torch.manual_seed(seed)
-    return BertForSequenceClassification(BertConfig(**TINY))
+    return BertForSequenceClassification(BertConfig(**TINY, **pooling))
 
 
 def weights(model):

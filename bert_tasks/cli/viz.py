@@ -41,10 +41,15 @@ def attention(
     layer: Annotated[Optional[int], typer.Option("--layer", help="Layer, from 0 (default: the last).")] = None,
     head: Annotated[Optional[int], typer.Option("--head", help="Head, from 0 (default: a grid of all heads; with --question, their mean).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Also write the weights as {tokens, layer, head?, weights}.")] = False,
+    pooling_weights: Annotated[bool, typer.Option("--pooling-weights", help="Draw a classifier's attention pooling weights over the tokens, with its prediction.")] = False,
 ) -> None:
     """Draw the attention of one layer: every head in a grid, one head, or a QA answer against its question.
 
+    With --pooling-weights, draw instead what a classifier with an attention pooling head
+    (finetune glue --pooling attention) reads: its weight on each token, and the label it predicts.
+
     Example: bert-tasks attention --text "The cat sat on the mat because it was tired." --layer 3 --out attn.png
+    Example: bert-tasks attention --model runs/sst2-attention --text "a gripping, funny film" --pooling-weights --out pool.png
     """
     from ..attention import attention_maps, check_layer_head, head_figure, layer_grid_figure, qa_figure, qa_spans, span_text
     from ..checkpoint import load_pretrained, load_tokenizer, read_config, resolve_model_dir
@@ -59,6 +64,11 @@ def attention(
         raise BertTasksError("--question and --context go together")
     if not qa and text is None:
         raise BertTasksError("nothing to look at; pass --text, or --question with --context")
+    if pooling_weights:
+        if qa or layer is not None or head is not None:
+            raise BertTasksError("--pooling-weights draws a classifier's pooling over --text [--text-pair]; "
+                                 "drop --question/--context/--layer/--head")
+        return draw_pooling_weights(out, model, text, text_pair, json_out)
 
     # The config alone knows the sizes: a bad --layer fails before any weights load.
     model_dir = resolve_model_dir(model)
@@ -86,4 +96,29 @@ def attention(
     if json_out:
         json_path = out.with_suffix(".json")
         write_json(json_path, {**maps.to_json(layer, head), **extra}, indent=None)
+        print(json_path)
+
+
+def draw_pooling_weights(out: Path, model: str, text: str, text_pair: str | None, json_out: bool) -> None:
+    """`attention --pooling-weights`: the weights `predict glue` returns, drawn under the tokens."""
+    from ..attention import pooling_figure
+    from ..checkpoint import read_config, resolve_model_dir
+    from ..io import write_json
+    from ..model import POOLING_KEY
+    from ..plots import save_figure
+    from ..tasks.glue.inference import predict_text
+
+    folder = resolve_model_dir(model)
+    pooling = (read_config(folder).get(POOLING_KEY) or {}).get("pooling", "cls")
+    if pooling != "attention":
+        raise BertTasksError(f"this model pools by {pooling}, which has no weights to draw; --pooling-weights needs a "
+                             "classifier trained with --pooling attention", file=folder / "config.json")
+    result = predict_text(folder, text, text_pair)
+    shown = f"{result['label']} ({result['score']:.3f})"
+    weights = result["pooling_weights"]
+    print(f"prediction: {shown}")
+    print(save_figure(pooling_figure(weights["tokens"], weights["weights"], f"attention pooling weights; prediction: {shown}"), out))
+    if json_out:
+        json_path = out.with_suffix(".json")
+        write_json(json_path, {**weights, "label": result["label"], "score": result["score"]}, indent=None)
         print(json_path)

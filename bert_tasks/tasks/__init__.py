@@ -127,6 +127,7 @@ GLUE = register(TaskFamily(
     help="Fine-tune on a GLUE task (or all of them) with run_glue.py's defaults: lr 2e-5, batch 32, 3 epochs, 128 tokens.",
     examples=("bert-tasks finetune glue --task sst2 --model minilm --data-dir glue_data/SST-2 --output-dir runs/sst2",),
     expand=lazy("bert_tasks.tasks.glue.run", "expand"), report=lazy("bert_tasks.tasks.glue.run", "report"),
+    model_flags=("name_or_path", "backend", "pooling", "attention_score", "attention_query"),
 ))
 SQUAD = register(TaskFamily(
     name="squad", command="finetune", config_class=SquadDataConfig, default_task="squad",

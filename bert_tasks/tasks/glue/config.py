@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ...config import Settings, require, setting
-from .spec import TASK_NAMES, get_spec
+from .spec import TASK_NAMES, get_spec, label_lookup
 
 ALL_TASKS = "all"
 FAMILY = "glue"
@@ -40,6 +40,10 @@ class GlueDataConfig(Settings):
     max_predict_samples: int | None = setting(None, "Use only the first N test examples.", cli=False, at_least=1)
     do_predict: bool = setting(False, "Also write GLUE leaderboard files from the test sets.",
                                flags=("--do-predict/--no-predict",))
+    #: weights of the cross-entropy per class: "auto" (inverse frequency over the training set, as scikit-learn's
+    #: "balanced") or "label=weight,..." naming every label; classification tasks only (GlueTask.read_data resolves it)
+    class_weights: str | None = setting(
+        None, "Weight the loss per class: auto (inverse frequency in the training data) or label=w,... for every label.")
     #: where leaderboard files go (default OUTPUT/submission); a `task: all` run gathers every task's in one folder
     submission_dir: str | None = setting(None, "Folder for the leaderboard files (default: OUTPUT/submission).", cli=False)
 
@@ -66,6 +70,8 @@ class GlueDataConfig(Settings):
         if self.max_eval_samples == 1 and self.task not in (None, ALL_TASKS):
             require(not get_spec(self.task).is_regression, "max_eval_samples",
                     f"max_eval_samples 1: {self.task}'s correlations need at least two dev examples")
+        if self.class_weights is not None and self.task not in (None, ALL_TASKS):
+            explicit_class_weights(self.class_weights, self.task)  # refuses a regression task, a bad list
         require(not (self.do_predict and self.user_files and not self.test_file), "do_predict",
                 "do_predict needs test_file when the data comes from your own files")
 
@@ -77,3 +83,37 @@ class GlueDataConfig(Settings):
                                    "(or pass --task)")
         self.task = self.task or named or "sst2"
         recipe.task = FAMILY if self.task == ALL_TASKS else self.task
+
+
+def explicit_class_weights(text: str, task: str) -> dict[str, float] | None:
+    """``class_weights`` checked against ``task``: None for "auto", else the Hub's label name -> weight, every label once.
+
+    Labels may be named as the model names them (the Hub's: ``not_equivalent``, ``equivalent``), as GLUE's files
+    do (``0``, ``1``; MNLI ``entailment``...) or by class id, in any case."""
+    spec = get_spec(task)
+    require(not spec.is_regression, "class_weights",
+            f"class_weights is for classification; {task} is a regression task (one score, no classes)")
+    if text.strip() == "auto":
+        return None
+    aliases = {name.lower(): spec.hub_labels[i] for name, i in label_lookup(task).items()}
+    weights: dict[str, float] = {}
+    for item in text.split(","):
+        label, sep, value = item.partition("=")
+        label = label.strip()
+        require(bool(sep), "class_weights", f"{item.strip()!r} is not label=weight; give auto or "
+                f"{','.join(f'{name}=1.0' for name in spec.hub_labels)}")
+        hub = aliases.get(label.lower())
+        require(hub is not None, "class_weights",
+                f"{label!r} is not a {task} label ({', '.join(spec.hub_labels)})")
+        require(hub not in weights, "class_weights", f"label {hub} is given twice")
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = float("nan")
+        require(weight > 0 and weight < float("inf"), "class_weights",
+                f"the weight of {hub} must be a positive number, got {value.strip()!r}")
+        weights[hub] = weight
+    missing = [name for name in spec.hub_labels if name not in weights]
+    require(not missing, "class_weights", f"{task} has {spec.num_labels} labels; give a weight for "
+            f"each (missing: {', '.join(missing)})")
+    return weights

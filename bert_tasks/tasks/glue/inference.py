@@ -28,7 +28,11 @@ def trained_max_seq_length(model_dir: str | Path) -> int | None:
 
 def predict_text(model_dir: str | Path, text: str, text_pair: str | None = None,
                  backend: str = "scratch") -> dict[str, Any]:
-    """The predicted label of one sentence (pair) and every label's probability (STS-B: the score)."""
+    """The predicted label of one sentence (pair) and every label's probability (STS-B: the score).
+
+    A model with an attention pooling head also gives its weights over the input's tokens: ``pooling_weights``,
+    ``{"tokens": [...], "weights": [...]}`` (the weights sum to 1).
+    """
     if not text or not text.strip():
         raise BertTasksError("--text is empty")
     if text_pair is not None and not text_pair.strip():
@@ -52,14 +56,20 @@ def predict_text(model_dir: str | Path, text: str, text_pair: str | None = None,
     inputs = tokenizer(text, text_pair, truncation=True, max_length=max_length, return_tensors="pt",
                        return_token_type_ids=True)
     with torch.no_grad():
-        logits = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
-                       token_type_ids=inputs["token_type_ids"]).logits[0].float()
+        output = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                       token_type_ids=inputs["token_type_ids"])
+    logits = output.logits[0].float()
     out: dict[str, Any] = {"text": text, **({"text_pair": text_pair} if text_pair is not None else {})}
+    extra: dict[str, Any] = {}
+    weights = getattr(output, "pooling_weights", None)
+    if weights is not None:
+        extra["pooling_weights"] = {"tokens": tokenizer.convert_ids_to_tokens(inputs["input_ids"][0].tolist()),
+                                  "weights": [round(float(w), 6) for w in weights[0]]}
     if len(labels) == 1 or config.get("problem_type") == "regression":
-        return {**out, "label": labels[0], "score": float(logits[0])}
+        return {**out, "label": labels[0], "score": float(logits[0]), **extra}
     probs = torch.softmax(logits, dim=-1).tolist()
     best = int(np.argmax(probs))
     probabilities = {labels[i]: float(p) for i, p in enumerate(probs)}
     if not math.isclose(sum(probabilities.values()), 1.0, abs_tol=1e-4):  # duplicate label names collapse
         raise BertTasksError("config.json id2label has repeated names", file=folder / "config.json")
-    return {**out, "label": labels[best], "score": probs[best], "probabilities": probabilities}
+    return {**out, "label": labels[best], "score": probs[best], "probabilities": probabilities, **extra}

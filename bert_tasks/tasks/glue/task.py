@@ -29,7 +29,7 @@ from ...metrics import load_metric
 from ...modelcard import eval_set_text
 from ...protocol import PAD_MULTIPLE, Evaluator, TaskBase, pad_batch
 from ...train import predict
-from .config import GlueDataConfig
+from .config import GlueDataConfig, explicit_class_weights
 from .data import UNLABELED, load_glue_splits, split_group
 from .report import task_results, task_score, write_submission
 from .spec import EVAL_SPLIT_SUFFIX, get_spec, id2label
@@ -49,6 +49,8 @@ class GlueTask(TaskBase):
         #: both are taken from the tokenizer and config by :meth:`preprocess`, since collate sees neither
         self.pad_token_id = pad_token_id
         self.pad_to_multiple_of = pad_to_multiple_of
+        #: the cross-entropy's weight per class id ([K]), when the recipe sets data.class_weights (read_data)
+        self.class_weights: torch.Tensor | None = None
 
     def num_labels(self, cfg: GlueDataConfig | None = None) -> int:
         return get_spec(cfg.task).num_labels if cfg is not None else self.spec.num_labels
@@ -95,7 +97,8 @@ class GlueTask(TaskBase):
         labels = batch["labels"]
         if self.spec.is_regression:
             return F.mse_loss(logits.squeeze(-1).float(), labels.view(-1).float())
-        return F.cross_entropy(logits.view(-1, logits.size(-1)).float(), labels.view(-1).long())
+        weight = None if self.class_weights is None else self.class_weights.to(logits.device)
+        return F.cross_entropy(logits.view(-1, logits.size(-1)).float(), labels.view(-1).long(), weight=weight)
 
     def postprocess(self, logits: Any) -> np.ndarray:
         """Class ids (argmax), or one float score per example for STS-B."""
@@ -119,6 +122,8 @@ class GlueTask(TaskBase):
         splits = load_glue_splits(recipe.data)
         if "train" not in splits:
             raise BertTasksError(f"no training data for task {self.name}: give train_file or a folder with train.tsv")
+        if recipe.data.class_weights is not None:
+            self.class_weights = class_weight_tensor(recipe.data.class_weights, self.name, splits["train"]["label"])
         return splits
 
     def read_eval_data(self, cfg: GlueDataConfig) -> dict[str, Any]:
@@ -209,12 +214,32 @@ class GlueTask(TaskBase):
     def card(self, recipe: Any, metrics: dict[str, Any]) -> dict[str, Any]:
         cfg: GlueDataConfig = recipe.data
         name = f"GLUE {self.spec.folder}"
-        card = {"dataset_name": name, "dataset_type": "glue"}
+        card: dict[str, Any] = {"dataset_name": name, "dataset_type": "glue"}
+        if self.class_weights is not None:
+            names = id2label(self.name, names="hub")
+            shown = ", ".join(f"{names[i]} {w:.4g}" for i, w in enumerate(self.class_weights.tolist()))
+            card["settings"] = {"class_weights": f"{shown} ({cfg.class_weights})" if cfg.class_weights == "auto" else shown}
         if metrics:
             splits = " and ".join(self.spec.eval_files)
             card["eval_set"] = eval_set_text(f"{name} {splits}", metrics["eval_samples"], "examples", cfg.max_eval_samples,
                                              splits=len(self.spec.eval_files))
         return card
+
+
+def class_weight_tensor(setting: str, task: str, train_labels: Any) -> torch.Tensor:
+    """``data.class_weights`` as the cross-entropy's [K] weights. "auto" is inverse frequency over the training
+    labels, n / (K * count_k) (scikit-learn's "balanced": a balanced set gets 1 everywhere); a class that never
+    occurs has no frequency to invert, so it is an error naming it."""
+    explicit = explicit_class_weights(setting, task)
+    names = id2label(task, names="hub")
+    if explicit is not None:
+        return torch.tensor([explicit[names[i]] for i in range(len(names))], dtype=torch.float32)
+    counts = np.bincount(np.asarray(train_labels, dtype=np.int64), minlength=len(names))
+    absent = [names[i] for i in range(len(names)) if counts[i] == 0]
+    if absent:
+        raise BertTasksError(f"class_weights auto: label {', '.join(absent)} never occurs in the {len(train_labels)} "
+                             "training examples; give the weights per label instead", record="key class_weights")
+    return torch.tensor(counts.sum() / (len(names) * counts), dtype=torch.float32)
 
 
 def _tokenizer_fingerprint(tokenizer) -> str:
