@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "bert_tasks"
 #: floor, from the bottom: every module of the package sits on exactly one
 FLOORS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("errors", "version", "threads", "hardware", "io", "bundled", "hub", "metrics")),
-    ("model, protocol, settings", ("model", "protocol", "config")),
+    ("model, protocol, settings", ("model", "pooling", "protocol", "config")),
     ("heads and what reads them", ("heads", "keymap", "compiled", "modelcard", "attention", "plots")),
     ("checkpoints", ("checkpoint",)),
     ("training loop", ("train",)),
