@@ -18,11 +18,16 @@ import bert_tasks.tasks.glue.data as glue_data
 
 def stall(phase: str, real, *, stubborn: bool = False):
     def stalled(*args, **kwargs):
-        print(f"stalled in {phase}", file=sys.stderr, flush=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                time.sleep(0.01)
+        deadline, said = time.monotonic() + 60, False
+        while True:
+            try:  # the line and the whole wait inside the try: the test's Ctrl-C follows the line at once,
+                # and can land on any line of the wait, not only in sleep
+                if not said:
+                    said = True
+                    print(f"stalled in {phase}", file=sys.stderr, flush=True)
+                while time.monotonic() < deadline:
+                    time.sleep(0.01)
+                break
             except KeyboardInterrupt:
                 if not stubborn:
                     raise
