@@ -81,7 +81,7 @@ def attention_maps(model: Any, tokenizer: Any, text: str, text_pair: str | None 
     BERT. For span QA pass the question as ``text`` and the context as ``text_pair``.
     ``pad_to`` pads to that many tokens and keeps the [PAD] columns (they get zero weight).
     """
-    limit = min(getattr(model.config, "max_position_embeddings", 512), 512)
+    limit = min(getattr(model.config, "max_tokens", getattr(model.config, "max_position_embeddings", 512)), 512)
     encoding = tokenizer(
         text, text_pair, return_tensors="pt", max_length=min(pad_to or limit, limit),
         truncation="only_second" if text_pair else True,  # a QA question must survive whole

@@ -13,6 +13,7 @@ Public API (kept stable):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -29,10 +30,11 @@ from torch import nn
 
 from .bundled import BUNDLED_NAMES, BUNDLED_SHA256, bundled_model_path, sha256_file  # noqa: F401 (re-exported)
 from .errors import BertTasksError
+from .families import FAMILIES, architecture, get_family, head_rows
 from .heads import HEADS, Head, get_head, head_of
 from .hub import require_hub
 from .io import atomic_write_bytes, write_json
-from .keymap import HEAD_PREFIXES, HF_REDUNDANT, hf_parts, hf_to_ours, key_table, normalize_hf_key, ours_to_hf
+from .keymap import HEAD_PREFIXES, HF_REDUNDANT, hf_parts, hf_to_ours, model_key_table, normalize_hf_key, ours_to_hf
 from .model import POOLING_KEY, BertConfig, BertForSequenceClassification, pooled_model_type, sinusoidal_table, unwrap
 from .version import __version__
 
@@ -84,11 +86,17 @@ def read_config(model_dir: Path) -> dict[str, Any]:
         raise BertTasksError(f"cannot read the model config ({exc})", file=path) from None
     if not isinstance(data, dict):
         raise BertTasksError("the model config is not a JSON object", file=path)
-    pooling = data.get(POOLING_KEY)
-    pooled = isinstance(pooling, dict) and data.get("model_type") == pooled_model_type(pooling.get("pooling"))
-    if data.get("model_type") != "bert" and not pooled:
-        raise BertTasksError(f"model_type is {data.get('model_type')!r}; only BERT checkpoints are supported", file=path)
+    if not isinstance(data.get("model_type"), str):
+        raise BertTasksError("the model config has no model_type", file=path)
     return data
+
+
+def model_family(hf_config: dict[str, Any]) -> str:
+    """The model type of the encoder a config describes: a pooled classifier of ours keeps it beside its pooling."""
+    pooling = hf_config.get(POOLING_KEY)
+    if isinstance(pooling, dict) and hf_config.get("model_type") == pooled_model_type(pooling.get("pooling")):
+        return pooling.get("model_type", "bert")
+    return hf_config["model_type"]
 
 
 #: the weights file of a classifier with a pooling of ours: a name transformers does not read, so that no
@@ -136,9 +144,13 @@ def read_state_dict(model_dir: Path) -> dict[str, torch.Tensor]:
 
 def build_config(hf_config: dict[str, Any], num_labels: int | None, source: Any = None,
                  pooling: dict[str, str] | None = None) -> BertConfig:
-    data = dict(hf_config)
+    """Our config for a checkpoint's ``config.json``: its family's options set, ``pooling`` over its own."""
+    family = get_family(model_family(hf_config), file=source)
+    data = {**family.from_hf(hf_config), "model_type": family.model_type}
     if pooling is not None:  # a new head's pooling, over the checkpoint's own
-        data[POOLING_KEY] = {} if pooling["pooling"] == "cls" else dict(pooling)
+        data.pop(POOLING_KEY, None)
+        if pooling["pooling"] != "cls":
+            data[POOLING_KEY] = {**pooling, "model_type": family.model_type}
     fixed = data.pop("bert_tasks_position_embeddings", None)
     if fixed:
         data["position_embedding_type"] = fixed
@@ -148,7 +160,7 @@ def build_config(hf_config: dict[str, Any], num_labels: int | None, source: Any 
             data["id2label"] = {i: f"LABEL_{i}" for i in range(num_labels)}
             data.pop("label2id", None)
     try:
-        return BertConfig.from_dict(data)
+        return dataclasses.replace(BertConfig.from_dict(data), **family.options)
     except (TypeError, ValueError) as exc:
         raise BertTasksError(f"unsupported model config ({exc})", file=source) from None
 
@@ -162,7 +174,8 @@ def load_pretrained(
     trained_head: bool = False,
     pooling: dict[str, str] | None = None,
 ) -> nn.Module:
-    """Load a BERT checkpoint into our encoder (``backend="scratch"``) or ``transformers`` (``"hf"``).
+    """Load a BERT-family checkpoint into our encoder (``backend="scratch"``: BERT, RoBERTa, XLM-RoBERTa,
+    :mod:`bert_tasks.families`), or any encoder into ``transformers``' own model class (``"hf"``).
 
     ``task`` picks the head (:data:`bert_tasks.heads.HEADS`): None (bare encoder), ``"squad"``,
     ``"glue"`` or ``"mlm"``. A head the checkpoint lacks is initialised and named in one log line;
@@ -177,6 +190,13 @@ def load_pretrained(
     hf_config = read_config(model_dir)
     if pooling is not None and head.name != "glue":
         raise BertTasksError(f"pooling is for the sentence classification head (task glue), not {task}")
+    if backend == "hf" and model_family(hf_config) not in FAMILIES:  # an encoder ours does not implement
+        if pooling is not None and pooling["pooling"] != "cls":
+            raise BertTasksError(f"pooling {pooling['pooling']} needs one of our encoders ({', '.join(FAMILIES)}); "
+                                 f"this is a {model_family(hf_config)}", file=model_dir / "config.json")
+        if trained_head and head.name is not None:
+            require_trained_head(model_dir, head.name)
+        return _load_hf(model_dir, head, num_labels if head.name == "glue" else None, hf_config.get("id2label"))
     config = build_config(hf_config, num_labels if head.name == "glue" else None, source=model_dir / "config.json",
                           pooling=pooling)
     if head.name != "glue" and config.pooling != "cls":  # a pooled classifier's encoder, read for another head
@@ -184,20 +204,23 @@ def load_pretrained(
     if trained_head and head.name is not None:
         require_trained_head(model_dir, head.name)
     if backend == "hf":
-        return _load_hf(model_dir, head, config) if config.pooling == "cls" else _load_hf_pooled(model_dir, config)
+        if config.pooling != "cls":
+            return _load_hf_pooled(model_dir, config)
+        return _load_hf(model_dir, head, config.num_labels if head.name == "glue" else None, config.id2label)
     model = head.model_class(config)
     load_hf_state_dict(model, read_state_dict(model_dir), head.name, source=model_dir)
     return model
 
 
-def checkpoint_keys(model_dir: Path) -> set[str]:
-    """The weight names a folder holds (normalized), read without loading the tensors where the format allows."""
+def checkpoint_keys(model_dir: Path, prefix: str = "bert") -> set[str]:
+    """The weight names a folder holds (normalized: without the encoder's ``prefix``), read without loading the
+    tensors where the format allows."""
     single = weights_file(model_dir)
     if not single.is_file():  # shards or pytorch_model.bin: load them (read_state_dict checks them too)
-        return {normalize_hf_key(k) for k in read_state_dict(model_dir)}
+        return {normalize_hf_key(k, prefix) for k in read_state_dict(model_dir)}
     try:
         with safe_open(str(single), framework="pt") as f:
-            return {normalize_hf_key(k) for k in f.keys()}
+            return {normalize_hf_key(k, prefix) for k in f.keys()}
     except (SafetensorError, OSError) as exc:
         raise BertTasksError(f"truncated or corrupt safetensors file ({exc})", file=single) from None
 
@@ -209,10 +232,16 @@ def require_trained_head(model_dir: str | os.PathLike, task: str) -> None:
     """
     head = get_head(task)
     model_dir = resolve_model_dir(model_dir)
-    present = checkpoint_keys(model_dir)
-    if all(normalize_hf_key(hf) in present for hf, _ in head.rows):
-        return
-    held = ", ".join(read_config(model_dir).get("architectures") or []) or "a model without a recorded architecture"
+    config = read_config(model_dir)
+    held = ", ".join(config.get("architectures") or []) or "a model without a recorded architecture"
+    family = FAMILIES.get(model_family(config))
+    if family is None:  # an encoder only transformers runs: its recorded class says which head it has
+        if any(name.endswith(head.architecture.removeprefix("Bert")) for name in config.get("architectures") or []):
+            return
+    else:
+        present = checkpoint_keys(model_dir, family.prefix)
+        if all(normalize_hf_key(hf, family.prefix) in present for hf, _ in head_rows(family, head)):
+            return
     raise BertTasksError(f"this folder holds {held}, with no trained {head.description} head ({head.architecture}); "
                          f"fine-tune one first (bert-tasks finetune ...)", file=model_dir)
 
@@ -222,13 +251,14 @@ def load_hf_state_dict(model: nn.Module, hf_state: dict[str, torch.Tensor], task
     head = get_head(task)
     config: BertConfig = model.config
     sinusoidal = config.position_embedding_type == "sinusoidal"
-    pairs = key_table(head, config.num_hidden_layers, config.pooling, config.attention_score, config.attention_query)
+    pairs = model_key_table(head, config)
+    prefix = get_family(config.model_type).prefix
     # each HF name -> (our name, its share of our tensor: parts of a fused entry are equal slices of dim 0)
-    target_of = {normalize_hf_key(h): (ours, len(hf_parts(hf))) for hf, ours in pairs for h in hf_parts(hf)}
+    target_of = {normalize_hf_key(h, prefix): (ours, len(hf_parts(hf))) for hf, ours in pairs for h in hf_parts(hf)}
 
     normalized: dict[str, torch.Tensor] = {}
     for raw_key, tensor in hf_state.items():
-        key = normalize_hf_key(raw_key)
+        key = normalize_hf_key(raw_key, prefix)
         if key in normalized:
             raise BertTasksError(f"weight {raw_key!r} appears twice (with and without a prefix)", file=source)
         normalized[key] = tensor
@@ -255,7 +285,7 @@ def load_hf_state_dict(model: nn.Module, hf_state: dict[str, torch.Tensor], task
             )
         found[key] = tensor
     normalized_pairs = [
-        (tuple(normalize_hf_key(h) for h in hf) if isinstance(hf, tuple) else normalize_hf_key(hf), ours)
+        (tuple(normalize_hf_key(h, prefix) for h in hf) if isinstance(hf, tuple) else normalize_hf_key(hf, prefix), ours)
         for hf, ours in pairs
     ]
     loaded = hf_to_ours(normalized_pairs, found)  # a fused entry loads only when all its parts are present
@@ -279,11 +309,16 @@ def load_hf_state_dict(model: nn.Module, hf_state: dict[str, torch.Tensor], task
     model.load_state_dict(loaded, strict=False)
 
 
-def _load_hf(model_dir: Path, head: Head, config: BertConfig) -> nn.Module:
-    cls = getattr(transformers, head.architecture)
-    kwargs: dict[str, Any] = {"attn_implementation": "sdpa"}
-    if head.name == "glue":
-        kwargs.update(num_labels=config.num_labels, id2label=config.id2label, label2id=config.label2id)
+def _load_hf(model_dir: Path, head: Head, num_labels: int | None, id2label: Any) -> nn.Module:
+    """transformers' own model for the folder's model type with ``head`` (its Auto class)."""
+    cls = getattr(transformers, head.auto_class)
+    # our families' models have SDPA attention; any other type gets the implementation transformers picks for it
+    kwargs: dict[str, Any] = {"attn_implementation": "sdpa"} if model_family(read_config(model_dir)) in FAMILIES else {}
+    if num_labels is not None:
+        labels = {int(k): v for k, v in (id2label or {}).items()}
+        if len(labels) != num_labels:
+            labels = {i: f"LABEL_{i}" for i in range(num_labels)}
+        kwargs.update(num_labels=num_labels, id2label=labels, label2id={v: k for k, v in labels.items()})
     try:
         return cls.from_pretrained(str(model_dir), **kwargs)
     except (OSError, ValueError, RuntimeError) as exc:
@@ -293,10 +328,12 @@ def _load_hf(model_dir: Path, head: Head, config: BertConfig) -> nn.Module:
 def _load_hf_pooled(model_dir: Path, config: BertConfig) -> nn.Module:
     """``--backend hf`` with a pooling of ours: transformers' encoder under our pooling and classifier."""
     encoder_config = {k: v for k, v in config.to_hf_dict().items() if k not in (POOLING_KEY, "model_type")}
-    encoder = transformers.BertModel(transformers.BertConfig(**encoder_config, attn_implementation="sdpa"),
-                                     add_pooling_layer=False)
+    encoder = transformers.AutoModel.from_config(
+        transformers.AutoConfig.for_model(config.model_type, **encoder_config, attn_implementation="sdpa"),
+        add_pooling_layer=False)
     model = BertForSequenceClassification(config, encoder=encoder)
-    state = {normalize_hf_key(k): v for k, v in read_state_dict(model_dir).items()}
+    prefix = get_family(config.model_type).prefix
+    state = {normalize_hf_key(k, prefix): v for k, v in read_state_dict(model_dir).items()}
     encoder_state = {k: v for k, v in state.items() if not k.startswith(("pooler.", "pooling.", "classifier.", "cls."))
                      and not HF_REDUNDANT.match(k)}
     missing, unexpected = encoder.load_state_dict(encoder_state, strict=False)
@@ -320,7 +357,7 @@ def to_hf_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     ours = model.state_dict()
     if isinstance(getattr(model, "bert", None), transformers.PreTrainedModel):  # --backend hf under our pooling: already HF names
         return {k: t.detach().to("cpu").contiguous().clone() for k, t in ours.items() if not k.endswith("position_ids")}
-    pairs = key_table(head, config.num_hidden_layers, config.pooling, config.attention_score, config.attention_query)
+    pairs = model_key_table(head, config)
     covered = {our_key for _, our_key in pairs}
     leftovers = [k for k in ours if k not in covered]
     if leftovers:
@@ -344,13 +381,14 @@ def save_pretrained(model: nn.Module, out_dir: str | os.PathLike, tokenizer: Any
         write_json(out_dir / "config.json", {**config, "bert_tasks_version": __version__})
     else:
         head = head_of(inner)
+        family = get_family(inner.config.model_type)
         config = inner.config.to_hf_dict()
-        config["architectures"] = [head.architecture]
+        config["architectures"] = [architecture(family, head)]
         if head.name != "glue":
             for key in ("id2label", "label2id", "problem_type"):
                 config.pop(key, None)
         pooling = config.pop(POOLING_KEY, None)
-        config["model_type"] = "bert"
+        config = family.to_hf({**config, "model_type": family.model_type})
         written = hf_config_json(config)
         weights = "model.safetensors"
         if pooling:  # transformers must refuse this folder, naming the pooling (BertConfig.to_hf_dict)
@@ -374,8 +412,9 @@ def hf_config_json(config: dict[str, Any]) -> dict[str, Any]:
     A loaded checkpoint's ``_name_or_path`` and ``transformers_version`` describe where it came
     from; the folder we write is a new model, so transformers itself fills in its version.
     """
-    data = {k: v for k, v in config.items() if k not in STALE_CONFIG_KEYS}
-    written = transformers.BertConfig(**data).to_diff_dict()  # what its own save_pretrained writes
+    data = {k: v for k, v in config.items() if k not in STALE_CONFIG_KEYS and k != "model_type"}
+    # what transformers' own save_pretrained writes for this model type
+    written = transformers.AutoConfig.for_model(config.get("model_type", "bert"), **data).to_diff_dict()
     written.pop("_name_or_path", None)
     written["bert_tasks_version"] = __version__
     return dict(sorted(written.items()))
@@ -388,6 +427,17 @@ def save_tokenizer(tokenizer: Any, out_dir: Path) -> None:
             path = Path(path)
             if path.is_file():
                 atomic_write_bytes(out_dir / path.name, path.read_bytes())
+
+
+def max_tokens(config: Any) -> int | None:
+    """The longest input a model's position table serves: ours, or a transformers config of any family."""
+    if isinstance(config, BertConfig):
+        return config.max_tokens
+    positions = getattr(config, "max_position_embeddings", None)
+    family = FAMILIES.get(getattr(config, "model_type", None))
+    if positions is not None and family is not None and family.options.get("positions_from_padding"):
+        positions -= config.pad_token_id + 1
+    return positions
 
 
 def check_vocab_fits(tokenizer: Any, config: Any, source: Any = None) -> None:

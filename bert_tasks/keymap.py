@@ -14,6 +14,7 @@ from typing import Iterable
 
 import torch
 
+from .families import FAMILIES, Family, get_family, head_rows
 from .heads import HEADS, Head, get_head
 from .pooling import AttentionPooling
 
@@ -21,7 +22,8 @@ from .pooling import AttentionPooling
 HFKey = str | tuple[str, ...]
 
 #: (Hugging Face name(s), our name). ``{i}`` is a layer index. Backbone names are relative
-#: to the encoder; in a model with a head both sides carry the prefix ``bert.``.
+#: to the encoder; in a model with a head ours carry the prefix ``bert.`` and transformers' its family's
+#: (``bert.``, ``roberta.``: bert_tasks/families.py).
 BACKBONE_TABLE: tuple[tuple[HFKey, str], ...] = (
     ("embeddings.word_embeddings.weight", "embeddings.word.weight"),
     ("embeddings.position_embeddings.weight", "embeddings.position.weight"),
@@ -56,15 +58,15 @@ BACKBONE_TABLE: tuple[tuple[HFKey, str], ...] = (
     ("encoder.layer.{i}.output.LayerNorm.weight", "encoder.layers.{i}.output_norm.weight"),
     ("encoder.layer.{i}.output.LayerNorm.bias", "encoder.layers.{i}.output_norm.bias"),
 )
-POOLER_TABLE = (
-    ("pooler.dense.weight", "pooler.dense.weight"),
-    ("pooler.dense.bias", "pooler.dense.bias"),
-)
 #: HF names that carry no information of their own: tied copies and legacy buffers.
-HF_REDUNDANT = re.compile(r"^(cls\.predictions\.decoder\.(weight|bias)|embeddings\.position_ids)$")
-#: The first name part of every head's parameters (and BERT's next-sentence head, under ``cls.``):
-#: known, but unused when a checkpoint holds another task's head.
-HEAD_PREFIXES = tuple(sorted({hf.split(".")[0] for head in HEADS.values() for hf, _ in head.rows} | {"pooling"}))
+HF_REDUNDANT = re.compile(r"^((cls\.predictions|lm_head)\.decoder\.(weight|bias)|vocab_projector\.weight|generator_lm_head\.weight"
+                          r"|embeddings\.(position_ids|token_type_ids))$")
+#: The first name part of every head's parameters in every family (and BERT's next-sentence head, under
+#: ``cls.``): known, but unused when a checkpoint holds another task's head.
+HEAD_PREFIXES = tuple(sorted({hf.split(".")[0] for head in HEADS.values() for family in FAMILIES.values()
+                              for hf, _ in head_rows(family, head)} | {"pooling"}
+                             | {f.sentence_dense.split(".")[0] for f in FAMILIES.values() if f.sentence_dense != "bert.pooler.dense"}
+                             | {name for f in FAMILIES.values() for name in f.other_heads}))
 
 
 def pooling_rows(pooling: str, score: str = "additive", query: str = "learned") -> list[tuple[HFKey, str]]:
@@ -76,21 +78,37 @@ def pooling_rows(pooling: str, score: str = "additive", query: str = "learned") 
 
 
 def key_table(head: Head | str | None, num_layers: int, pooling: str = "cls", attention_score: str = "additive",
-              attention_query: str = "learned") -> list[tuple[HFKey, str]]:
+              attention_query: str = "learned", family: Family | str = "bert", projected: bool = False,
+              ) -> list[tuple[HFKey, str]]:
     """The full (HF name(s), our name) list for one model with ``head``, layer templates expanded.
 
     A classification head with a pooling other than BERT's "cls" has no pooler, and an attention pooling
-    adds its own rows."""
+    adds its own rows. ``family`` (a model type) names the encoder and the heads as transformers does for it;
+    ``projected``: ELECTRA's embeddings are smaller than its hidden size and projected up."""
     head = head if isinstance(head, Head) else get_head(head)
-    prefix = "" if head.name is None else "bert."
-    backbone = BACKBONE_TABLE + (POOLER_TABLE if head.pooler and pooling == "cls" else ())
+    family = family if isinstance(family, Family) else get_family(family)
+    ours_prefix, hf_prefix = ("", "") if head.name is None else ("bert.", family.prefix + ".")
+    rows = family.backbone or BACKBONE_TABLE
+    if projected:
+        rows += tuple((f"embeddings_project.{p}", f"embeddings_project.{p}") for p in ("weight", "bias"))
     pairs: list[tuple[HFKey, str]] = []
-    for hf, ours in backbone:
+    for hf, ours in rows:
         layers = range(num_layers) if "{i}" in ours else [None]
         for i in layers:
-            names = tuple(prefix + h.format(i=i) for h in hf) if isinstance(hf, tuple) else prefix + hf.format(i=i)
-            pairs.append((names, prefix + ours.format(i=i)))
-    return pairs + list(head.rows) + pooling_rows(pooling, attention_score, attention_query)
+            names = tuple(hf_prefix + h.format(i=i) for h in hf) if isinstance(hf, tuple) else hf_prefix + hf.format(i=i)
+            pairs.append((names, ours_prefix + ours.format(i=i)))
+    bare = head.name is None
+    if head.pooler and pooling == "cls" and (not bare or family.options.get("bare_pooler", True)):
+        # the dense layer over [CLS]: the bare encoder's pooler, or the classifier's
+        dense = "pooler.dense" if bare else family.sentence_dense
+        pairs += [(f"{dense}.{p}", f"{ours_prefix}pooler.dense.{p}") for p in ("weight", "bias")]
+    return pairs + list(head_rows(family, head)) + pooling_rows(pooling, attention_score, attention_query)
+
+
+def model_key_table(head: Head | str | None, config) -> list[tuple[HFKey, str]]:
+    """:func:`key_table` for a model with this :class:`bert_tasks.model.BertConfig`."""
+    return key_table(head, config.num_hidden_layers, config.pooling, config.attention_score, config.attention_query,
+                     config.model_type, config.embedding_size not in (None, config.hidden_size))
 
 
 def hf_parts(hf: HFKey) -> tuple[str, ...]:
@@ -123,8 +141,9 @@ def ours_to_hf(pairs: Iterable[tuple[HFKey, str]], tensors: dict[str, torch.Tens
     return out
 
 
-def normalize_hf_key(key: str) -> str:
-    """Undo the spellings older checkpoints use: TF-era gamma/beta and a missing or extra ``bert.``."""
+def normalize_hf_key(key: str, prefix: str = "bert") -> str:
+    """Undo the spellings older checkpoints use: TF-era gamma/beta and a missing or extra encoder prefix
+    (``bert.``; ``roberta.`` for that family)."""
     key = re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight", key)
     key = re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", key)
-    return key[len("bert.") :] if key.startswith("bert.") else key
+    return key.removeprefix(prefix + ".")

@@ -59,16 +59,37 @@ class BertConfig:
     pooling: str = "cls"
     attention_score: str = "additive"
     attention_query: str = "learned"
+    #: the family (bert_tasks/families.py): BERT, RoBERTa, XLM-RoBERTa, ELECTRA, DistilBERT
+    model_type: str = "bert"
+    #: ELECTRA: embeddings of this size E, projected to the hidden size C (None: E = C)
+    embedding_size: int | None = None
+    #: DistilBERT: a dropout in front of the span-QA output layer
+    qa_dropout: float | None = None
+    # -- set by the family from the model type, never written to config.json (FAMILY_FIELDS)
+    #: RoBERTa: real tokens take positions padding id + 1, + 2, ... and padding takes the padding id
+    positions_from_padding: bool = False
+    #: RoBERTa, ELECTRA: the classifier drops out the [CLS] (<s>) state before its dense layer, as well as after it
+    pooler_dropout: bool = False
+    #: the classifier's activation after its dense layer over [CLS]: BERT's and RoBERTa's tanh, ELECTRA's gelu,
+    #: DistilBERT's relu
+    pooler_activation: str = "tanh"
+    #: the bare encoder has a pooler (BERT, RoBERTa); ELECTRA's and DistilBERT's have none
+    bare_pooler: bool = True
     #: HF keys we do not model (e.g. ``_name_or_path``), kept so a saved config round-trips.
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-                     "max_position_embeddings", "type_vocab_size"):
+                     "max_position_embeddings", "type_vocab_size", "embedding_size"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout"):
+            if name == "embedding_size" and value is None:
+                continue
+            least = 0 if name == "type_vocab_size" else 1  # DistilBERT has no token types
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise ValueError(f"{name} must be {'a non-negative' if least == 0 else 'a positive'} integer, got {value!r}")
+        if self.pooler_activation not in POOLER_ACTIVATIONS:
+            raise ValueError(f"pooler_activation must be one of {', '.join(POOLER_ACTIVATIONS)}, got {self.pooler_activation!r}")
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout", "qa_dropout"):
             value = getattr(self, name)
             if value is not None and not (isinstance(value, (int, float)) and 0 <= value <= 1):
                 raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
@@ -96,15 +117,21 @@ class BertConfig:
     def num_labels(self) -> int:
         return len(self.id2label) if self.id2label else 2
 
+    @property
+    def max_tokens(self) -> int:
+        """The longest input the position table serves (RoBERTa's first positions go to the padding id)."""
+        return self.max_position_embeddings - (self.pad_token_id + 1 if self.positions_from_padding else 0)
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "BertConfig":
-        known = {f.name for f in fields(cls)} - {"extra"} - set(POOLING_FIELDS)
+        known = {f.name for f in fields(cls)} - {"extra"} - set(POOLING_FIELDS) - set(FAMILY_FIELDS)
         data = dict(data)
         pooling = data.pop(POOLING_KEY, None) or {}
-        if not isinstance(pooling, dict) or set(pooling) - set(POOLING_FIELDS):
+        if not isinstance(pooling, dict) or set(pooling) - {*POOLING_FIELDS, "model_type"}:
             raise ValueError(f"{POOLING_KEY} must map some of {', '.join(POOLING_FIELDS)} to values, got {pooling!r}")
-        if pooling:
-            data.pop("model_type", None)  # ours names the pooling (to_hf_dict); the model is still a BERT
+        pooling = dict(pooling)
+        if pooling:  # ours names the pooling (to_hf_dict); the family's own type is kept beside it
+            data["model_type"] = pooling.pop("model_type", "bert")
         kwargs = {k: v for k, v in data.items() if k in known} | pooling
         extra = {k: v for k, v in data.items() if k not in known}
         if "num_labels" in extra and "id2label" not in kwargs:
@@ -129,11 +156,11 @@ class BertConfig:
         transformers Auto class and pipeline refuses with that name in the error, and the weights go in a file
         transformers does not read (:data:`bert_tasks.checkpoint.POOLED_WEIGHTS`).
         """
-        data = {k: v for k, v in asdict(self).items() if k not in ("extra", *POOLING_FIELDS)}
-        data = {**self.extra, **data, "model_type": "bert"}
+        data = {k: v for k, v in asdict(self).items() if k not in ("extra", *POOLING_FIELDS, *FAMILY_FIELDS)}
+        data = {**self.extra, **data, "model_type": self.model_type}
         if self.pooling != "cls":
             data["model_type"] = pooled_model_type(self.pooling)
-            data[POOLING_KEY] = {"pooling": self.pooling}
+            data[POOLING_KEY] = {"pooling": self.pooling, **({} if self.model_type == "bert" else {"model_type": self.model_type})}
             if self.pooling == "attention":
                 data[POOLING_KEY].update(attention_score=self.attention_score, attention_query=self.attention_query)
         if self.position_embedding_type != "absolute":
@@ -145,14 +172,17 @@ class BertConfig:
                 data.pop(key)
         else:
             data["id2label"] = {str(k): v for k, v in self.id2label.items()}
-        if data.get("classifier_dropout") is None:
-            data.pop("classifier_dropout")
+        for key in ("classifier_dropout", "embedding_size", "qa_dropout"):  # a family's own, or unset
+            if data.get(key) is None:
+                data.pop(key)
         return data
 
 
 #: the config.json key that holds a non-"cls" pooling, and the fields it holds
 POOLING_KEY = "bert_tasks_pooling"
 POOLING_FIELDS = ("pooling", "attention_score", "attention_query")
+#: BertConfig fields a family fixes from its model type (bert_tasks/families.py); config.json never holds them
+FAMILY_FIELDS = ("positions_from_padding", "pooler_dropout", "pooler_activation", "bare_pooler")
 
 
 def pooled_model_type(pooling: Any) -> str:
@@ -170,6 +200,7 @@ def pooling_text(config: Any) -> str | None:
         return f"attention ({config.attention_score} score, {config.attention_query} query)"
     return f"{pooling} over the real tokens"
 
+
 #: The compact BERTs of Turc et al. 2019 and the two originals: (layers L, hidden H, heads A).
 PRESETS: dict[str, tuple[int, int, int]] = {
     "tiny": (2, 128, 2),
@@ -179,6 +210,9 @@ PRESETS: dict[str, tuple[int, int, int]] = {
     "base": (12, 768, 12),
     "large": (24, 1024, 16),
 }
+
+#: the classifier's activation over its dense [CLS] layer (config.pooler_activation)
+POOLER_ACTIVATIONS = {"tanh": torch.tanh, "gelu": F.gelu, "relu": F.relu}
 
 ACTIVATIONS = {
     "gelu": nn.GELU(),  # the exact erf form, as BERT and HF's "gelu"
@@ -301,30 +335,46 @@ class RealTokens:
 
 
 class Embeddings(nn.Module):
-    """Token + position + segment embeddings, then LayerNorm and dropout."""
+    """Token + position + segment embeddings, then LayerNorm and dropout: [B, T] -> [B, T, E].
+
+    E is the hidden size C, except in ELECTRA (``embedding_size``); DistilBERT has no segments (no token types).
+    """
 
     def __init__(self, config: BertConfig):
         super().__init__()
-        self.word = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        E = config.embedding_size or config.hidden_size
+        self.word = nn.Embedding(config.vocab_size, E, padding_idx=config.pad_token_id)
         self.sinusoidal = config.position_embedding_type == "sinusoidal"
         if self.sinusoidal:
-            self.register_buffer(
-                "position_table", sinusoidal_table(config.max_position_embeddings, config.hidden_size), persistent=False
-            )
+            self.register_buffer("position_table", sinusoidal_table(config.max_position_embeddings, E), persistent=False)
         else:
-            self.position = nn.Embedding(config.max_position_embeddings, config.hidden_size)
-        self.token_type = nn.Embedding(config.type_vocab_size, config.hidden_size)
-        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+            self.position = nn.Embedding(config.max_position_embeddings, E)
+        self.token_type = nn.Embedding(config.type_vocab_size, E) if config.type_vocab_size else None
+        self.norm = nn.LayerNorm(E, eps=config.layer_norm_eps)
         self.dropout = Dropout(config.hidden_dropout_prob)
+        self.pad_id = config.pad_token_id if config.positions_from_padding else None
 
     def position_weight(self) -> torch.Tensor:
         return self.position_table if self.sinusoidal else self.position.weight
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
         T = input_ids.shape[1]
-        positions = self.position_weight()[:T]  # [T, C], broadcast over the batch
-        x = self.word(input_ids) + self.token_type(token_type_ids) + positions  # [B, T, C]
-        return self.dropout(self.norm(x))
+        if self.pad_id is None:
+            positions = self.position_weight()[:T]  # [T, C], broadcast over the batch
+        else:
+            # [B, T, C]; padding reads (and never trains) the padding id's row, as transformers' table does
+            positions = F.embedding(positions_after_padding(input_ids, self.pad_id), self.position_weight(),
+                                    padding_idx=self.pad_id)
+        x = self.word(input_ids)  # [B, T, E]
+        if self.token_type is not None:  # in transformers' order: words + types + positions, the same float sums
+            x = x + self.token_type(token_type_ids)
+        return self.dropout(self.norm(x + positions))
+
+
+def positions_after_padding(input_ids: torch.Tensor, pad_id: int) -> torch.Tensor:
+    """RoBERTa's (fairseq's) position ids: real tokens count up from pad_id + 1, padding stays at pad_id. [B, T]"""
+    real = input_ids.ne(pad_id).long()
+    return torch.cumsum(real, dim=1) * real + pad_id
 
 
 class SelfAttention(nn.Module):
@@ -436,14 +486,20 @@ class Encoder(nn.Module):
 
 
 class Pooler(nn.Module):
-    """tanh(W · h_[CLS]): the sentence vector that classification heads read."""
+    """tanh(W · h_[CLS]): the sentence vector that classification heads read.
+
+    RoBERTa's classifier (``config.pooler_dropout``) drops out h_<s> first: tanh(W · dropout(h_<s>)).
+    """
 
     def __init__(self, config: BertConfig):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        rate = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = Dropout(rate) if config.pooler_dropout else nn.Identity()
+        self.activation = POOLER_ACTIVATIONS[config.pooler_activation]
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.dense(hidden[:, 0]))  # [B, T, C] -> [B, C]
+        return self.activation(self.dense(self.dropout(hidden[:, 0])))  # [B, T, C] -> [B, C]
 
 
 # --------------------------------------------------------------------------- models
@@ -473,13 +529,17 @@ class BertModel(nn.Module):
     ``last_hidden_state`` become zeros instead of HF's values there, which attend but are never read.
     """
 
-    def __init__(self, config: BertConfig, add_pooler: bool = True):
+    def __init__(self, config: BertConfig, add_pooler: bool | None = None):
         super().__init__()
         self.config = config
         self.unpad = False
         self.embeddings = Embeddings(config)
+        # ELECTRA: embeddings of size E < C, projected up
+        E = config.embedding_size or config.hidden_size
+        self.embeddings_project = nn.Linear(E, config.hidden_size) if E != config.hidden_size else None
         self.encoder = Encoder(config)
-        self.pooler = Pooler(config) if add_pooler else None
+        # a head says whether it reads the pooler; the bare encoder has one where its family does
+        self.pooler = Pooler(config) if (config.bare_pooler if add_pooler is None else add_pooler) else None
         self.apply(lambda m: init_weights(m, config.initializer_range))
 
     def forward(
@@ -492,7 +552,9 @@ class BertModel(nn.Module):
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         keep = None if attention_mask is None else attention_mask.bool()[:, None, None, :]  # [B, T] -> [B, 1, 1, T]
-        x = self.embeddings(input_ids, token_type_ids)  # [B, T, C]
+        x = self.embeddings(input_ids, token_type_ids)  # [B, T, E]
+        if self.embeddings_project is not None:
+            x = self.embeddings_project(x)  # [B, T, E] -> [B, T, C]
         real = None
         if self.unpad and attention_mask is not None and not output_attentions:
             real = RealTokens.from_mask(attention_mask)
@@ -512,12 +574,13 @@ class BertForQuestionAnswering(nn.Module):
         super().__init__()
         self.config = config
         self.bert = BertModel(config, add_pooler=False)
+        self.dropout = Dropout(config.qa_dropout) if config.qa_dropout is not None else nn.Identity()  # DistilBERT
         self.qa_outputs = nn.Linear(config.hidden_size, 2)
         init_weights(self.qa_outputs, config.initializer_range)
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, output_attentions=False):
         out = self.bert(input_ids, attention_mask, token_type_ids, output_attentions)
-        start, end = self.qa_outputs(out.last_hidden_state).unbind(dim=-1)  # [B, T, 2] -> 2 x [B, T]
+        start, end = self.qa_outputs(self.dropout(out.last_hidden_state)).unbind(dim=-1)  # [B, T, 2] -> 2 x [B, T]
         return QuestionAnsweringOutput(start_logits=start, end_logits=end, attentions=out.attentions)
 
 
@@ -561,18 +624,22 @@ class BertForSequenceClassification(nn.Module):
 
 
 class MaskedLMHead(nn.Module):
-    """Transform (dense, activation, LayerNorm), then a decoder tied to the word embeddings."""
+    """Transform (dense, activation, LayerNorm), then a decoder tied to the word embeddings.
+
+    The transform maps C to the embedding size E (= C but in an ELECTRA generator, whose embeddings are smaller).
+    """
 
     def __init__(self, config: BertConfig):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        E = config.embedding_size or config.hidden_size
+        self.dense = nn.Linear(config.hidden_size, E)
         self.activation = ACTIVATIONS[config.hidden_act]
-        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.norm = nn.LayerNorm(E, eps=config.layer_norm_eps)
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
 
     def forward(self, hidden: torch.Tensor, word_embeddings: torch.Tensor) -> torch.Tensor:
-        h = self.norm(self.activation(self.dense(hidden)))  # [..., C]
-        return F.linear(h, word_embeddings, self.bias)  # [..., C] -> [..., V], decoder tied to the [V, C] embeddings
+        h = self.norm(self.activation(self.dense(hidden)))  # [..., C] -> [..., E]
+        return F.linear(h, word_embeddings, self.bias)  # [..., E] -> [..., V], decoder tied to the [V, E] embeddings
 
 
 class BertForMaskedLM(nn.Module):

@@ -28,11 +28,15 @@ the same for every task (output folder, seeding, the model, the loop, saving, th
 
 from __future__ import annotations
 
+import functools
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 
 import torch
+
+from .model import unwrap
 
 #: Batch keys that are passed to the model's forward; everything else stays with the task.
 MODEL_INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
@@ -44,8 +48,21 @@ PAD_MULTIPLE = 8
 Evaluator = Callable[[torch.nn.Module, Any, "Path | None"], dict[str, Any]]
 
 
-def model_inputs(batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    return {k: batch[k] for k in MODEL_INPUT_KEYS if k in batch}
+def model_inputs(batch: Mapping[str, Any], model: Any = None) -> dict[str, torch.Tensor]:
+    """The batch's model inputs; ``token_type_ids`` only for a model that takes them (transformers' DistilBERT and
+    ModernBERT have no token types, and refuse the argument)."""
+    keys = MODEL_INPUT_KEYS if model is None or takes_token_types(model) else MODEL_INPUT_KEYS[:2]
+    return {k: batch[k] for k in keys if k in batch}
+
+
+def takes_token_types(model: Any) -> bool:
+    """Whether ``model`` (through DDP, Accelerate and compile wrappers) has a ``token_type_ids`` argument."""
+    return _takes_token_types(type(unwrap(model)))
+
+
+@functools.cache
+def _takes_token_types(model_class: type) -> bool:
+    return "token_type_ids" in inspect.signature(model_class.forward).parameters
 
 
 def pad_batch(features: list[Mapping[str, Any]], pads: Mapping[str, int], multiple: int | None = PAD_MULTIPLE
@@ -113,7 +130,7 @@ class TaskBase:
         return None
 
     def forward(self, model: torch.nn.Module, batch: Mapping[str, torch.Tensor]) -> Any:
-        return model(**model_inputs(batch))
+        return model(**model_inputs(batch, model))
 
     # ------------------------------------------------------------------ run hooks
 

@@ -48,8 +48,8 @@ from rich.console import Console
 from rich.table import Table
 
 from .bundled import BUNDLED_NAMES, bundled_model_path
-from .checkpoint import (check_vocab_fits, load_pretrained, load_tokenizer, read_config, resolve_model_dir,
-                         save_pretrained)
+from .checkpoint import (build_config, check_vocab_fits, load_pretrained, load_tokenizer, max_tokens, read_config,
+                         resolve_model_dir, save_pretrained)
 from .config import EVAL_DIR, Recipe, with_settings
 from .errors import BertTasksError
 from .heads import HEADS
@@ -264,7 +264,7 @@ def build_model(recipe: Recipe, task: Task, tokenizer: Any, *, resuming: bool = 
             model.config.id2label = dict(id2label)
             model.config.label2id = {v: k for k, v in id2label.items()}
     check_vocab_fits(tokenizer, model.config, source=settings.name_or_path)
-    check_positions(recipe, model.config.max_position_embeddings, settings.name_or_path or "the model")
+    check_positions(recipe, max_tokens(model.config), settings.name_or_path or "the model")
     set_config_entries(model, task.model_config(cfg))
     if recipe.train.unpad:
         set_unpadding(model)
@@ -280,7 +280,7 @@ def known_positions(recipe: Recipe) -> tuple[int | None, str]:
     if not (folder / "config.json").is_file():
         return None, name  # a Hub id: checked once the model is loaded
     try:
-        return int(read_config(folder)["max_position_embeddings"]), str(folder)
+        return build_config(read_config(folder), None).max_tokens, str(folder)
     except (BertTasksError, KeyError, TypeError, ValueError):
         return None, str(folder)  # loading reports a broken config with its own message
 

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "bert_tasks"
 FLOORS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("errors", "version", "threads", "hardware", "io", "bundled", "hub", "metrics")),
     ("model, protocol, settings", ("model", "pooling", "protocol", "config")),
-    ("heads and what reads them", ("heads", "keymap", "compiled", "modelcard", "attention", "plots")),
+    ("heads and what reads them", ("heads", "families", "keymap", "compiled", "modelcard", "attention", "plots")),
     ("checkpoints", ("checkpoint",)),
     ("training loop", ("train",)),
     ("tasks", ("tasks",)),

@@ -8,7 +8,6 @@ import logging
 import pytest
 import torch
 import transformers
-from transformers import BertConfig as HFConfig
 
 from bert_tasks.checkpoint import BUNDLED_SHA256, bundled_model_path, load_pretrained, save_pretrained, sha256_file
 from bert_tasks.errors import BertTasksError
@@ -18,51 +17,94 @@ TOL = 1e-5
 TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=37,
             max_position_embeddings=64, type_vocab_size=2)
 
-CASES = [
-    ("BertModel", None, {}),
-    ("BertForQuestionAnswering", "squad", {}),
-    ("BertForSequenceClassification", "glue", {"num_labels": 3}),
-    ("BertForSequenceClassification", "glue", {"num_labels": 1}),
-    ("BertForMaskedLM", "mlm", {}),
+#: (transformers class prefix, its config class, the config a family differs in): every family our encoder runs
+FAMILIES = {
+    "bert": ("Bert", transformers.BertConfig, {}),
+    # RoBERTa's own numbers: positions start after the padding id 1, one token type, LayerNorm eps 1e-5
+    "roberta": ("Roberta", transformers.RobertaConfig, dict(pad_token_id=1, type_vocab_size=1, layer_norm_eps=1e-5)),
+    "xlm-roberta": ("XLMRoberta", transformers.XLMRobertaConfig, dict(pad_token_id=1, type_vocab_size=1, layer_norm_eps=1e-5)),
+    # ELECTRA: embeddings of an odd size of their own (21), projected to the hidden size 32
+    "electra": ("Electra", transformers.ElectraConfig, dict(embedding_size=21)),
+    # DistilBERT's own names; no token types
+    "distilbert": ("DistilBert", transformers.DistilBertConfig, dict(type_vocab_size=None)),
+}
+#: DistilBERT's names for BERT's settings (its config class maps hidden_size, layers and heads itself)
+DISTILBERT_NAMES = {"intermediate_size": "hidden_dim", "hidden_dropout_prob": "dropout",
+                    "attention_probs_dropout_prob": "attention_dropout", "classifier_dropout": "seq_classif_dropout"}
+HEAD_CASES = [
+    ("Model", None, {}),
+    ("ForQuestionAnswering", "squad", {}),
+    ("ForSequenceClassification", "glue", {"num_labels": 3}),
+    ("ForSequenceClassification", "glue", {"num_labels": 1}),
+    ("ForMaskedLM", "mlm", {}),
 ]
+#: (family, transformers class, task, head config): every head of every family
+CASES = [(family, FAMILIES[family][0] + suffix, task, extra) for family in FAMILIES for suffix, task, extra in HEAD_CASES]
 OUTPUTS = {None: ("last_hidden_state", "pooler_output"), "squad": ("start_logits", "end_logits"),
            "glue": ("logits",), "mlm": ("logits",)}
+#: outputs a family's bare encoder has (ELECTRA's and DistilBERT's have no pooler)
+BARE = {"electra": ("last_hidden_state",), "distilbert": ("last_hidden_state",)}
 
 
-def make_batch(seed: int = 0):
+def make_batch(seed: int = 0, family: str = "bert"):
+    """3 right-padded rows, the padding holding the family's padding id; BERT's and ELECTRA's use both token types."""
+    extra = FAMILIES[family][2]
     g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(1, TINY["vocab_size"], (3, 13), generator=g)
+    ids = torch.randint(3, TINY["vocab_size"], (3, 13), generator=g)
     mask = torch.ones_like(ids)
     mask[1, 9:] = 0  # padding in the batch
     mask[2, 4:] = 0
+    ids = ids.masked_fill(mask == 0, extra.get("pad_token_id", 0))
     types = torch.zeros_like(ids)
-    types[:, 6:] = 1  # both token types
+    if family in ("bert", "electra"):
+        types[:, 6:] = 1  # both token types
+    if family == "distilbert":
+        types = None  # DistilBERT takes no token types
     return ids, mask, types
 
 
-def hf_model(arch: str, extra: dict, seed: int = 0, **overrides):
+def hf_model(arch: str, extra: dict, seed: int = 0, family: str = "bert", **overrides):
     torch.manual_seed(seed)
-    return getattr(transformers, arch)(HFConfig(**{**TINY, **extra, **overrides})).eval()
+    config_class, family_config = FAMILIES[family][1], FAMILIES[family][2]
+    settings = {**TINY, **family_config, **extra, **overrides}
+    if family == "distilbert":
+        settings = {DISTILBERT_NAMES.get(k, k): v for k, v in settings.items() if k != "type_vocab_size"}
+        settings.setdefault("qa_dropout", settings.get("dropout", 0.1))
+    return getattr(transformers, arch)(config_class(**settings)).eval()
 
 
-def max_diff(a, b, names):
+def hf_run(hf, ids, mask, types, **labels):
+    """transformers' forward; DistilBERT's takes no token types."""
+    return hf(input_ids=ids, attention_mask=mask, **({} if types is None else {"token_type_ids": types}), **labels)
+
+
+def max_diff(a, b, names, mask=None):
+    """Over every position, padded ones included (``mask`` only documents which are)."""
     return max((getattr(a, n) - getattr(b, n)).abs().max().item() for n in names)
 
 
-@pytest.mark.parametrize("arch,task,extra", CASES, ids=lambda c: str(c))
-def test_hf_checkpoint_loads_with_identical_outputs(tmp_path, arch, task, extra):
-    hf = hf_model(arch, extra)
+def outputs(family, task):
+    return BARE.get(family, OUTPUTS[None]) if task is None else OUTPUTS[task]
+
+
+CASE_IDS = [f"{family}-{arch}-{extra}" for family, arch, _, extra in CASES]
+
+
+@pytest.mark.parametrize("family,arch,task,extra", CASES, ids=CASE_IDS)
+def test_hf_checkpoint_loads_with_identical_outputs(tmp_path, family, arch, task, extra):
+    hf = hf_model(arch, extra, family=family)
     hf.save_pretrained(tmp_path)
     ours = load_pretrained(tmp_path, task=task, num_labels=extra.get("num_labels")).eval()
-    ids, mask, types = make_batch()
+    assert ours.config.model_type == family
+    ids, mask, types = make_batch(family=family)
     with torch.no_grad():
-        diff = max_diff(hf(input_ids=ids, attention_mask=mask, token_type_ids=types), ours(ids, mask, types), OUTPUTS[task])
+        diff = max_diff(hf_run(hf, ids, mask, types), ours(ids, mask, types), outputs(family, task), mask)
     assert diff <= TOL
 
 
-@pytest.mark.parametrize("arch,task,extra", CASES, ids=lambda c: str(c))
-def test_saved_model_loads_in_transformers_identically(tmp_path, arch, task, extra, caplog):
-    hf = hf_model(arch, extra)
+@pytest.mark.parametrize("family,arch,task,extra", CASES, ids=CASE_IDS)
+def test_saved_model_loads_in_transformers_identically(tmp_path, family, arch, task, extra, caplog):
+    hf = hf_model(arch, extra, family=family)
     hf.save_pretrained(tmp_path / "hf")
     ours = load_pretrained(tmp_path / "hf", task=task, num_labels=extra.get("num_labels")).eval()
     save_pretrained(ours, tmp_path / "ours")
@@ -70,26 +112,31 @@ def test_saved_model_loads_in_transformers_identically(tmp_path, arch, task, ext
         reloaded, info = getattr(transformers, arch).from_pretrained(tmp_path / "ours", output_loading_info=True)
     assert not info["unexpected_keys"] and not info["missing_keys"] and not info["mismatched_keys"]
     reloaded.eval()
-    ids, mask, types = make_batch(1)
+    ids, mask, types = make_batch(1, family=family)
     with torch.no_grad():
-        assert max_diff(reloaded(input_ids=ids, attention_mask=mask, token_type_ids=types), ours(ids, mask, types), OUTPUTS[task]) <= TOL
+        assert max_diff(hf_run(reloaded, ids, mask, types), ours(ids, mask, types), outputs(family, task), mask) <= TOL
     # HF -> ours -> HF is lossless, bit for bit.
     before, after = hf.state_dict(), reloaded.state_dict()
     assert before.keys() == after.keys()
     assert all(torch.equal(before[k], after[k]) for k in before)
     config = json.loads((tmp_path / "ours" / "config.json").read_text())
-    assert config["architectures"] == [arch]
+    assert config["architectures"] == [arch] and config["model_type"] == family
+    assert not {"positions_from_padding", "pooler_dropout"} & set(config)  # implied by the model type
     if task == "glue":
         assert len(config["id2label"]) == extra["num_labels"] and len(config["label2id"]) == extra["num_labels"]
 
 
-@pytest.mark.parametrize("arch,task,extra", CASES[1:], ids=lambda c: str(c))
-def test_one_training_step_matches(tmp_path, arch, task, extra):
-    hf = hf_model(arch, extra, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+TRAINED = [(f, a, t, e) for f, a, t, e in CASES if t is not None]
+
+
+@pytest.mark.parametrize("family,arch,task,extra", TRAINED, ids=[f"{f}-{a}-{e}" for f, a, _, e in TRAINED])
+def test_one_training_step_matches(tmp_path, family, arch, task, extra):
+    hf = hf_model(arch, extra, family=family, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+                  **({"qa_dropout": 0.0, "classifier_dropout": 0.0} if family == "distilbert" else {}))
     hf.save_pretrained(tmp_path)
     ours = load_pretrained(tmp_path, task=task, num_labels=extra.get("num_labels"))
     hf.train(); ours.train()
-    ids, mask, types = make_batch(2)
+    ids, mask, types = make_batch(2, family=family)
     if task == "squad":
         labels = dict(start_positions=torch.tensor([1, 3, 0]), end_positions=torch.tensor([2, 5, 0]))
         out = ours(ids, mask, types)
@@ -108,15 +155,15 @@ def test_one_training_step_matches(tmp_path, arch, task, extra):
         picked = target != -100
         logits = ours(ids, mask, types, prediction_mask=picked).logits  # masked positions only
         our_loss = torch.nn.functional.cross_entropy(logits, target[picked])
-    hf_loss = hf(input_ids=ids, attention_mask=mask, token_type_ids=types, **labels).loss
+    hf_loss = hf_run(hf, ids, mask, types, **labels).loss
     assert abs(hf_loss.item() - our_loss.item()) <= TOL
     hf_loss.backward(); our_loss.backward()
     from bert_tasks.keymap import hf_parts, key_table, ours_to_hf
 
     # our gradients under HF names, through the same table (fused q/k/v split back into three)
-    pairs = key_table(task, TINY["num_hidden_layers"])
+    pairs = key_table(task, TINY["num_hidden_layers"], family=family, projected=family == "electra")
     our_grads = ours_to_hf(pairs, {n: p.grad for n, p in ours.named_parameters() if p.grad is not None})
-    hf_params = dict(hf.named_parameters())
+    hf_params = dict(hf.named_parameters(remove_duplicate=False))  # a tied weight under every name
     for hf_name in (h for hf, _ in pairs for h in hf_parts(hf)):
         g_hf, g_ours = hf_params[hf_name].grad, our_grads.get(hf_name)
         assert g_hf is not None and g_ours is not None, hf_name
@@ -171,9 +218,9 @@ def test_folder_without_config(tmp_path):
         load_pretrained(tmp_path)
 
 
-def test_non_bert_model_type(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
-    with pytest.raises(BertTasksError, match="only BERT"):
+def test_a_model_type_our_encoder_lacks_is_one_line_suggesting_the_hf_backend(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "deberta-v2"}))
+    with pytest.raises(BertTasksError, match="model_type 'deberta-v2' is not one our encoder implements .*--backend hf"):
         load_pretrained(tmp_path)
 
 
@@ -234,3 +281,21 @@ def test_bundled_minilm_is_verified_and_matches_transformers():
         a, b = hf(**batch), ours(**batch)
     assert (a.last_hidden_state - b.last_hidden_state).abs().max().item() <= TOL
     assert (a.pooler_output - b.pooler_output).abs().max().item() <= TOL
+
+
+def test_distilbert_sinusoidal_positions_are_our_fixed_table(tmp_path):
+    """DistilBERT's sinusoidal_pos_embds is our sinusoidal table: the same numbers, recomputed, saved back as its switch."""
+    hf = hf_model("DistilBertForSequenceClassification", {"num_labels": 3}, family="distilbert", sinusoidal_pos_embds=True)
+    hf.save_pretrained(tmp_path / "hf")
+    ours = load_pretrained(tmp_path / "hf", task="glue", num_labels=3).eval()
+    assert ours.config.position_embedding_type == "sinusoidal"
+    ids, mask, types = make_batch(family="distilbert")
+    with torch.no_grad():
+        assert max_diff(hf_run(hf, ids, mask, types), ours(ids, mask, types), ("logits",)) <= TOL
+    save_pretrained(ours, tmp_path / "ours")
+    config = json.loads((tmp_path / "ours" / "config.json").read_text())
+    assert config["sinusoidal_pos_embds"] is True and "bert_tasks_position_embeddings" not in config
+    assert "position_embedding_type" not in config and "type_vocab_size" not in config and config["dim"] == TINY["hidden_size"]
+    reloaded = transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path / "ours").eval()
+    with torch.no_grad():
+        assert max_diff(hf_run(reloaded, ids, mask, types), ours(ids, mask, types), ("logits",)) <= TOL

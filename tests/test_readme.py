@@ -68,6 +68,11 @@ def write_tiny_data(root: Path) -> None:
     write_synthetic_squad(root / "train.json", n_articles=1, seed=1, version_2=False)
     write_synthetic_squad(root / "dev.json", n_articles=1, seed=2, version_2=False)
     (root / "corpus.txt").write_text("\n".join(sentences(300)) + "\n")
+    # the Hub ids the README names, as tiny local folders of their model types (a local folder wins over the Hub)
+    from toy import tiny_checkpoint
+
+    tiny_checkpoint(root / "roberta-base", "roberta", positions=512)
+    tiny_checkpoint(root / "microsoft" / "deberta-v3-small", "deberta-v2", positions=512)
     (root / "domain.txt").write_text("\n".join(sentences(100)) + "\n")
 
 

@@ -12,6 +12,7 @@ import torch
 from ...checkpoint import check_vocab_fits, load_pretrained, load_tokenizer, read_config, resolve_model_dir
 from ...config import trained_recipe
 from ...errors import BertTasksError
+from ...protocol import model_inputs
 from .spec import TASK_NAMES, get_spec
 
 
@@ -56,8 +57,7 @@ def predict_text(model_dir: str | Path, text: str, text_pair: str | None = None,
     inputs = tokenizer(text, text_pair, truncation=True, max_length=max_length, return_tensors="pt",
                        return_token_type_ids=True)
     with torch.no_grad():
-        output = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
-                       token_type_ids=inputs["token_type_ids"])
+        output = model(**model_inputs(inputs, model))
     logits = output.logits[0].float()
     out: dict[str, Any] = {"text": text, **({"text_pair": text_pair} if text_pair is not None else {})}
     extra: dict[str, Any] = {}

@@ -94,8 +94,8 @@ class MlmTask(TaskBase):
 
     def forward(self, model: torch.nn.Module, batch: Mapping[str, torch.Tensor]) -> Any:
         if getattr(unwrap(model), "supports_prediction_mask", False):
-            return model(**model_inputs(batch), prediction_mask=prediction_mask(batch))
-        return model(**model_inputs(batch))
+            return model(**model_inputs(batch, model), prediction_mask=prediction_mask(batch))
+        return model(**model_inputs(batch, model))
 
     def loss(self, outputs: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Mean cross-entropy over the predicted positions, from [N, V] or [B, T, V] logits."""

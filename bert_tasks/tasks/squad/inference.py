@@ -29,7 +29,7 @@ from typing import Any, Iterable, Mapping
 import datasets
 import torch
 
-from ...checkpoint import check_vocab_fits, load_pretrained, load_tokenizer, resolve_model_dir
+from ...checkpoint import check_vocab_fits, load_pretrained, load_tokenizer, max_tokens, resolve_model_dir
 from ...errors import BertTasksError
 from ...train import predict
 from .config import SquadDataConfig, trained_settings, trained_version_2
@@ -102,7 +102,7 @@ class QuestionAnswerer:
         settings = {k: v if v is not None else trained.get(k) for k, v in given.items()}
         settings = {k: v for k, v in settings.items() if v is not None}
         # A window cannot be longer than the model's position table.
-        positions = getattr(model.config, "max_position_embeddings", None)
+        positions = max_tokens(model.config)
         if positions is not None:
             settings["max_seq_length"] = min(settings.get("max_seq_length", SquadDataConfig.max_seq_length), positions)
         self.cfg = SquadDataConfig(**settings, version_2_with_negative=self.version_2).validate()
