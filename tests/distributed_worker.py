@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--fail-step", type=int, default=None)
     parser.add_argument("--sleep", type=float, default=0.0)
     parser.add_argument("--pooling", default="cls")
+    parser.add_argument("--family", default="bert")
     parser.add_argument("--attention-score", default="additive")
     parser.add_argument("--eval-size", type=int, default=31)  # odd: not divisible by 2 processes
     args = parser.parse_args()
@@ -58,7 +59,7 @@ def main() -> None:
                       save_steps=args.save_steps, save_total_limit=None, logging_steps=1)
     accelerator = make_accelerator(cfg)
     task = FailingTask(accelerator.process_index, args.fail_rank, args.fail_step, args.sleep)
-    model = new_model(pooling=args.pooling, attention_score=args.attention_score)
+    model = new_model(family=args.family, pooling=args.pooling, attention_score=args.attention_score)
     # a kill before the first checkpoint leaves nothing to resume: that run starts over
     resume_from = args.resume_from if args.resume_from != "latest" or checkpoint_dirs(Path(args.out)) else None
     result = fit(model, task, toy_dataset(), cfg, args.out, accelerator=accelerator, resume_from=resume_from)

@@ -76,6 +76,17 @@ def test_attention_pooling_trains_alike_in_two_processes(tmp_path):
     assert max_diff(weights, ref_weights) <= 1e-5 and info["predictions"] == ref["predictions"]
 
 
+@pytest.mark.parametrize("family", ["roberta", "electra", "distilbert"])
+def test_every_family_trains_alike_in_two_processes(tmp_path, family):
+    """The family options (positions after padding, projected embeddings, no token types, other classifiers)
+    train in 2 processes as in 1 with the same global batch."""
+    one = run([sys.executable, WORKER, "--out", str(tmp_path / "one"), "--accum", "2", "--family", family])
+    two = run(torchrun("--out", str(tmp_path / "two"), "--accum", "1", "--family", family))
+    assert one.returncode == 0 and two.returncode == 0, (one.stderr + two.stderr)[-2000:]
+    (weights, info), (ref_weights, ref) = outcome(tmp_path / "two"), outcome(tmp_path / "one")
+    assert info["processes"] == 2 and max_diff(weights, ref_weights) <= 1e-5 and info["predictions"] == ref["predictions"]
+
+
 @pytest.mark.slow
 def test_two_nodes_on_loopback_finish_and_agree(tmp_path, single_process):
     port = free_port()

@@ -67,8 +67,8 @@ def test_glue_run_loads_in_the_transformers_pipeline_and_predicts_the_same(folde
     assert hf.keys() == ours.keys() and all(abs(hf[k] - ours[k]) < 1e-5 for k in hf)
 
 
-@pytest.mark.parametrize("family,version_2", [("roberta", True), ("xlm-roberta", False), ("electra", True),
-                                              ("distilbert", False)])
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("version_2", [False, True])
 def test_squad_runs_on_byte_level_bpe_and_loads_in_transformers(folders, family, version_2, tmp_path):
     out = tmp_path / "squad"
     train = folders / ("train-v2.json" if version_2 else "train.json")
@@ -82,7 +82,7 @@ def test_squad_runs_on_byte_level_bpe_and_loads_in_transformers(folders, family,
     assert type(model).__name__ == f"{CLASS_PREFIX[family]}ForQuestionAnswering"
 
 
-@pytest.mark.parametrize("family", ["roberta", "electra-generator", "distilbert"])
+@pytest.mark.parametrize("family", ["roberta", "xlm-roberta", "electra-generator", "distilbert"])
 def test_masked_lm_continues_pretraining_and_the_fill_mask_pipeline_reads_it(folders, family, tmp_path):
     out = tmp_path / "mlm"
     assert run("pretrain", "mlm", "--model", folders / family, "--train-file", folders / "corpus.txt",
@@ -122,18 +122,22 @@ def test_unpadding_and_a_new_pooling_keep_the_family(folders, family, tmp_path):
         transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path / "pooled")
 
 
-def test_attention_maps_of_a_roberta(folders, tmp_path):
-    assert run("attention", "--model", folders / "roberta", "--text", "a red cat sat", "--json",
+@pytest.mark.parametrize("family", FAMILIES)
+def test_attention_maps(folders, family, tmp_path):
+    assert run("attention", "--model", folders / family, "--text", "a red cat sat", "--json",
                "--out", tmp_path / "a.png") == 0
     maps = json.loads((tmp_path / "a.json").read_text())
-    assert maps["tokens"][0] == "<s>" and len(maps["weights"]) == SIZES["num_attention_heads"]
+    assert maps["tokens"][0] in ("<s>", "[CLS]") and len(maps["weights"]) == SIZES["num_attention_heads"]
+    rows = torch.tensor(maps["weights"]).sum(-1)
+    assert torch.allclose(rows, torch.ones_like(rows), atol=1e-4)
 
 
-def test_a_roberta_run_resumes_exactly(folders, tmp_path):
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_run_resumes_exactly(folders, family, tmp_path):
     from safetensors.torch import load_file
 
     def finetune(out, *extra):
-        return run("finetune", "glue", "--task", "mrpc", "--model", folders / "roberta", "--data-dir", folders / "MRPC",
+        return run("finetune", "glue", "--task", "mrpc", "--model", folders / family, "--data-dir", folders / "MRPC",
                    "--output-dir", out, "--max-seq-length", "64", "--batch-size", "4", "--max-steps", "4",
                    "--save-steps", "2", "--set", "train.num_threads=1", *extra)
 
@@ -165,3 +169,22 @@ def test_other_encoders_run_with_the_hf_backend(folders, family, tmp_path, capsy
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"model_type '{family}'" in err[0] and "--backend hf" in err[0] and "Traceback" not in err[0]
     assert not (tmp_path / "scratch").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_compiled_model_matches_transformers(folders, family):
+    """torch.compile over the whole model (positions after padding, projections and all) keeps parity."""
+    from bert_tasks.compiled import compile_failed, compile_model
+
+    hf = transformers.AutoModel.from_pretrained(folders / family).eval()
+    ours = load_pretrained(folders / family).eval()
+    compile_model(ours, "model")
+    pad = ours.config.pad_token_id
+    ids = torch.tensor([[5, 40, 41, 42, 6, pad, pad], [5, 43, 44, 45, 46, 47, 6]])
+    mask = (ids != pad).long()
+    with torch.no_grad():
+        got = ours(ids, mask).last_hidden_state
+    assert not compile_failed(ours)
+    with torch.no_grad():
+        assert (hf(input_ids=ids, attention_mask=mask).last_hidden_state - got).abs().max() <= 1e-5

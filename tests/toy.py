@@ -48,10 +48,16 @@ def toy_dataset(n: int = 48, seed: int = 0) -> datasets.Dataset:
     return datasets.Dataset.from_list(rows)
 
 
-def new_model(seed: int = 0, **pooling):
-    """``pooling``: BertConfig's pooling fields (pooling, attention_score, attention_query)."""
+def new_model(seed: int = 0, family: str = "bert", **pooling):
+    """``pooling``: BertConfig's pooling fields (pooling, attention_score, attention_query); ``family``: a model type
+    of bert_tasks/families.py, whose options the encoder takes (ELECTRA's embeddings of 21, projected)."""
+    from bert_tasks.families import FAMILIES
+
     torch.manual_seed(seed)
-    return BertForSequenceClassification(BertConfig(**TINY, **pooling))
+    sizes = {"electra": {"embedding_size": 21}, "distilbert": {"type_vocab_size": 0},
+             "roberta": {"pad_token_id": 1, "type_vocab_size": 1}}.get(family, {})
+    return BertForSequenceClassification(BertConfig(**{**TINY, **sizes}, **pooling, model_type=family,
+                                                    **FAMILIES[family].options))
 
 
 def weights(model):

@@ -52,7 +52,7 @@ def attention(
     Example: bert-tasks attention --model runs/sst2-attention --text "a gripping, funny film" --pooling-weights --out pool.png
     """
     from ..attention import attention_maps, check_layer_head, head_figure, layer_grid_figure, qa_figure, qa_spans, span_text
-    from ..checkpoint import load_pretrained, load_tokenizer, read_config, resolve_model_dir
+    from ..checkpoint import build_config, load_pretrained, load_tokenizer, read_config, resolve_model_dir
     from ..io import write_json
     from ..plots import save_figure
 
@@ -72,10 +72,10 @@ def attention(
 
     # The config alone knows the sizes: a bad --layer fails before any weights load.
     model_dir = resolve_model_dir(model)
-    config = read_config(model_dir)
-    num_layers = int(config.get("num_hidden_layers", 0))
+    config = build_config(read_config(model_dir), None, source=model_dir / "config.json")  # any family's names
+    num_layers = config.num_hidden_layers
     layer = num_layers - 1 if layer is None else layer
-    check_layer_head(num_layers, int(config.get("num_attention_heads", 0)), layer, head)
+    check_layer_head(num_layers, config.num_attention_heads, layer, head)
     # the QA view marks the answer the model predicts: only a trained QA head has one to mark
     net = load_pretrained(model_dir, task="squad" if qa else None, trained_head=qa)
     tokenizer = load_tokenizer(model_dir)
