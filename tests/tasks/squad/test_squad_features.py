@@ -99,7 +99,13 @@ def test_long_questions_are_cut_to_max_query_length(tokenizer, words):
     assert labelled_text(train, evaluation, 0, batch["context"][0]) == batch["answers"][0]["text"][0]
 
 
-def test_labels_decode_to_answers_across_a_synthetic_set(tmp_path, tokenizer):
+@pytest.mark.parametrize("kind", ["wordpiece", "byte-level-bpe"])
+def test_labels_decode_to_answers_across_a_synthetic_set(tmp_path, tokenizer, kind):
+    """WordPiece (BERT) and byte-level BPE (RoBERTa): the labelled span's offsets give the answer text exactly."""
+    if kind == "byte-level-bpe":
+        from toy import bpe_tokenizer
+
+        tokenizer = bpe_tokenizer(tmp_path / "bpe")
     examples = load_squad_examples(write_synthetic_squad(tmp_path / "s.json", n_articles=4, seed=3, version_2=True), version_2=True)
     cfg = SquadDataConfig(max_seq_length=48, doc_stride=16, max_query_length=16)
     train = tokenize_examples(examples, tokenizer, cfg, train=True)
