@@ -34,7 +34,8 @@ from .families import FAMILIES, architecture, get_family, head_rows
 from .heads import HEADS, Head, get_head, head_of
 from .hub import require_hub
 from .io import atomic_write_bytes, write_json
-from .keymap import HEAD_PREFIXES, HF_REDUNDANT, hf_parts, hf_to_ours, model_key_table, normalize_hf_key, ours_to_hf
+from .keymap import (HEAD_PREFIXES, HF_REDUNDANT, hf_parts, hf_to_ours, model_key_table, normalize_hf_key, ours_to_hf,
+                     pooling_rows)
 from .model import POOLING_KEY, BertConfig, BertForSequenceClassification, pooled_model_type, sinusoidal_table, unwrap
 from .version import __version__
 
@@ -174,8 +175,8 @@ def load_pretrained(
     trained_head: bool = False,
     pooling: dict[str, str] | None = None,
 ) -> nn.Module:
-    """Load a BERT-family checkpoint into our encoder (``backend="scratch"``: BERT, RoBERTa, XLM-RoBERTa,
-    :mod:`bert_tasks.families`), or any encoder into ``transformers``' own model class (``"hf"``).
+    """Load a BERT-family checkpoint into our encoder (``backend="scratch"``: BERT, RoBERTa, XLM-RoBERTa, ELECTRA,
+    DistilBERT; :mod:`bert_tasks.families`), or any encoder into ``transformers``' own model class (``"hf"``).
 
     ``task`` picks the head (:data:`bert_tasks.heads.HEADS`): None (bare encoder), ``"squad"``,
     ``"glue"`` or ``"mlm"``. A head the checkpoint lacks is initialised and named in one log line;
@@ -327,23 +328,33 @@ def _load_hf(model_dir: Path, head: Head, num_labels: int | None, id2label: Any)
 
 def _load_hf_pooled(model_dir: Path, config: BertConfig) -> nn.Module:
     """``--backend hf`` with a pooling of ours: transformers' encoder under our pooling and classifier."""
-    encoder_config = {k: v for k, v in config.to_hf_dict().items() if k not in (POOLING_KEY, "model_type")}
+    family = get_family(config.model_type)
+    encoder_config = {k: v for k, v in family.to_hf(config.to_hf_dict()).items() if k not in (POOLING_KEY, "model_type")}
+    no_pooler = {"add_pooling_layer": False} if config.bare_pooler else {}  # ELECTRA's and DistilBERT's have none
     encoder = transformers.AutoModel.from_config(
-        transformers.AutoConfig.for_model(config.model_type, **encoder_config, attn_implementation="sdpa"),
-        add_pooling_layer=False)
+        transformers.AutoConfig.for_model(config.model_type, **encoder_config, attn_implementation="sdpa"), **no_pooler)
     model = BertForSequenceClassification(config, encoder=encoder)
-    prefix = get_family(config.model_type).prefix
-    state = {normalize_hf_key(k, prefix): v for k, v in read_state_dict(model_dir).items()}
-    encoder_state = {k: v for k, v in state.items() if not k.startswith(("pooler.", "pooling.", "classifier.", "cls."))
-                     and not HF_REDUNDANT.match(k)}
+    state = {normalize_hf_key(k, family.prefix): v for k, v in read_state_dict(model_dir).items()}
+    head_pairs = pooled_head_rows(config)
+    head_names = {hf for hf, _ in head_pairs}
+    encoder_state = {k: v for k, v in state.items() if k not in head_names and not k.startswith(("pooler.", "cls."))
+                     and k.split(".")[0] not in HEAD_PREFIXES and not HF_REDUNDANT.match(k)}
     missing, unexpected = encoder.load_state_dict(encoder_state, strict=False)
     if unexpected or [k for k in missing if not k.endswith("position_ids")]:
         shown = ", ".join((unexpected or missing)[:3])
         raise BertTasksError(f"transformers' encoder does not match this checkpoint ({shown})", file=model_dir)
-    head_state = {k: v for k, v in state.items() if k.startswith(("pooling.", "classifier."))}
-    fits = {k: v for k, v in head_state.items() if k in model.state_dict() and model.state_dict()[k].shape == v.shape}
-    model.load_state_dict(fits, strict=False)
+    head_state = hf_to_ours(head_pairs, state)
+    if head_state and len(head_state) < len(head_pairs):  # none: a new head, fresh; some: a broken folder
+        absent = sorted(ours for _, ours in head_pairs if ours not in head_state)
+        raise BertTasksError(f"the pooled classifier lacks {', '.join(absent[:3])}", file=model_dir)
+    model.load_state_dict(head_state, strict=False)
     return model
+
+
+def pooled_head_rows(config: BertConfig) -> list[tuple[str, str]]:
+    """(HF name, our name) of a pooled classifier's head over transformers' encoder (``--backend hf``)."""
+    return list(head_rows(get_family(config.model_type), HEADS["glue"])) + pooling_rows(
+        config.pooling, config.attention_score, config.attention_query)
 
 
 # --------------------------------------------------------------------------- saving
@@ -355,8 +366,12 @@ def to_hf_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     head = head_of(model)
     config: BertConfig = model.config
     ours = model.state_dict()
-    if isinstance(getattr(model, "bert", None), transformers.PreTrainedModel):  # --backend hf under our pooling: already HF names
-        return {k: t.detach().to("cpu").contiguous().clone() for k, t in ours.items() if not k.endswith("position_ids")}
+    if isinstance(getattr(model, "bert", None), transformers.PreTrainedModel):  # --backend hf under our pooling
+        prefix = get_family(config.model_type).prefix + "."
+        out = {prefix + k.removeprefix("bert."): t for k, t in ours.items()  # transformers' encoder: its own names
+               if k.startswith("bert.") and not k.endswith("position_ids")}
+        out.update(ours_to_hf(pooled_head_rows(config), ours))
+        return {k: t.detach().to("cpu").contiguous().clone() for k, t in out.items()}
     pairs = model_key_table(head, config)
     covered = {our_key for _, our_key in pairs}
     leftovers = [k for k in ours if k not in covered]

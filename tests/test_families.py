@@ -120,6 +120,14 @@ def test_unpadding_and_a_new_pooling_keep_the_family(folders, family, tmp_path):
         assert torch.equal(again(ids, mask).logits, pooled(ids, mask).logits)
     with pytest.raises(ValueError, match="bert-tasks-attention-pooling"):
         transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path / "pooled")
+    theirs = load_pretrained(tmp_path / "pooled", task="glue", backend="hf", trained_head=True).eval()
+    assert isinstance(theirs.bert, transformers.PreTrainedModel)  # transformers' encoder of the family, our pooling
+    with torch.no_grad():
+        assert torch.allclose(theirs(ids, mask).logits, pooled(ids, mask).logits, atol=1e-5)
+    save_pretrained(theirs, tmp_path / "from-hf")  # and saved back in the family's names, for either backend
+    back = load_pretrained(tmp_path / "from-hf", task="glue", trained_head=True).eval()
+    with torch.no_grad():
+        assert torch.equal(back(ids, mask).logits, pooled(ids, mask).logits)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
