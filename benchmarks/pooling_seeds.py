@@ -10,7 +10,7 @@ GLUE score over the seeds with its spread (min-max, sample std), the difference 
 whether that difference exceeds the seed spread (the larger of the two standard deviations). Every run shares the
 hyperparameters (lr 1e-4, batch 32, 0.1 warmup, no weight decay, max length 128) and the whole dev set.
 
-    python -m benchmarks pooling_seeds                          # the recorded run: about 60 minutes on 2 CPU cores
+    python -m benchmarks pooling_seeds                          # the recorded run: 106 minutes on 2 shared CPU cores
     python -m benchmarks pooling_seeds -- --results runs.jsonl  # keep each finished (task, pooling); a rerun skips them
     python -m benchmarks pooling_seeds --quick                  # a smoke run: 2 seeds, 48 examples, not recorded
 """
@@ -41,8 +41,8 @@ class Setup:
     epochs: float
 
 
-#: sized for about 60 minutes in all on 2 CPU cores (bf16): one seed of the six poolings takes about 35 s on SST-2,
-#: 55 s on MRPC and 35 s on STS-B, dev sets whole (1,821, 1,500 and 1,500 examples)
+#: sized for about 60 minutes on 2 CPU cores (bf16) from one-seed trials; the recorded run took 106 (a seed of SST-2
+#: with cls, alone: 51 s), dev sets whole (1,821, 1,500 and 1,500 examples). --tasks and --poolings run a part.
 SETUPS = (Setup("sst2", "SST-2", 1000, 3.0), Setup("mrpc", "MRPC", 800, 3.0), Setup("stsb", "STS-B", 1000, 3.0))
 LR, BATCH, EVAL_BATCH, WARMUP, MAX_LEN = 1e-4, 32, 128, 0.1, 128
 #: name -> the flags that choose it
