@@ -241,7 +241,12 @@ def require_trained_head(model_dir: str | os.PathLike, task: str) -> None:
             return
     else:
         present = checkpoint_keys(model_dir, family.prefix)
-        if all(normalize_hf_key(hf, family.prefix) in present for hf, _ in head_rows(family, head)):
+        rows = list(head_rows(family, head))
+        pooling = config.get(POOLING_KEY) if head.name == "glue" else None
+        if isinstance(pooling, dict):  # a trained attention pooling is part of the trained head
+            rows += pooling_rows(pooling.get("pooling", "cls"), pooling.get("attention_score", "additive"),
+                                 pooling.get("attention_query", "learned"))
+        if all(normalize_hf_key(hf, family.prefix) in present for hf, _ in rows):
             return
     raise BertTasksError(f"this folder holds {held}, with no trained {head.description} head ({head.architecture}); "
                          f"fine-tune one first (bert-tasks finetune ...)", file=model_dir)
@@ -271,8 +276,9 @@ def load_hf_state_dict(model: nn.Module, hf_state: dict[str, torch.Tensor], task
         if HF_REDUNDANT.match(key) or (sinusoidal and key == "embeddings.position_embeddings.weight"):
             continue  # tied copies, legacy buffers, and a fixed table that we recompute
         if key not in target_of:
-            pooler_unused = not (head.pooler and config.pooling == "cls")  # mean/max/attention read no pooler
-            if key.split(".")[0] in HEAD_PREFIXES or (key.startswith("pooler.") and pooler_unused):
+            # a pooler the table does not place goes unused: mean/max/attention read none, and RoBERTa's and
+            # ELECTRA's classifiers have their own dense layer (classifier.dense), beside the base model's pooler
+            if key.split(".")[0] in HEAD_PREFIXES or key.startswith("pooler."):
                 unused_heads.add(key.split(".")[0])
                 continue
             raise BertTasksError(f"checkpoint weight {key!r} has no place in a BERT {task or 'encoder'} model", file=source)
@@ -344,9 +350,9 @@ def _load_hf_pooled(model_dir: Path, config: BertConfig) -> nn.Module:
         shown = ", ".join((unexpected or missing)[:3])
         raise BertTasksError(f"transformers' encoder does not match this checkpoint ({shown})", file=model_dir)
     head_state = hf_to_ours(head_pairs, state)
-    if head_state and len(head_state) < len(head_pairs):  # none: a new head, fresh; some: a broken folder
-        absent = sorted(ours for _, ours in head_pairs if ours not in head_state)
-        raise BertTasksError(f"the pooled classifier lacks {', '.join(absent[:3])}", file=model_dir)
+    fresh = sorted({ours.split(".")[0] for _, ours in head_pairs if ours not in head_state})
+    if fresh:  # a new head or pooling (a trained one was checked by require_trained_head), as our encoder does
+        log.warning("new %s weights initialised: the checkpoint has none", ", ".join(fresh))
     model.load_state_dict(head_state, strict=False)
     return model
 
@@ -412,6 +418,8 @@ def save_pretrained(model: nn.Module, out_dir: str | os.PathLike, tokenizer: Any
             weights = POOLED_WEIGHTS
         atomic_write_bytes(out_dir / weights, save(to_hf_state_dict(inner), metadata={"format": "pt"}))
         write_json(out_dir / "config.json", dict(sorted(written.items())))
+        stale = out_dir / ("model.safetensors" if pooling else POOLED_WEIGHTS)  # a folder saved before with the other
+        stale.unlink(missing_ok=True)
     if tokenizer is not None:
         save_tokenizer(tokenizer, out_dir)
     return out_dir

@@ -11,8 +11,9 @@ All are post-LN encoders that differ from BERT in a few places, each expressed h
   ``embeddings_project``); no pooler; the classifier is RoBERTa's with gelu for tanh; a generator's masked-LM
   head maps C to E.
 * **DistilBERT**: no token types; its own weight and config names (``q_lin``, ``sa_layer_norm``, ``dim``,
-  ``n_layers``...); the classifier is ``pre_classifier -> relu``; a dropout before the QA outputs
-  (``qa_dropout``); ``sinusoidal_pos_embds`` is our sinusoidal table.
+  ``n_layers``...); no dropout on the attention output (``attention_output_dropout``); the classifier is
+  ``pre_classifier -> relu``; a dropout before the QA outputs (``qa_dropout``); ``sinusoidal_pos_embds`` is our
+  sinusoidal table.
 
 A :class:`Family` gives the name of the encoder inside transformers' task models, the rows of the key table
 that differ from BERT's (:mod:`bert_tasks.keymap` holds BERT's), its config names, the config options the
@@ -119,7 +120,8 @@ FAMILIES: dict[str, Family] = {
                {"pooler_dropout": True, "pooler_activation": "gelu", "bare_pooler": False},
                other_heads=("discriminator_predictions",)),
         Family("distilbert", "distilbert", "DistilBert", "pre_classifier", DISTILBERT_HEADS,
-               {"pooler_activation": "relu", "bare_pooler": False}, backbone=DISTILBERT_BACKBONE,
+               {"pooler_activation": "relu", "bare_pooler": False, "attention_output_dropout": False},
+               backbone=DISTILBERT_BACKBONE,
                config_names=DISTILBERT_NAMES, fixed={"type_vocab_size": 0, "layer_norm_eps": 1e-12},
                sinusoidal_switch="sinusoidal_pos_embds"),
     )

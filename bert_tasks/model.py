@@ -17,6 +17,7 @@ Dimension legend used in shape comments:
 
 from __future__ import annotations
 
+import inspect
 import math
 import sys
 from dataclasses import asdict, dataclass, field, fields
@@ -75,6 +76,8 @@ class BertConfig:
     pooler_activation: str = "tanh"
     #: the bare encoder has a pooler (BERT, RoBERTa); ELECTRA's and DistilBERT's have none
     bare_pooler: bool = True
+    #: dropout on the attention output before its residual (BERT); DistilBERT has none there
+    attention_output_dropout: bool = True
     #: HF keys we do not model (e.g. ``_name_or_path``), kept so a saved config round-trips.
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -182,7 +185,7 @@ class BertConfig:
 POOLING_KEY = "bert_tasks_pooling"
 POOLING_FIELDS = ("pooling", "attention_score", "attention_query")
 #: BertConfig fields a family fixes from its model type (bert_tasks/families.py); config.json never holds them
-FAMILY_FIELDS = ("positions_from_padding", "pooler_dropout", "pooler_activation", "bare_pooler")
+FAMILY_FIELDS = ("positions_from_padding", "pooler_dropout", "pooler_activation", "bare_pooler", "attention_output_dropout")
 
 
 def pooled_model_type(pooling: Any) -> str:
@@ -458,12 +461,15 @@ class EncoderLayer(nn.Module):
         self.feed_forward = FeedForward(config)
         self.output_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = Dropout(config.hidden_dropout_prob)
+        self.attention_output_dropout = config.attention_output_dropout
 
     def forward(
         self, x: torch.Tensor, keep: torch.Tensor | None, return_probs: bool = False, real: RealTokens | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         attended, probs = self.attention(x, keep, return_probs, real)
-        x = self.attention_norm(x + self.dropout(attended))  # residual, then LayerNorm (post-LN)
+        if self.attention_output_dropout:  # BERT's; DistilBERT adds the attention output undropped
+            attended = self.dropout(attended)
+        x = self.attention_norm(x + attended)  # residual, then LayerNorm (post-LN)
         x = self.output_norm(x + self.dropout(self.feed_forward(x)))
         return x, probs
 
@@ -596,6 +602,7 @@ class BertForSequenceClassification(nn.Module):
         self.config = config
         # ``encoder``: another BERT encoder returning last_hidden_state (transformers' own, for --backend hf)
         self.bert = encoder if encoder is not None else BertModel(config, add_pooler=config.pooling == "cls")
+        self.encoder_takes_types = "token_type_ids" in inspect.signature(self.bert.forward).parameters
         self.pooling = None
         if config.pooling == "attention":
             self.pooling = AttentionPooling(config.hidden_size, config.attention_score, config.attention_query)
@@ -606,7 +613,8 @@ class BertForSequenceClassification(nn.Module):
         init_weights(self.classifier, config.initializer_range)
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, output_attentions=False):
-        out = self.bert(input_ids, attention_mask, token_type_ids, output_attentions=output_attentions)
+        types = {"token_type_ids": token_type_ids} if self.encoder_takes_types else {}  # DistilBERT's takes none
+        out = self.bert(input_ids=input_ids, attention_mask=attention_mask, output_attentions=output_attentions, **types)
         weights = None
         if self.config.pooling == "cls":
             pooled = out.pooler_output  # [B, C]

@@ -48,8 +48,8 @@ from rich.console import Console
 from rich.table import Table
 
 from .bundled import BUNDLED_NAMES, bundled_model_path
-from .checkpoint import (build_config, check_vocab_fits, load_pretrained, load_tokenizer, max_tokens, read_config,
-                         resolve_model_dir, save_pretrained)
+from .checkpoint import (POOLED_WEIGHTS, build_config, check_vocab_fits, load_pretrained, load_tokenizer, max_tokens,
+                         read_config, resolve_model_dir, save_pretrained, weights_file)
 from .config import EVAL_DIR, Recipe, with_settings
 from .errors import BertTasksError
 from .heads import HEADS
@@ -103,7 +103,7 @@ def has_results(folder: Path) -> bool:
     """A saved model, a complete checkpoint or scores anywhere under ``folder``: worth keeping after a failure."""
     if not folder.is_dir():
         return False
-    if any((folder / name).is_file() for name in ("model.safetensors", "eval_results.json")) or any(
+    if any((folder / name).is_file() for name in ("model.safetensors", POOLED_WEIGHTS, "eval_results.json")) or any(
             folder.glob("checkpoints/step-*/trainer_state.json")):
         return True
     return any(has_results(child) for child in folder.iterdir() if child.is_dir() and child.name != "checkpoints")
@@ -365,7 +365,7 @@ def _run_each(recipe: Recipe, runs: dict[str, Recipe], *, overwrite: bool, resum
         folder = Path(sub.output_dir)
         sub_resume, sub_overwrite = resume_from, False
         if resume_from is not None and not _expands(sub):
-            if (folder / "train_results.json").is_file() and (folder / "model.safetensors").is_file():
+            if (folder / "train_results.json").is_file() and weights_file(folder).is_file():
                 results[name] = _read_json(folder / "eval_results.json")
                 print(f"already trained in {folder}", flush=True)
                 continue

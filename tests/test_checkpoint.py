@@ -299,3 +299,35 @@ def test_distilbert_sinusoidal_positions_are_our_fixed_table(tmp_path):
     reloaded = transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path / "ours").eval()
     with torch.no_grad():
         assert max_diff(hf_run(reloaded, ids, mask, types), ours(ids, mask, types), ("logits",)) <= TOL
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_dropout_sits_where_transformers_puts_it(family):
+    """Train mode with every hidden dropout at p = 1 is deterministic (all dropped): equal outputs mean the same
+    dropout placement (DistilBERT has none on the attention output; the others do)."""
+    prefix = FAMILIES[family][0]
+    hf = hf_model(f"{prefix}Model", {}, family=family, hidden_dropout_prob=1.0, attention_probs_dropout_prob=0.0)
+    with torch.no_grad():  # biases and LayerNorms too: at their zero init a misplaced dropout would hide
+        for p in hf.parameters():
+            p.normal_(0.0, 0.3)
+    ours = load_pretrained_from(hf)
+    hf.train(); ours.train()
+    ids, mask, types = make_batch(family=family)
+    with torch.no_grad():
+        assert max_diff(hf_run(hf, ids, mask, types), ours(ids, mask, types), ("last_hidden_state",)) <= TOL
+
+
+def load_pretrained_from(hf):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        hf.save_pretrained(folder)
+        return load_pretrained(folder)
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta", "xlm-roberta"])
+def test_a_base_model_with_its_pooler_takes_a_classifier(tmp_path, family):
+    """roberta-base ships RobertaModel's pooler, which RoBERTa's classifier does not read: it goes unused."""
+    hf_model(f"{FAMILIES[family][0]}Model", {}, family=family).save_pretrained(tmp_path)
+    model = load_pretrained(tmp_path, task="glue", num_labels=3)
+    assert model.config.model_type == family

@@ -31,7 +31,10 @@ def expand_configs(cfg: GlueDataConfig) -> list[GlueDataConfig]:
     if not tasks:
         raise BertTasksError(f"no GLUE task folders ({', '.join(get_spec(t).folder for t in TASK_NAMES)}) found",
                              file=cfg.data_dir)
-    return [dataclasses.replace(cfg, task=task) for task in tasks]
+    configs = [dataclasses.replace(cfg, task=task) for task in tasks]
+    for sub in configs:  # before any task trains: class weights for STS-B (regression) fail here, not after CoLA
+        sub.check()
+    return configs
 
 
 def expand(recipe: Any) -> dict[str, Any]:

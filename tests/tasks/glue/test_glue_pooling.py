@@ -142,3 +142,35 @@ def test_class_weights_weigh_the_loss():
     assert torch.allclose(weighted, by_hand) and not torch.allclose(weighted, plain)
     auto = class_weight_tensor("auto", "mrpc", labels.numpy())
     assert torch.allclose(auto, torch.tensor([6 / (2 * 2), 6 / (2 * 4)]))
+
+
+def test_class_weights_for_task_all_with_stsb_fail_before_anything_trains(glue_layout, tiny_model, tmp_path, capsys):
+    root, _ = glue_layout
+    out = tmp_path / "all"
+    assert run("finetune", "glue", "--task", "all", "--model", tiny_model, "--data-dir", root, "--output-dir", out,
+               "--class-weights", "auto", *FAST, "--max-steps", "1") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "stsb is a regression task" in err[0]
+    assert not out.exists()
+
+
+def test_a_pooled_folder_without_its_pooling_is_refused_and_a_cls_folder_takes_a_new_one(pooled_run, tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    out, root = pooled_run
+    broken = tmp_path / "broken"
+    shutil.copytree(out, broken)
+    weights = load_file(broken / POOLED_WEIGHTS)
+    save_file({k: v for k, v in weights.items() if not k.startswith("pooling.")}, broken / POOLED_WEIGHTS)
+    capsys.readouterr()
+    assert run("predict", "glue", "--model", broken, "--text", "a big red dog") == 2
+    assert "no trained sequence-classification head" in capsys.readouterr().err
+    # a saved mean-pooled model over the same folder as a cls one leaves no stale weights behind
+    from bert_tasks.checkpoint import load_pretrained, save_pretrained
+
+    cls = load_pretrained(out, task="glue", trained_head=True, pooling={"pooling": "cls", "attention_score": "additive",
+                                                                        "attention_query": "learned"})
+    save_pretrained(cls, broken)
+    assert (broken / "model.safetensors").is_file() and not (broken / POOLED_WEIGHTS).exists()
+    assert run("finetune", "glue", "--task", "sst2", "--model", broken, "--backend", "hf", "--pooling", "attention",
+               "--data-dir", root, "--output-dir", tmp_path / "hf-attention", *FAST, "--max-steps", "1") == 0
