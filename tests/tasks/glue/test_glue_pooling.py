@@ -174,3 +174,14 @@ def test_a_pooled_folder_without_its_pooling_is_refused_and_a_cls_folder_takes_a
     assert (broken / "model.safetensors").is_file() and not (broken / POOLED_WEIGHTS).exists()
     assert run("finetune", "glue", "--task", "sst2", "--model", broken, "--backend", "hf", "--pooling", "attention",
                "--data-dir", root, "--output-dir", tmp_path / "hf-attention", *FAST, "--max-steps", "1") == 0
+
+
+def test_a_finished_pooled_seed_counts_as_trained_on_resume(glue_layout, tiny_model, tmp_path, capsys):
+    root, _ = glue_layout
+    out = tmp_path / "seeds"
+    command = finetune(tiny_model, root, out, "--pooling", "mean", "--max-steps", "2", "--seeds", "1,2")
+    assert run(*command) == 0
+    capsys.readouterr()
+    assert run(*command, "--resume-from", "latest") == 0
+    printed = capsys.readouterr().out
+    assert f"already trained in {out / 'seed-1'}" in printed and f"already trained in {out / 'seed-2'}" in printed
