@@ -197,7 +197,7 @@ def load_pretrained(
                                  f"this is a {model_family(hf_config)}", file=model_dir / "config.json")
         if trained_head and head.name is not None:
             require_trained_head(model_dir, head.name)
-        return _load_hf(model_dir, head, num_labels if head.name == "glue" else None, hf_config.get("id2label"))
+        return _load_hf(model_dir, head, num_labels if head.name == "glue" else None, hf_config.get("id2label"), sdpa=False)
     config = build_config(hf_config, num_labels if head.name == "glue" else None, source=model_dir / "config.json",
                           pooling=pooling)
     if head.name != "glue" and config.pooling != "cls":  # a pooled classifier's encoder, read for another head
@@ -207,7 +207,7 @@ def load_pretrained(
     if backend == "hf":
         if config.pooling != "cls":
             return _load_hf_pooled(model_dir, config)
-        return _load_hf(model_dir, head, config.num_labels if head.name == "glue" else None, config.id2label)
+        return _load_hf(model_dir, head, config.num_labels if head.name == "glue" else None, config.id2label, sdpa=True)
     model = head.model_class(config)
     load_hf_state_dict(model, read_state_dict(model_dir), head.name, source=model_dir)
     return model
@@ -316,11 +316,11 @@ def load_hf_state_dict(model: nn.Module, hf_state: dict[str, torch.Tensor], task
     model.load_state_dict(loaded, strict=False)
 
 
-def _load_hf(model_dir: Path, head: Head, num_labels: int | None, id2label: Any) -> nn.Module:
-    """transformers' own model for the folder's model type with ``head`` (its Auto class)."""
+def _load_hf(model_dir: Path, head: Head, num_labels: int | None, id2label: Any, *, sdpa: bool) -> nn.Module:
+    """transformers' own model for the folder's model type with ``head`` (its Auto class). ``sdpa``: our families'
+    models have SDPA attention; any other type gets the implementation transformers picks for it."""
     cls = getattr(transformers, head.auto_class)
-    # our families' models have SDPA attention; any other type gets the implementation transformers picks for it
-    kwargs: dict[str, Any] = {"attn_implementation": "sdpa"} if model_family(read_config(model_dir)) in FAMILIES else {}
+    kwargs: dict[str, Any] = {"attn_implementation": "sdpa"} if sdpa else {}
     if num_labels is not None:
         labels = {int(k): v for k, v in (id2label or {}).items()}
         if len(labels) != num_labels:

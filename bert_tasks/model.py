@@ -17,6 +17,7 @@ Dimension legend used in shape comments:
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import sys
@@ -602,7 +603,6 @@ class BertForSequenceClassification(nn.Module):
         self.config = config
         # ``encoder``: another BERT encoder returning last_hidden_state (transformers' own, for --backend hf)
         self.bert = encoder if encoder is not None else BertModel(config, add_pooler=config.pooling == "cls")
-        self.encoder_takes_types = "token_type_ids" in inspect.signature(self.bert.forward).parameters
         self.pooling = None
         if config.pooling == "attention":
             self.pooling = AttentionPooling(config.hidden_size, config.attention_score, config.attention_query)
@@ -613,7 +613,7 @@ class BertForSequenceClassification(nn.Module):
         init_weights(self.classifier, config.initializer_range)
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, output_attentions=False):
-        types = {"token_type_ids": token_type_ids} if self.encoder_takes_types else {}  # DistilBERT's takes none
+        types = {"token_type_ids": token_type_ids} if takes_token_types(self.bert) else {}  # DistilBERT's takes none
         out = self.bert(input_ids=input_ids, attention_mask=attention_mask, output_attentions=output_attentions, **types)
         weights = None
         if self.config.pooling == "cls":
@@ -681,6 +681,17 @@ def set_unpadding(model: nn.Module, enabled: bool = True) -> int:
     for encoder in encoders:
         encoder.unpad = enabled
     return len(encoders)
+
+
+def takes_token_types(model: nn.Module) -> bool:
+    """Whether ``model`` (through DDP, Accelerate and compile wrappers) has a ``token_type_ids`` argument:
+    transformers' DistilBERT and ModernBERT have no token types and refuse it."""
+    return _takes_token_types(type(unwrap(model)))
+
+
+@functools.cache
+def _takes_token_types(model_class: type) -> bool:
+    return "token_type_ids" in inspect.signature(model_class.forward).parameters
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -28,15 +28,13 @@ the same for every task (output folder, seeding, the model, the loop, saving, th
 
 from __future__ import annotations
 
-import functools
-import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 
 import torch
 
-from .model import unwrap
+from .model import takes_token_types
 
 #: Batch keys that are passed to the model's forward; everything else stays with the task.
 MODEL_INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
@@ -55,14 +53,6 @@ def model_inputs(batch: Mapping[str, Any], model: Any = None) -> dict[str, torch
     return {k: batch[k] for k in keys if k in batch}
 
 
-def takes_token_types(model: Any) -> bool:
-    """Whether ``model`` (through DDP, Accelerate and compile wrappers) has a ``token_type_ids`` argument."""
-    return _takes_token_types(type(unwrap(model)))
-
-
-@functools.cache
-def _takes_token_types(model_class: type) -> bool:
-    return "token_type_ids" in inspect.signature(model_class.forward).parameters
 
 
 def pad_batch(features: list[Mapping[str, Any]], pads: Mapping[str, int], multiple: int | None = PAD_MULTIPLE
