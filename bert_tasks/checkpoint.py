@@ -366,12 +366,13 @@ def pooled_head_rows(config: BertConfig) -> list[tuple[str, str]]:
 # --------------------------------------------------------------------------- saving
 
 
-def to_hf_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Our state dict under Hugging Face names (no tied copies), contiguous and on the CPU."""
+def to_hf_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """Our state dict (``state_dict``, or the model's own) under Hugging Face names (no tied copies),
+    contiguous and on the CPU."""
     model = unwrap(model)
     head = head_of(model)
     config: BertConfig = model.config
-    ours = model.state_dict()
+    ours = model.state_dict() if state_dict is None else state_dict
     if isinstance(getattr(model, "bert", None), transformers.PreTrainedModel):  # --backend hf under our pooling
         prefix = get_family(config.model_type).prefix + "."
         out = {prefix + k.removeprefix("bert."): t for k, t in ours.items()  # transformers' encoder: its own names
@@ -391,13 +392,16 @@ def to_hf_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     return {hf: tensor.detach().to("cpu").contiguous().clone() for hf, tensor in out.items()}
 
 
-def save_pretrained(model: nn.Module, out_dir: str | os.PathLike, tokenizer: Any = None) -> Path:
-    """Write a Hugging Face model folder: ``config.json``, ``model.safetensors`` and the tokenizer."""
+def save_pretrained(model: nn.Module, out_dir: str | os.PathLike, tokenizer: Any = None,
+                    state_dict: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write a Hugging Face model folder: ``config.json``, ``model.safetensors`` and the tokenizer.
+
+    ``state_dict`` stands in for the model's own weights (a sharded model's, gathered whole)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     inner = unwrap(model)
     if isinstance(inner, transformers.PreTrainedModel):  # --backend hf: its own saver, and our mark
-        inner.save_pretrained(out_dir)
+        inner.save_pretrained(out_dir, state_dict=state_dict)
         config = json.loads((out_dir / "config.json").read_text(encoding="utf-8"))
         write_json(out_dir / "config.json", {**config, "bert_tasks_version": __version__})
     else:
@@ -416,7 +420,7 @@ def save_pretrained(model: nn.Module, out_dir: str | os.PathLike, tokenizer: Any
             written.update({"model_type": pooled_model_type(pooling["pooling"]), POOLING_KEY: pooling,
                             "architectures": [f"BertTasks{pooling['pooling'].capitalize()}PoolingForSequenceClassification"]})
             weights = POOLED_WEIGHTS
-        atomic_write_bytes(out_dir / weights, save(to_hf_state_dict(inner), metadata={"format": "pt"}))
+        atomic_write_bytes(out_dir / weights, save(to_hf_state_dict(inner, state_dict), metadata={"format": "pt"}))
         write_json(out_dir / "config.json", dict(sorted(written.items())))
         stale = out_dir / ("model.safetensors" if pooling else POOLED_WEIGHTS)  # a folder saved before with the other
         stale.unlink(missing_ok=True)

@@ -64,10 +64,12 @@ def get_head(name: str | None) -> Head:
 
 
 def head_of(model: nn.Module) -> Head:
-    """The head of one of our models (through any DDP, Accelerate or compile wrapper)."""
+    """The head of one of our models (through any DDP, Accelerate or compile wrapper, and FSDP2's class swap,
+    which makes a model an ``FSDP<its class>`` subclass of its own class)."""
     model = unwrap(model)
-    for head in HEADS.values():
-        if type(model) is head.model_class:
-            return head
+    for cls in type(model).__mro__:
+        for head in HEADS.values():
+            if cls is head.model_class:
+                return head
     raise BertTasksError(f"{type(model).__name__} is not one of bert-tasks' models")
 

@@ -57,6 +57,7 @@ from .io import append_jsonl, atomic_write_text, output_folder, prepare_output_d
 from .model import BertConfig, pooling_text, set_unpadding, unwrap
 from .modelcard import is_score, write_model_card
 from .protocol import RunContext, Task
+from .sharding import full_state_dict
 from .tasks import FAMILIES, TaskFamily, family_of, get_task
 from .threads import ThreadChoice
 from .train import (FitResult, apply_num_threads, checkpoint_dirs, checkpoint_run_config, fit, format_metrics,
@@ -594,8 +595,9 @@ def finish_run(run: Run, task: Task, model: Any, tokenizer: Any, metrics: dict[s
     """Save the HF model folder, eval_results.json, train_results.json and the model card (main process only)."""
     accelerator = run.accelerator
     accelerator.wait_for_everyone()
+    weights = full_state_dict(accelerator, model)  # FSDP: every process sends its shards to the main one
     if accelerator.is_main_process:
-        save_pretrained(unwrap(model), run.output_dir, tokenizer=tokenizer)
+        save_pretrained(unwrap(model), run.output_dir, tokenizer=tokenizer, state_dict=weights)
         if metrics is not None:
             write_json(run.output_dir / "eval_results.json", metrics)
         write_json(run.output_dir / "train_results.json", dataclasses.asdict(fit_result))

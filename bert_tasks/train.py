@@ -35,6 +35,7 @@ from .errors import BertTasksError
 from .hardware import cpu_bf16_flag
 from .io import append_jsonl, atomic_write_text, write_json
 from .protocol import Task
+from .sharding import cpu_fsdp_plugin, shard_on_cpu, wrap_at_layers
 from .threads import ThreadChoice, choose_threads
 
 CHECKPOINTS = "checkpoints"
@@ -205,14 +206,19 @@ def make_accelerator(cfg: TrainConfig, project_dir: Path | None = None):
         raise BertTasksError(f"this process already trained in precision {PROCESS_PRECISION[0]!r} and Accelerate keeps "
                              f"that for the life of a process; run mixed_precision {precision!r} in a new process")
     PROCESS_PRECISION[:1] = [precision]
-    return Accelerator(
+    fsdp_on_cpu = cpu_fsdp_plugin()
+    accelerator = Accelerator(
         # Without CUDA, Accelerate forms a gloo process group under torchrun only when told it is on CPU.
         cpu=not torch.cuda.is_available(),
         mixed_precision=precision,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         log_with=trackers or None,
         project_config=project,
+        fsdp_plugin=fsdp_on_cpu,
     )
+    if fsdp_on_cpu is not None:
+        shard_on_cpu(accelerator, fsdp_on_cpu, precision)
+    return accelerator
 
 
 def checkpoint_dirs(output_dir: Path) -> list[Path]:
@@ -449,6 +455,7 @@ def _prepare(model, task: Task, train_dataset, sampler, cfg: TrainConfig, plan: 
     optimizer = make_optimizer(model, cfg, accelerator.device)
     if cfg.compile:
         compile_model(model, cfg.compile_scope)  # in place; the first step pays the compile time
+    wrap_at_layers(accelerator, model)  # FSDP: one unit per encoder layer
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     # Not prepared: Accelerate would step it once per process, but plan.total already counts
     # optimizer steps of the whole group. Registered so checkpoints still carry it.

@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from toy import ToyTask, new_model, toy_dataset  # noqa: E402
 
 from bert_tasks.config import TrainConfig  # noqa: E402
+from bert_tasks.sharding import full_state_dict  # noqa: E402
 from bert_tasks.train import checkpoint_dirs, fit, make_accelerator, predict  # noqa: E402
 
 
@@ -51,12 +52,14 @@ def main() -> None:
     parser.add_argument("--pooling", default="cls")
     parser.add_argument("--family", default="bert")
     parser.add_argument("--attention-score", default="additive")
+    parser.add_argument("--precision", default="auto")
     parser.add_argument("--eval-size", type=int, default=31)  # odd: not divisible by 2 processes
     args = parser.parse_args()
 
     torch.set_num_threads(1)
     cfg = TrainConfig(learning_rate=5e-4, batch_size=8, max_steps=args.steps, seed=5, gradient_accumulation_steps=args.accum,
-                      save_steps=args.save_steps, save_total_limit=None, logging_steps=1)
+                      save_steps=args.save_steps, save_total_limit=None, logging_steps=1,
+                      mixed_precision=args.precision)
     accelerator = make_accelerator(cfg)
     task = FailingTask(accelerator.process_index, args.fail_rank, args.fail_step, args.sleep)
     model = new_model(family=args.family, pooling=args.pooling, attention_score=args.attention_score)
@@ -64,17 +67,22 @@ def main() -> None:
     resume_from = args.resume_from if args.resume_from != "latest" or checkpoint_dirs(Path(args.out)) else None
     result = fit(model, task, toy_dataset(), cfg, args.out, accelerator=accelerator, resume_from=resume_from)
     model = accelerator.unwrap_model(model)
+    # after training (before a forward leaves the root unsharded): what this process holds of the weights
+    local = sum(p.to_local().numel() if hasattr(p, "to_local") else p.numel() for p in model.parameters())
+    units = sum(isinstance(m, torch.distributed.fsdp.FSDPModule) for m in model.modules())
     eval_set = toy_dataset(args.eval_size, seed=9)
     logits = predict(model, task, eval_set, batch_size=4, accelerator=accelerator)["logits"]
+    weights = full_state_dict(accelerator, model) or model.state_dict()  # FSDP: gathered from the shards
     if accelerator.is_main_process:
         from safetensors.torch import save_file
 
         out = Path(args.out)
-        save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, out / "final.safetensors")
+        save_file({k: v.detach().contiguous() for k, v in weights.items()}, out / "final.safetensors")
         predictions = np.stack(logits).argmax(-1)
         accuracy = float((predictions == np.array(eval_set["labels"])).mean())
         (out / "final.json").write_text(json.dumps({
-            "processes": accelerator.num_processes, "steps": result.global_step, "train_loss": result.train_loss,
+            "processes": accelerator.num_processes, "distributed_type": str(accelerator.distributed_type),
+            "fsdp_units": units, "local_fraction": local / sum(v.numel() for v in weights.values()), "steps": result.global_step, "train_loss": result.train_loss,
             "eval_count": len(logits), "accuracy": accuracy, "predictions": predictions.tolist(),
         }))
     accelerator.wait_for_everyone()

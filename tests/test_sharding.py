@@ -1,0 +1,156 @@
+"""FSDP through Accelerate on CPU, with real processes: ``accelerate launch --config_file
+recipes/accelerate/fsdp-cpu.yaml`` (2 processes, gloo) shards the model at its encoder layers, trains as one
+plain process does with the same global batch, saves a whole transformers folder and resumes exactly."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import transformers
+from safetensors.torch import load_file
+
+from bert_tasks.checkpoint import load_pretrained
+from bert_tasks.sharding import repeated_blocks
+from bert_tasks.tasks.squad.synthetic import write_synthetic_squad
+from test_distributed import ENV, WORKER, free_port, max_diff, outcome
+from toy import FAMILY_WORDS as WORDS
+from toy import new_model, tiny_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+FSDP_CPU = ROOT / "recipes" / "accelerate" / "fsdp-cpu.yaml"
+DDP_CPU = ROOT / "recipes" / "accelerate" / "cpu-2proc.yaml"
+#: fp32, so that 2 processes can match 1 to 1e-6 (bf16 would round differently in the gradient reduce)
+FP32 = ["--set", "train.mixed_precision=no", "--set", "train.num_threads=1"]
+
+
+def accelerate_launch(*argv, config: Path = FSDP_CPU) -> list[str]:
+    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
+            "--main_process_port", str(free_port()), *map(str, argv)]
+
+
+def run(cmd: list[str], timeout: float = 300, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    done = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=timeout, cwd=cwd)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    return done
+
+
+def test_the_wrap_units_are_the_encoder_layers_named_by_the_model():
+    assert repeated_blocks(new_model()) == ["EncoderLayer"]
+    hf = transformers.BertForSequenceClassification(transformers.BertConfig(
+        vocab_size=50, hidden_size=12, num_hidden_layers=2, num_attention_heads=2, intermediate_size=13))
+    assert repeated_blocks(hf) == ["BertLayer"]
+    distil = transformers.DistilBertForSequenceClassification(transformers.DistilBertConfig(
+        vocab_size=50, dim=12, n_layers=2, n_heads=2, hidden_dim=13))
+    assert repeated_blocks(distil) == ["TransformerBlock"]
+
+
+# --------------------------------------------------------------------------- the training loop (toy task)
+
+
+def test_two_fsdp_processes_match_one_plain_process(tmp_path):
+    """fp32, global batch 16: 2 sharded processes x 8 against 1 process x 8 x 2 accumulated."""
+    run(accelerate_launch(WORKER, "--out", tmp_path / "fsdp", "--precision", "no"))
+    run([sys.executable, WORKER, "--out", str(tmp_path / "plain"), "--precision", "no", "--accum", "2"])
+    (weights, info), (ref_weights, ref) = outcome(tmp_path / "fsdp"), outcome(tmp_path / "plain")
+    assert info["distributed_type"] == "DistributedType.FSDP" and info["processes"] == 2
+    # sharded for real: one unit per encoder layer (2) plus the root, each process holding about half the weights
+    assert info["fsdp_units"] == 3 and 0.45 <= info["local_fraction"] <= 0.55
+    assert ref["fsdp_units"] == 0 and ref["local_fraction"] == 1.0
+    assert max_diff(weights, ref_weights) <= 1e-6
+    assert abs(info["train_loss"] - ref["train_loss"]) <= 1e-6
+    assert info["eval_count"] == ref["eval_count"] == 31 and info["predictions"] == ref["predictions"]
+
+
+def test_sigkill_under_fsdp_then_resume_reaches_the_uninterrupted_weights(tmp_path):
+    args = [WORKER, "--precision", "no", "--save-steps", "2"]
+    run(accelerate_launch(*args, "--out", tmp_path / "whole"))
+    out = tmp_path / "run"
+    launcher = subprocess.Popen(accelerate_launch(*args, "--out", out, "--sleep", "0.4"), env=ENV,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 180
+    while not (out / "checkpoints" / "step-2" / "trainer_state.json").exists():
+        assert time.monotonic() < deadline and launcher.poll() is None
+        time.sleep(0.05)
+    os.killpg(launcher.pid, signal.SIGKILL)  # the launcher and both workers, mid-run
+    launcher.wait()
+    assert not (out / "final.json").exists()
+    done = run(accelerate_launch(*args, "--out", out, "--resume-from", "latest"))
+    assert "resumed from" in done.stdout + done.stderr
+    (weights, info), (ref_weights, _) = outcome(out), outcome(tmp_path / "whole")
+    assert info["distributed_type"] == "DistributedType.FSDP"
+    assert max_diff(weights, ref_weights) <= 1e-6
+
+
+# --------------------------------------------------------------------------- the CLI, every kind of task
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fsdp")
+    tiny_checkpoint(root / "bert", "bert")
+    # no dropout: each process draws its own masks, so only a deterministic model can match 1 process exactly
+    config = json.loads((root / "bert" / "config.json").read_text())
+    (root / "bert" / "config.json").write_text(json.dumps({**config, "hidden_dropout_prob": 0.0,
+                                                           "attention_probs_dropout_prob": 0.0}))
+    rng = random.Random(0)
+    sentence = lambda: " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 9)))  # noqa: E731
+    (root / "MRPC").mkdir()
+    for name in ("train.tsv", "dev.tsv"):
+        (root / "MRPC" / name).write_text("Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
+                                          + "".join(f"{i % 2}\t{i}\t{i + 50}\t{sentence()}\t{sentence()}\n" for i in range(21)))
+    write_synthetic_squad(root / "train.json", n_articles=1, seed=1, version_2=False)
+    (root / "corpus.txt").write_text("\n".join(sentence() + " " + sentence() for _ in range(80)) + "\n")
+    return root
+
+
+TASKS = {
+    "glue": (["finetune", "glue", "--task", "mrpc", "--data-dir", "MRPC", "--max-seq-length", "64", "--batch-size", "4", "--max-steps", "3"],
+             transformers.AutoModelForSequenceClassification),
+    # 2 steps of 2 x 2: the synthetic article's windows fill 5 batches of 2, and an epoch's odd last batch would
+    # be a step of its own in 1 process but not in 2 (a data boundary, not sharding: DDP does the same)
+    "squad": (["finetune", "squad", "--train-file", "train.json", "--validation-file", "train.json",
+               "--max-seq-length", "128", "--doc-stride", "32", "--batch-size", "2", "--max-steps", "2"],
+              transformers.AutoModelForQuestionAnswering),
+    "mlm": (["pretrain", "mlm", "--train-file", "corpus.txt", "--max-seq-length", "32", "--batch-size", "4", "--max-steps", "3"],
+            transformers.AutoModelForMaskedLM),
+}
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_cli_under_fsdp_saves_the_plain_runs_whole_folder(data, task, tmp_path):
+    """The same run on 2 FSDP processes (batch 4 each) and on 1 plain process (4, accumulated twice; masked-LM:
+    2 DDP processes, since each process draws its own masks): the same
+    weights and dev scores, and a complete transformers folder (every head weight present). Each run stays within
+    its first epoch (see squad's)."""
+    argv, auto_class = TASKS[task]
+    common = [*argv, "--model", "bert", "--learning-rate", "1e-3", *FP32]
+    run(accelerate_launch("-m", "bert_tasks.cli", *common, "--output-dir", tmp_path / "fsdp"), cwd=data)
+    if task == "mlm":  # each process draws its own training masks: the reference is 2 DDP processes, unsharded
+        run(accelerate_launch("-m", "bert_tasks.cli", *common, "--output-dir", tmp_path / "plain", config=DDP_CPU), cwd=data)
+    else:
+        run([sys.executable, "-m", "bert_tasks.cli", *common, "--output-dir", str(tmp_path / "plain"),
+             "--set", "train.gradient_accumulation_steps=2"], cwd=data)
+    sharded, plain = load_file(tmp_path / "fsdp" / "model.safetensors"), load_file(tmp_path / "plain" / "model.safetensors")
+    assert max_diff(sharded, plain) <= 1e-6
+    scores = [json.loads((tmp_path / kind / "eval_results.json").read_text()) for kind in ("fsdp", "plain")]
+    assert scores[0] == pytest.approx(scores[1], rel=1e-6, abs=1e-6)
+    if task == "glue":
+        assert (tmp_path / "fsdp" / "eval_predictions.jsonl").read_text() == (tmp_path / "plain" / "eval_predictions.jsonl").read_text()
+    hf, info = auto_class.from_pretrained(tmp_path / "fsdp", output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    ours = load_pretrained(tmp_path / "fsdp", task=task).eval()
+    ids = torch.tensor([[101, 2000, 2001, 2002, 102, 0]])
+    mask = (ids != 0).long()
+    with torch.no_grad():
+        theirs, mine = hf.eval()(input_ids=ids, attention_mask=mask), ours(ids, mask)
+    for key in ("logits",) if task != "squad" else ("start_logits", "end_logits"):
+        assert (getattr(theirs, key) - getattr(mine, key)).abs().max() <= 1e-5
