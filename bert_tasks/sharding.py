@@ -1,4 +1,5 @@
-"""FSDP through Accelerate, on GPUs and on CPU, wrapped at the encoder layers.
+"""Sharded training through Accelerate, on GPUs and on CPU: FSDP wrapped at the encoder layers, and DeepSpeed ZeRO
+with its ``auto`` settings taken from the recipe.
 
 ``accelerate launch --config_file recipes/accelerate/fsdp*.yaml`` asks for FSDP through the environment
 (``ACCELERATE_USE_FSDP``). On GPUs Accelerate then selects it by itself. On CPU Accelerate 1.15 never does
@@ -9,6 +10,11 @@ clips, saves and loads, the same code a GPU run takes. So the CPU tests prove th
 The wrap policy needs no class names from the user: :func:`wrap_at_layers` names the model's repeated
 blocks (our ``EncoderLayer``; ``BertLayer``, ``RobertaLayer``, ``TransformerBlock``... under
 ``--backend hf``), the classes of its ``nn.ModuleList`` items, whatever the config file says.
+
+DeepSpeed (``distributed_type: DEEPSPEED``, ``pip install deepspeed``) runs on CPU too, with its CPU accelerator
+and gloo: Accelerate forms that process group only when handed the backend (:func:`process_group_kwargs`).
+:func:`configure_deepspeed` fills the DeepSpeed config's ``auto`` values (micro-batch, accumulation, clipping)
+from the recipe, and refuses a config that says otherwise, so the recipe stays the one place for them.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Any
 import torch
 from accelerate import FullyShardedDataParallelPlugin
 from accelerate.state import AcceleratorState, PartialState
-from accelerate.utils import DistributedType
+from accelerate.utils import DistributedType, InitProcessGroupKwargs
 from torch.distributed.fsdp.wrap import transformer_auto_wrap_policy
 
 from .errors import BertTasksError
@@ -56,8 +62,44 @@ def shard_on_cpu(accelerator: Any, plugin: FullyShardedDataParallelPlugin, preci
         plugin.set_mixed_precision(precision)
 
 
+def deepspeed_requested() -> bool:
+    """``distributed_type: DEEPSPEED`` in the ``accelerate launch`` config."""
+    return os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
+
+
+def process_group_kwargs() -> list[Any]:
+    """Accelerator ``kwargs_handlers``: DeepSpeed without CUDA needs Accelerate to be told the backend (gloo), or
+    Accelerate counts 1 process while DeepSpeed counts them all (and its batch-size check fails)."""
+    return [InitProcessGroupKwargs(backend="gloo")] if deepspeed_requested() and not torch.cuda.is_available() else []
+
+
+#: DeepSpeed config keys the recipe decides (``auto`` in the accelerate config); resolved before ``prepare``
+def deepspeed_settings(cfg: Any) -> dict[str, Any]:
+    return {"train_micro_batch_size_per_gpu": cfg.batch_size,
+            "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
+            "gradient_clipping": float(cfg.max_grad_norm or 0.0)}
+
+
+def configure_deepspeed(accelerator: Any, cfg: Any) -> None:
+    """Fill the DeepSpeed config's ``auto`` values from the recipe; a value the config fixes must agree with it."""
+    if accelerator is None or accelerator.distributed_type != DistributedType.DEEPSPEED:
+        return
+    plugin = accelerator.state.deepspeed_plugin
+    if cfg.skip_nonfinite:
+        raise BertTasksError("train.skip_nonfinite is not available under DeepSpeed, which steps the optimizer "
+                             "inside backward; run without --skip-nonfinite")
+    for key, value in deepspeed_settings(cfg).items():
+        current = plugin.get_value(key)
+        if current in (None, "auto"):
+            plugin.deepspeed_config[key] = value
+        elif current != value:
+            raise BertTasksError(f"the DeepSpeed config sets {key}={current} but the recipe says {value}: "
+                                 f"set it to auto in the accelerate config (the recipe decides it)")
+
+
 def is_sharded(accelerator: Any) -> bool:
-    return accelerator is not None and accelerator.distributed_type == DistributedType.FSDP
+    """FSDP or DeepSpeed: the weights are read whole only through :func:`full_state_dict`."""
+    return accelerator is not None and accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
 
 
 def repeated_blocks(model: torch.nn.Module) -> list[str]:
@@ -68,7 +110,7 @@ def repeated_blocks(model: torch.nn.Module) -> list[str]:
 
 def wrap_at_layers(accelerator: Any, model: torch.nn.Module) -> None:
     """Before ``accelerator.prepare``: one FSDP unit per encoder layer, the embeddings and heads in the root's."""
-    if not is_sharded(accelerator):
+    if accelerator is None or accelerator.distributed_type != DistributedType.FSDP:
         return
     plugin = accelerator.state.fsdp_plugin
     plugin.auto_wrap_policy = transformer_auto_wrap_policy
@@ -77,7 +119,18 @@ def wrap_at_layers(accelerator: Any, model: torch.nn.Module) -> None:
 
 def full_state_dict(accelerator: Any, model: torch.nn.Module) -> dict[str, torch.Tensor] | None:
     """The whole model's weights, gathered from the shards onto the main process (every process must call
-    this; the others get an empty dict). None when the model is not sharded: read it directly."""
+    this; the others may get an empty dict). None when the model is not sharded: read it directly.
+
+    ZeRO-3 partitions the parameters of the module itself: DeepSpeed's ``GatheredParameters`` makes them whole
+    for the copy (Accelerate's own route needs the engine and ``zero3_save_16bit_model``)."""
     if not is_sharded(accelerator):
         return None
+    if accelerator.distributed_type == DistributedType.DEEPSPEED and accelerator.state.deepspeed_plugin.zero_stage == 3:
+        import deepspeed
+
+        module = accelerator.unwrap_model(model)
+        with deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=None):
+            if not accelerator.is_main_process:
+                return {}
+            return {k: v.detach().to("cpu").clone() for k, v in module.state_dict().items()}
     return accelerator.get_state_dict(model)

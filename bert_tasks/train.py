@@ -35,7 +35,7 @@ from .errors import BertTasksError
 from .hardware import cpu_bf16_flag
 from .io import append_jsonl, atomic_write_text, write_json
 from .protocol import Task
-from .sharding import cpu_fsdp_plugin, shard_on_cpu, wrap_at_layers
+from .sharding import configure_deepspeed, cpu_fsdp_plugin, deepspeed_requested, process_group_kwargs, shard_on_cpu, wrap_at_layers
 from .threads import ThreadChoice, choose_threads
 
 CHECKPOINTS = "checkpoints"
@@ -208,8 +208,10 @@ def make_accelerator(cfg: TrainConfig, project_dir: Path | None = None):
     PROCESS_PRECISION[:1] = [precision]
     fsdp_on_cpu = cpu_fsdp_plugin()
     accelerator = Accelerator(
-        # Without CUDA, Accelerate forms a gloo process group under torchrun only when told it is on CPU.
-        cpu=not torch.cuda.is_available(),
+        # Without CUDA, Accelerate forms a gloo process group under torchrun only when told it is on CPU, or
+        # (DeepSpeed, which must not be told so) when handed the backend: see sharding.process_group_kwargs.
+        cpu=not torch.cuda.is_available() and not deepspeed_requested(),
+        kwargs_handlers=process_group_kwargs(),
         mixed_precision=precision,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         log_with=trackers or None,
@@ -456,6 +458,7 @@ def _prepare(model, task: Task, train_dataset, sampler, cfg: TrainConfig, plan: 
     if cfg.compile:
         compile_model(model, cfg.compile_scope)  # in place; the first step pays the compile time
     wrap_at_layers(accelerator, model)  # FSDP: one unit per encoder layer
+    configure_deepspeed(accelerator, cfg)  # ZeRO: the recipe's batch, accumulation and clipping
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     # Not prepared: Accelerate would step it once per process, but plan.total already counts
     # optimizer steps of the whole group. Registered so checkpoints still carry it.

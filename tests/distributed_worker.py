@@ -70,6 +70,8 @@ def main() -> None:
     # after training (before a forward leaves the root unsharded): what this process holds of the weights
     local = sum(p.to_local().numel() if hasattr(p, "to_local") else p.numel() for p in model.parameters())
     units = sum(isinstance(m, torch.distributed.fsdp.FSDPModule) for m in model.modules())
+    engine = getattr(accelerator, "deepspeed_engine_wrapped", None)
+    zero_stage = engine.engine.zero_optimization_stage() if engine is not None else 0
     eval_set = toy_dataset(args.eval_size, seed=9)
     logits = predict(model, task, eval_set, batch_size=4, accelerator=accelerator)["logits"]
     weights = full_state_dict(accelerator, model) or model.state_dict()  # FSDP: gathered from the shards
@@ -82,7 +84,7 @@ def main() -> None:
         accuracy = float((predictions == np.array(eval_set["labels"])).mean())
         (out / "final.json").write_text(json.dumps({
             "processes": accelerator.num_processes, "distributed_type": str(accelerator.distributed_type),
-            "fsdp_units": units, "local_fraction": local / sum(v.numel() for v in weights.values()), "steps": result.global_step, "train_loss": result.train_loss,
+            "fsdp_units": units, "zero_stage": zero_stage, "local_fraction": local / sum(v.numel() for v in weights.values()), "steps": result.global_step, "train_loss": result.train_loss,
             "eval_count": len(logits), "accuracy": accuracy, "predictions": predictions.tolist(),
         }))
     accelerator.wait_for_everyone()

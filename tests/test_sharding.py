@@ -1,9 +1,11 @@
-"""FSDP through Accelerate on CPU, with real processes: ``accelerate launch --config_file
-recipes/accelerate/fsdp-cpu.yaml`` (2 processes, gloo) shards the model at its encoder layers, trains as one
-plain process does with the same global batch, saves a whole transformers folder and resumes exactly."""
+"""Sharded training through Accelerate on CPU, with real processes: ``accelerate launch --config_file
+recipes/accelerate/fsdp-cpu.yaml`` (FSDP2) or ``deepspeed-cpu.yaml`` (ZeRO-2; ZeRO-3 alike), 2 processes over
+gloo, shards the model, trains as one plain process does with the same global batch, saves a whole transformers
+folder and resumes exactly."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import random
@@ -28,6 +30,29 @@ from toy import new_model, tiny_checkpoint
 ROOT = Path(__file__).resolve().parents[1]
 FSDP_CPU = ROOT / "recipes" / "accelerate" / "fsdp-cpu.yaml"
 DDP_CPU = ROOT / "recipes" / "accelerate" / "cpu-2proc.yaml"
+ZERO2_CPU = ROOT / "recipes" / "accelerate" / "deepspeed-cpu.yaml"
+needs_deepspeed = pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="pip install deepspeed")
+
+
+@pytest.fixture(scope="module")
+def engines(tmp_path_factory) -> dict[str, Path]:
+    """The accelerate configs: FSDP, ZeRO-2, and ZeRO-3 (deepspeed-cpu.yaml with stage 3)."""
+    zero3 = tmp_path_factory.mktemp("zero3") / "deepspeed-zero3-cpu.yaml"
+    zero3.write_text(ZERO2_CPU.read_text().replace("zero_stage: 2", "zero_stage: 3"))
+    return {"fsdp": FSDP_CPU, "zero2": ZERO2_CPU, "zero3": zero3}
+
+
+ENGINES = [pytest.param("fsdp"), pytest.param("zero2", marks=needs_deepspeed),
+           pytest.param("zero3", marks=[needs_deepspeed, pytest.mark.slow])]
+
+
+def sharded_as(info: dict, engine: str) -> bool:
+    """The run was sharded by that engine: FSDP's units (2 layers + the root) holding about half the weights
+    per process, or DeepSpeed's ZeRO stage."""
+    if engine == "fsdp":
+        return (info["distributed_type"] == "DistributedType.FSDP" and info["fsdp_units"] == 3
+                and 0.45 <= info["local_fraction"] <= 0.55)
+    return info["distributed_type"] == "DistributedType.DEEPSPEED" and info["zero_stage"] == int(engine[-1])
 #: fp32, so that 2 processes can match 1 to 1e-6 (bf16 would round differently in the gradient reduce)
 FP32 = ["--set", "train.mixed_precision=no", "--set", "train.num_threads=1"]
 
@@ -56,37 +81,45 @@ def test_the_wrap_units_are_the_encoder_layers_named_by_the_model():
 # --------------------------------------------------------------------------- the training loop (toy task)
 
 
-def test_two_fsdp_processes_match_one_plain_process(tmp_path):
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory):
+    """The reference: 1 plain process, fp32, global batch 16 as 2 accumulated micro-batches of 8."""
+    out = tmp_path_factory.mktemp("plain")
+    run([sys.executable, WORKER, "--out", str(out), "--precision", "no", "--accum", "2"])
+    return outcome(out)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_two_sharded_processes_match_one_plain_process(tmp_path, plain, engines, engine):
     """fp32, global batch 16: 2 sharded processes x 8 against 1 process x 8 x 2 accumulated."""
-    run(accelerate_launch(WORKER, "--out", tmp_path / "fsdp", "--precision", "no"))
-    run([sys.executable, WORKER, "--out", str(tmp_path / "plain"), "--precision", "no", "--accum", "2"])
-    (weights, info), (ref_weights, ref) = outcome(tmp_path / "fsdp"), outcome(tmp_path / "plain")
-    assert info["distributed_type"] == "DistributedType.FSDP" and info["processes"] == 2
-    # sharded for real: one unit per encoder layer (2) plus the root, each process holding about half the weights
-    assert info["fsdp_units"] == 3 and 0.45 <= info["local_fraction"] <= 0.55
-    assert ref["fsdp_units"] == 0 and ref["local_fraction"] == 1.0
+    run(accelerate_launch(WORKER, "--out", tmp_path, "--precision", "no", config=engines[engine]))
+    (weights, info), (ref_weights, ref) = outcome(tmp_path), plain
+    assert info["processes"] == 2 and sharded_as(info, engine)
+    assert ref["fsdp_units"] == ref["zero_stage"] == 0 and ref["local_fraction"] == 1.0
     assert max_diff(weights, ref_weights) <= 1e-6
     assert abs(info["train_loss"] - ref["train_loss"]) <= 1e-6
     assert info["eval_count"] == ref["eval_count"] == 31 and info["predictions"] == ref["predictions"]
 
 
-def test_sigkill_under_fsdp_then_resume_reaches_the_uninterrupted_weights(tmp_path):
+@pytest.mark.parametrize("engine", ["fsdp", pytest.param("zero2", marks=[needs_deepspeed, pytest.mark.slow]), ENGINES[2]])
+def test_sigkill_then_resume_reaches_the_uninterrupted_weights(tmp_path, engines, engine):
     args = [WORKER, "--precision", "no", "--save-steps", "2"]
-    run(accelerate_launch(*args, "--out", tmp_path / "whole"))
+    config = engines[engine]
+    run(accelerate_launch(*args, "--out", tmp_path / "whole", config=config))
     out = tmp_path / "run"
-    launcher = subprocess.Popen(accelerate_launch(*args, "--out", out, "--sleep", "0.4"), env=ENV,
+    launcher = subprocess.Popen(accelerate_launch(*args, "--out", out, "--sleep", "0.4", config=config), env=ENV,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + 240
     while not (out / "checkpoints" / "step-2" / "trainer_state.json").exists():
         assert time.monotonic() < deadline and launcher.poll() is None
         time.sleep(0.05)
     os.killpg(launcher.pid, signal.SIGKILL)  # the launcher and both workers, mid-run
     launcher.wait()
     assert not (out / "final.json").exists()
-    done = run(accelerate_launch(*args, "--out", out, "--resume-from", "latest"))
+    done = run(accelerate_launch(*args, "--out", out, "--resume-from", "latest", config=config))
     assert "resumed from" in done.stdout + done.stderr
     (weights, info), (ref_weights, _) = outcome(out), outcome(tmp_path / "whole")
-    assert info["distributed_type"] == "DistributedType.FSDP"
+    assert sharded_as(info, engine)
     assert max_diff(weights, ref_weights) <= 1e-6
 
 
@@ -125,15 +158,18 @@ TASKS = {
 }
 
 
-@pytest.mark.parametrize("task", TASKS)
-def test_cli_under_fsdp_saves_the_plain_runs_whole_folder(data, task, tmp_path):
-    """The same run on 2 FSDP processes (batch 4 each) and on 1 plain process (4, accumulated twice; masked-LM:
+@pytest.mark.parametrize("engine, task", [("fsdp", "glue"), ("fsdp", "squad"), ("fsdp", "mlm"),
+                                          pytest.param("zero2", "glue", marks=needs_deepspeed),
+                                          pytest.param("zero3", "glue", marks=[needs_deepspeed, pytest.mark.slow])])
+def test_cli_sharded_saves_the_plain_runs_whole_folder(data, engines, engine, task, tmp_path):
+    """The same run on 2 sharded processes (batch 4 each) and on 1 plain process (4, accumulated twice; masked-LM:
     2 DDP processes, since each process draws its own masks): the same
     weights and dev scores, and a complete transformers folder (every head weight present). Each run stays within
     its first epoch (see squad's)."""
     argv, auto_class = TASKS[task]
     common = [*argv, "--model", "bert", "--learning-rate", "1e-3", *FP32]
-    run(accelerate_launch("-m", "bert_tasks.cli", *common, "--output-dir", tmp_path / "fsdp"), cwd=data)
+    run(accelerate_launch("-m", "bert_tasks.cli", *common, "--output-dir", tmp_path / "fsdp", config=engines[engine]),
+        cwd=data)
     if task == "mlm":  # each process draws its own training masks: the reference is 2 DDP processes, unsharded
         run(accelerate_launch("-m", "bert_tasks.cli", *common, "--output-dir", tmp_path / "plain", config=DDP_CPU), cwd=data)
     else:
