@@ -13,6 +13,7 @@ Dimension legend used in shape comments:
     V  vocabulary size          K  number of labels
     N  positions selected for masked-LM prediction (N <= B*T)
     R  real (non-padding) tokens of a batch, when unpadded (R <= B*T)
+    j  one sequence's own (ragged) length, in nested jagged tensors
 """
 
 from __future__ import annotations
@@ -314,21 +315,28 @@ class RealTokens:
     """Where the real tokens of a padded [B, T] batch sit in its flattened [B·T] order.
 
     With it (``BertModel.unpad``) the per-token work, i.e. projections, feed-forward, LayerNorm,
-    dropout and residuals, runs on the R real tokens only, so no FLOPs go to padding. Only
-    attention scatters Q, K and V back to [B, T] for its T×T products, which CPUs have no
-    ragged kernel for.
+    dropout and residuals, runs on the R real tokens only, so no FLOPs go to padding. Attention
+    either scatters Q, K and V back to [B, T] for its T×T products (CPUs have no ragged kernel),
+    or, with ``offsets`` (on CUDA), runs on the packed tokens themselves: see
+    :meth:`SelfAttention.ragged`.
     """
 
-    index: torch.Tensor  # [R] flat positions b·T + t of the real tokens
+    index: torch.Tensor  # [R] flat positions b·T + t of the real tokens, sequence after sequence
     batch: int
     length: int
+    offsets: torch.Tensor | None = None  # [B+1] where each sequence starts in [R], for the ragged kernel
 
     @classmethod
-    def from_mask(cls, attention_mask: torch.Tensor) -> "RealTokens | None":
-        """None when nothing is padding (packed MLM batches): then there is nothing to skip."""
+    def from_mask(cls, attention_mask: torch.Tensor, ragged: bool = False) -> "RealTokens | None":
+        """None when nothing is padding (packed MLM batches): then there is nothing to skip. ``ragged`` adds
+        the offsets, unless a row has no real token at all (a ragged sequence cannot be empty)."""
         B, T = attention_mask.shape
         index = attention_mask.reshape(B * T).nonzero().squeeze(1)
-        return cls(index, B, T) if len(index) < B * T else None
+        if len(index) == B * T:
+            return None
+        counts = attention_mask.ne(0).sum(dim=1)  # [B]
+        offsets = F.pad(counts.cumsum(0), (1, 0)) if ragged and bool((counts > 0).all()) else None
+        return cls(index, B, T, offsets)
 
     def gather(self, x: torch.Tensor) -> torch.Tensor:
         return x.reshape(self.batch * self.length, -1).index_select(0, self.index)  # [B, T, F] -> [R, F]
@@ -406,6 +414,8 @@ class SelfAttention(nn.Module):
         ``x`` is [B, T, C], or [R, C] when ``real`` is given; the output has the same layout.
         """
         qkv = self.qkv(x)  # [B, T, 3C], or [R, 3C] unpadded
+        if real is not None and real.offsets is not None:
+            return self.output(self.ragged(qkv, real.offsets)), None
         if real is not None:
             qkv = real.scatter(qkv)  # [R, 3C] -> [B, T, 3C]
         B, T, C = qkv.shape[0], qkv.shape[1], qkv.shape[2] // 3
@@ -434,6 +444,22 @@ class SelfAttention(nn.Module):
         if real is not None:
             context = real.gather(context)  # [B, T, C] -> [R, C]
         return self.output(context), probs
+
+    def ragged(self, qkv: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        """Attention within each sequence on the packed real tokens: [R, 3C] -> [R, C], no T×T padding at all.
+
+        Q, K and V become nested jagged tensors [B, H, j, D] (sequence b spans offsets[b]:offsets[b+1]),
+        which SDPA runs with a variable-length kernel on CUDA (flash for bf16/fp16, memory-efficient for
+        fp32; dropout inside the kernel). On CPU torch computes it too (exactly, without the speed): the
+        tests check it there against transformers.
+        """
+        R, C = qkv.shape[0], qkv.shape[1] // 3
+        H, D = self.num_heads, self.head_size
+        q, k, v = (torch.nested.nested_tensor_from_jagged(t.contiguous(), offsets).transpose(1, 2)  # [B, H, j, D]
+                   for t in qkv.view(R, 3, H, D).unbind(1))  # 3 x [R, H, D]
+        dropout_p = self.dropout_p if self.training else 0.0
+        context = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)  # [B, H, j, D]
+        return context.transpose(1, 2).values().reshape(R, C)  # [B, j, H, D] -> [R, H, D] -> [R, C]
 
 
 class FeedForward(nn.Module):
@@ -540,6 +566,7 @@ class BertModel(nn.Module):
         super().__init__()
         self.config = config
         self.unpad = False
+        self.ragged: bool | None = None  # unpadded attention on packed tokens; None: on CUDA only
         self.embeddings = Embeddings(config)
         # ELECTRA: embeddings of size E < C, projected up
         E = config.embedding_size or config.hidden_size
@@ -564,7 +591,8 @@ class BertModel(nn.Module):
             x = self.embeddings_project(x)  # [B, T, E] -> [B, T, C]
         real = None
         if self.unpad and attention_mask is not None and not output_attentions:
-            real = RealTokens.from_mask(attention_mask)
+            ragged = attention_mask.is_cuda if self.ragged is None else self.ragged
+            real = RealTokens.from_mask(attention_mask, ragged=ragged)
         if real is not None:
             x = real.gather(x)  # [B, T, C] -> [R, C]
         hidden, attentions = self.encoder(x, keep, output_attentions, real)
@@ -675,11 +703,14 @@ class BertForMaskedLM(nn.Module):
         return LogitsOutput(logits=logits, attentions=out.attentions)
 
 
-def set_unpadding(model: nn.Module, enabled: bool = True) -> int:
-    """Switch unpadding on or off for every encoder inside ``model``; returns how many it found."""
+def set_unpadding(model: nn.Module, enabled: bool = True, ragged: bool | None = None) -> int:
+    """Switch unpadding on or off for every encoder inside ``model``; returns how many it found.
+
+    ``ragged``: attention on the packed tokens (:meth:`SelfAttention.ragged`) rather than scattered back to
+    [B, T]; None (the default) does so on CUDA only, where a variable-length kernel makes it pay."""
     encoders = [m for m in model.modules() if isinstance(m, BertModel)]
     for encoder in encoders:
-        encoder.unpad = enabled
+        encoder.unpad, encoder.ragged = enabled, ragged
     return len(encoders)
 
 

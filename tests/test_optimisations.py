@@ -168,9 +168,11 @@ def test_attention_dropout_drops_and_rescales():
 # --------------------------------------------------------------------------- unpadding
 
 
-def test_unpadded_encoder_matches_hf_at_real_positions_and_zeroes_padding():
+@pytest.mark.parametrize("ragged", [False, True], ids=["scattered", "ragged"])
+def test_unpadded_encoder_matches_hf_at_real_positions_and_zeroes_padding(ragged):
+    """Attention scattered back to [B, T] (CPU's way), or on the packed tokens (CUDA's, forced here)."""
     ours, hf = pair()
-    assert set_unpadding(ours) == 1 and ours.unpad
+    assert set_unpadding(ours, ragged=ragged) == 1 and ours.unpad
     ids, mask, types = batch()
     ours.eval(), hf.eval()
     with torch.no_grad():
@@ -187,11 +189,11 @@ def test_unpadded_encoder_matches_hf_at_real_positions_and_zeroes_padding():
     assert (full.last_hidden_state - hf_full.last_hidden_state).abs().max() <= TOL
 
 
-@pytest.mark.parametrize("attention_path", ["sdpa", "explicit"])
+@pytest.mark.parametrize("attention_path", ["sdpa", "explicit", "ragged"])
 def test_unpadded_training_step_matches_hf(attention_path, monkeypatch):
-    """Loss on real positions and the pooler, and every gradient, on either attention path."""
+    """Loss on real positions and the pooler, and every gradient, on every attention path."""
     ours, hf = pair(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    set_unpadding(ours)
+    set_unpadding(ours, ragged=attention_path == "ragged")
     if attention_path == "explicit":
         for layer in ours.encoder.layers:
             layer.attention.dropout_p = 0.1
@@ -219,11 +221,16 @@ def test_unpadded_classifier_matches_hf_loss_and_gradients():
     assert grads_match(ours, hf, "glue") <= TOL
 
 
-def test_unpadding_skips_batches_without_padding_and_survives_an_all_padding_row():
+@pytest.mark.parametrize("ragged", [False, True], ids=["scattered", "ragged"])
+def test_unpadding_skips_batches_without_padding_and_survives_an_all_padding_row(ragged):
     full = torch.ones(2, 5, dtype=torch.long)
-    assert RealTokens.from_mask(full) is None  # packed MLM batches: nothing to skip
+    assert RealTokens.from_mask(full, ragged=ragged) is None  # packed MLM batches: nothing to skip
+    holes = torch.tensor([[1, 1, 0], [1, 0, 0]])
+    assert RealTokens.from_mask(holes, ragged=ragged).offsets is None if not ragged else \
+        RealTokens.from_mask(holes, ragged=True).offsets.tolist() == [0, 2, 3]
+    assert RealTokens.from_mask(torch.tensor([[1, 1], [0, 0]]), ragged=True).offsets is None  # no empty sequence
     ours, hf = pair()
-    set_unpadding(ours)
+    set_unpadding(ours, ragged=ragged)
     ids, mask, types = batch()
     mask[2] = 0  # a row with no real token at all
     ours.eval(), hf.eval()
@@ -236,12 +243,13 @@ def test_unpadding_skips_batches_without_padding_and_survives_an_all_padding_row
         assert (a.last_hidden_state[real] - b.last_hidden_state[real]).abs().max() <= TOL
 
 
-def test_unpadded_masked_lm_matches_hf_at_the_predicted_positions():
+@pytest.mark.parametrize("ragged", [False, True], ids=["scattered", "ragged"])
+def test_unpadded_masked_lm_matches_hf_at_the_predicted_positions(ragged):
     torch.manual_seed(0)
     hf = transformers.BertForMaskedLM(HFConfig(**TINY, attn_implementation="sdpa")).eval()
     ours = BertForMaskedLM(BertConfig(**TINY)).eval()
     load_hf_state_dict(ours, hf.state_dict(), task="mlm")
-    set_unpadding(ours)
+    set_unpadding(ours, ragged=ragged)
     ids, mask, types = batch(4)
     predict = mask.bool() & (torch.arange(11) % 3 == 0)
     with torch.no_grad():
