@@ -92,8 +92,9 @@ def _sst2(args):
     return splits["train"], splits["validation"]
 
 
-def run_trainer(args, workdir: Path, *, padded: bool) -> dict:
-    """run_glue.py's recipe in miniature: tokenize, Trainer.train(), Trainer.evaluate()."""
+def run_trainer(args, workdir: Path, *, padded: bool, cpu: bool = True, bf16: bool = False) -> dict:
+    """run_glue.py's recipe in miniature: tokenize, Trainer.train(), Trainer.evaluate() (on the CPU, or on the
+    GPU with ``cpu=False``, in bf16 autocast with ``bf16``)."""
     import numpy as np
     from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
                               TrainingArguments, default_data_collator, set_seed)
@@ -119,7 +120,7 @@ def run_trainer(args, workdir: Path, *, padded: bool) -> dict:
         per_device_train_batch_size=BATCH, per_device_eval_batch_size=EVAL_BATCH, num_train_epochs=args.epochs,
         weight_decay=WEIGHT_DECAY, lr_scheduler_type="linear", warmup_steps=warmup_steps(args), optim="adamw_torch",
         max_grad_norm=1.0, seed=SEED, save_strategy="no", eval_strategy="no", logging_steps=1000,
-        report_to="none", use_cpu=True, disable_tqdm=True,
+        report_to="none", use_cpu=cpu, bf16=bf16, disable_tqdm=True,
     )
     collator = default_data_collator if padded else DataCollatorWithPadding(tokenizer)
 

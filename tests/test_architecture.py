@@ -17,7 +17,7 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
     ("model, protocol, settings", ("model", "pooling", "protocol", "config")),
     ("heads and what reads them", ("heads", "families", "keymap", "compiled", "modelcard", "attention", "plots")),
     ("checkpoints", ("checkpoint",)),
-    ("training loop", ("train",)),
+    ("training loop", ("train", "sharding")),
     ("tasks", ("tasks",)),
     ("run template", ("runner",)),
     ("command line and package API", ("cli", "__main__", "__init__")),

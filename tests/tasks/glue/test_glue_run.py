@@ -190,8 +190,8 @@ def test_unpad_flag_reaches_the_encoder_and_is_recorded(glue_layout, tiny_model,
     unpadded_batches = []
     original = model_module.RealTokens.from_mask.__func__
 
-    def counting(cls, attention_mask):
-        real = original(cls, attention_mask)
+    def counting(cls, attention_mask, ragged=False):
+        real = original(cls, attention_mask, ragged)
         unpadded_batches.append(real is not None)
         return real
 
