@@ -190,3 +190,49 @@ def test_cli_sharded_saves_the_plain_runs_whole_folder(data, engines, engine, ta
         theirs, mine = hf.eval()(input_ids=ids, attention_mask=mask), ours(ids, mask)
     for key in ("logits",) if task != "squad" else ("start_logits", "end_logits"):
         assert (getattr(theirs, key) - getattr(mine, key)).abs().max() <= 1e-5
+
+
+# --------------------------------------------------------------------------- settings, in one line
+
+
+def test_fsdp1_on_cpu_is_refused_in_one_line(monkeypatch):
+    from bert_tasks.errors import BertTasksError
+    from bert_tasks.sharding import cpu_fsdp_plugin
+
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    monkeypatch.setenv("FSDP_VERSION", "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(BertTasksError, match="fsdp_version: 2"):
+        cpu_fsdp_plugin()
+    monkeypatch.setenv("FSDP_VERSION", "2")
+    assert cpu_fsdp_plugin().fsdp_version == 2
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "false")
+    assert cpu_fsdp_plugin() is None
+
+
+@needs_deepspeed
+def test_zero_auto_values_come_from_the_recipe_and_a_disagreeing_config_is_refused():
+    from types import SimpleNamespace
+
+    from accelerate.utils import DeepSpeedPlugin, DistributedType
+
+    from bert_tasks.config import TrainConfig
+    from bert_tasks.errors import BertTasksError
+    from bert_tasks.sharding import configure_deepspeed
+
+    def accelerator(**config):
+        plugin = DeepSpeedPlugin(hf_ds_config={"train_micro_batch_size_per_gpu": "auto", "gradient_accumulation_steps":
+                                               "auto", "gradient_clipping": "auto", **config, "zero_optimization": {"stage": 2}})
+        return SimpleNamespace(distributed_type=DistributedType.DEEPSPEED, state=SimpleNamespace(deepspeed_plugin=plugin))
+
+    cfg = TrainConfig(batch_size=6, gradient_accumulation_steps=3, max_grad_norm=0.5)
+    filled = accelerator()
+    configure_deepspeed(filled, cfg)
+    plugin = filled.state.deepspeed_plugin
+    assert [plugin.get_value(k) for k in ("train_micro_batch_size_per_gpu", "gradient_accumulation_steps",
+                                          "gradient_clipping")] == [6, 3, 0.5]
+    configure_deepspeed(accelerator(gradient_clipping=0.5), cfg)  # agreeing values stand
+    with pytest.raises(BertTasksError, match="gradient_accumulation_steps=2 but the recipe says 3"):
+        configure_deepspeed(accelerator(gradient_accumulation_steps=2), cfg)
+    with pytest.raises(BertTasksError, match="skip_nonfinite"):
+        configure_deepspeed(accelerator(), TrainConfig(skip_nonfinite=True))
