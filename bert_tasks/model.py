@@ -325,6 +325,8 @@ class RealTokens:
     batch: int
     length: int
     offsets: torch.Tensor | None = None  # [B+1] where each sequence starts in [R], for the ragged kernel
+    shortest: int = 0  # the shortest and longest sequence, read once per batch so that no layer syncs for them
+    longest: int = 0
 
     @classmethod
     def from_mask(cls, attention_mask: torch.Tensor, ragged: bool = False) -> "RealTokens | None":
@@ -334,9 +336,13 @@ class RealTokens:
         index = attention_mask.reshape(B * T).nonzero().squeeze(1)
         if len(index) == B * T:
             return None
+        if not ragged:
+            return cls(index, B, T)
         counts = attention_mask.ne(0).sum(dim=1)  # [B]
-        offsets = F.pad(counts.cumsum(0), (1, 0)) if ragged and bool((counts > 0).all()) else None
-        return cls(index, B, T, offsets)
+        shortest, longest = (int(x) for x in torch.stack(torch.aminmax(counts)).tolist())
+        if shortest == 0:
+            return cls(index, B, T)
+        return cls(index, B, T, F.pad(counts.cumsum(0), (1, 0)), shortest, longest)
 
     def gather(self, x: torch.Tensor) -> torch.Tensor:
         return x.reshape(self.batch * self.length, -1).index_select(0, self.index)  # [B, T, F] -> [R, F]
@@ -415,7 +421,7 @@ class SelfAttention(nn.Module):
         """
         qkv = self.qkv(x)  # [B, T, 3C], or [R, 3C] unpadded
         if real is not None and real.offsets is not None:
-            return self.output(self.ragged(qkv, real.offsets)), None
+            return self.output(self.ragged(qkv, real)), None
         if real is not None:
             qkv = real.scatter(qkv)  # [R, 3C] -> [B, T, 3C]
         B, T, C = qkv.shape[0], qkv.shape[1], qkv.shape[2] // 3
@@ -445,17 +451,19 @@ class SelfAttention(nn.Module):
             context = real.gather(context)  # [B, T, C] -> [R, C]
         return self.output(context), probs
 
-    def ragged(self, qkv: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    def ragged(self, qkv: torch.Tensor, real: RealTokens) -> torch.Tensor:
         """Attention within each sequence on the packed real tokens: [R, 3C] -> [R, C], no T×T padding at all.
 
-        Q, K and V become nested jagged tensors [B, H, j, D] (sequence b spans offsets[b]:offsets[b+1]),
+        Q, K and V become nested jagged tensors [B, H, j, D] (sequence b spans offsets[b]:offsets[b+1]; the
+        shortest and longest lengths are given, so the kernel needs no device-to-host read per layer),
         which SDPA runs with a variable-length kernel on CUDA (flash for bf16/fp16, memory-efficient for
         fp32; dropout inside the kernel). On CPU torch computes it too (exactly, without the speed): the
         tests check it there against transformers.
         """
         R, C = qkv.shape[0], qkv.shape[1] // 3
         H, D = self.num_heads, self.head_size
-        q, k, v = (torch.nested.nested_tensor_from_jagged(t.contiguous(), offsets).transpose(1, 2)  # [B, H, j, D]
+        q, k, v = (torch.nested.nested_tensor_from_jagged(t.contiguous(), real.offsets, min_seqlen=real.shortest,
+                                                          max_seqlen=real.longest).transpose(1, 2)  # [B, H, j, D]
                    for t in qkv.view(R, 3, H, D).unbind(1))  # 3 x [R, H, D]
         dropout_p = self.dropout_p if self.training else 0.0
         context = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)  # [B, H, j, D]

@@ -19,6 +19,7 @@ from the recipe, and refuses a config that says otherwise, so the recipe stays t
 
 from __future__ import annotations
 
+import copy
 import os
 from typing import Any
 
@@ -37,14 +38,18 @@ def fsdp_requested() -> bool:
 
 
 def cpu_fsdp_plugin() -> FullyShardedDataParallelPlugin | None:
-    """The FSDP settings of the launch config, when FSDP is asked for on a machine without CUDA."""
-    if not fsdp_requested() or torch.cuda.is_available():
+    """The FSDP settings of the launch config, when FSDP is asked for on a machine without CUDA.
+
+    FSDP1 is refused everywhere: it wraps the model in a new module, where the run keeps using its own
+    (FSDP2's ``fully_shard`` shards the model in place)."""
+    if not fsdp_requested():
         return None
-    plugin = FullyShardedDataParallelPlugin()  # reads the launcher's FSDP_* variables
-    if plugin.fsdp_version != 2:
-        raise BertTasksError("FSDP on CPU needs torch's FSDP2: set `fsdp_version: 2` under fsdp_config in the "
-                             "accelerate config (recipes/accelerate/fsdp-cpu.yaml does)")
-    return plugin
+    if os.environ.get("FSDP_VERSION", "1") != "2":
+        raise BertTasksError("bert-tasks runs torch's FSDP2: set `fsdp_version: 2` under fsdp_config in the "
+                             "accelerate config (recipes/accelerate/fsdp.yaml and fsdp-cpu.yaml do)")
+    if torch.cuda.is_available():
+        return None  # Accelerate selects FSDP itself
+    return FullyShardedDataParallelPlugin()  # reads the launcher's FSDP_* variables
 
 
 def shard_on_cpu(accelerator: Any, plugin: FullyShardedDataParallelPlugin, precision: str) -> None:
@@ -80,11 +85,19 @@ def deepspeed_settings(cfg: Any) -> dict[str, Any]:
             "gradient_clipping": float(cfg.max_grad_norm or 0.0)}
 
 
+#: each DeepSpeed plugin's config as the launch config gave it, ``auto`` values included: Accelerate keeps one
+#: plugin for the life of a process, so every run (seeds, grid points) starts again from these
+_LAUNCH_CONFIGS: dict[int, dict[str, Any]] = {}
+
+
 def configure_deepspeed(accelerator: Any, cfg: Any) -> None:
     """Fill the DeepSpeed config's ``auto`` values from the recipe; a value the config fixes must agree with it."""
     if accelerator is None or accelerator.distributed_type != DistributedType.DEEPSPEED:
         return
     plugin = accelerator.state.deepspeed_plugin
+    launch = _LAUNCH_CONFIGS.setdefault(id(plugin), copy.deepcopy(plugin.deepspeed_config))
+    plugin.deepspeed_config.clear()  # in place: Accelerate's views of the config keep pointing at it
+    plugin.deepspeed_config.update(copy.deepcopy(launch))
     if cfg.skip_nonfinite:
         raise BertTasksError("train.skip_nonfinite is not available under DeepSpeed, which steps the optimizer "
                              "inside backward; run without --skip-nonfinite")
@@ -121,16 +134,22 @@ def full_state_dict(accelerator: Any, model: torch.nn.Module) -> dict[str, torch
     """The whole model's weights, gathered from the shards onto the main process (every process must call
     this; the others may get an empty dict). None when the model is not sharded: read it directly.
 
-    ZeRO-3 partitions the parameters of the module itself: DeepSpeed's ``GatheredParameters`` makes them whole
-    for the copy (Accelerate's own route needs the engine and ``zero3_save_16bit_model``)."""
+    DeepSpeed: each parameter's fp32 master, assembled from the optimizer's partitions one parameter at a time
+    (``safe_get_full_fp32_param``, ZeRO-1 to 3), so a bf16 run saves fp32 weights as FSDP and DDP do and ZeRO-3
+    never holds the whole model at once."""
     if not is_sharded(accelerator):
         return None
-    if accelerator.distributed_type == DistributedType.DEEPSPEED and accelerator.state.deepspeed_plugin.zero_stage == 3:
-        import deepspeed
-
-        module = accelerator.unwrap_model(model)
-        with deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=None):
-            if not accelerator.is_main_process:
-                return {}
-            return {k: v.detach().to("cpu").clone() for k, v in module.state_dict().items()}
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        return _deepspeed_fp32_state_dict(accelerator, accelerator.unwrap_model(model))
     return accelerator.get_state_dict(model)
+
+
+def _deepspeed_fp32_state_dict(accelerator: Any, module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    from deepspeed.utils import safe_get_full_fp32_param
+
+    state: dict[str, torch.Tensor] = {}
+    for name, value in module.state_dict(keep_vars=True).items():  # in one order on every process: collectives
+        full = safe_get_full_fp32_param(value) if isinstance(value, torch.nn.Parameter) else None
+        if accelerator.is_main_process:
+            state[name] = (value if full is None else full).detach().to("cpu", copy=True)
+    return state

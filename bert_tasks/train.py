@@ -513,9 +513,10 @@ def _log_step(record: dict[str, Any], accelerator, log_path: Path, progress: "Pr
 
 
 def _forward_backward(model, task: Task, batch, accelerator) -> tuple[torch.Tensor, bool]:
-    """One micro-batch: the task's forward and loss, and the backward pass when the loss is finite."""
+    """One micro-batch: the task's forward and loss, and the backward pass when the loss is finite on every
+    process (a backward holds collectives, DDP's, FSDP's or ZeRO's, that all processes must enter or none)."""
     loss = task.loss(task.forward(model, batch), batch)
-    finite = bool(torch.isfinite(loss.detach()).item())
+    finite = _all_finite(accelerator, bool(torch.isfinite(loss.detach()).item()))
     if finite:
         accelerator.backward(loss)
     return loss, finite

@@ -27,8 +27,8 @@ from bert_tasks.train import checkpoint_dirs, fit, make_accelerator, predict  # 
 class FailingTask(ToyTask):
     """Kills this worker abruptly at a given step on a given rank, as a crashed node would."""
 
-    def __init__(self, rank: int, fail_rank: int | None, fail_step: int | None, sleep: float):
-        super().__init__()
+    def __init__(self, rank: int, fail_rank: int | None, fail_step: int | None, sleep: float, poison_step: int | None = None):
+        super().__init__(poison_step)
         self.rank, self.fail_rank, self.fail_step, self.sleep = rank, fail_rank, fail_step, sleep
 
     def loss(self, outputs, batch):
@@ -53,15 +53,18 @@ def main() -> None:
     parser.add_argument("--family", default="bert")
     parser.add_argument("--attention-score", default="additive")
     parser.add_argument("--precision", default="auto")
+    parser.add_argument("--poison-rank", type=int, default=None, help="this rank's loss turns NaN at --poison-step")
+    parser.add_argument("--poison-step", type=int, default=None)
     parser.add_argument("--eval-size", type=int, default=31)  # odd: not divisible by 2 processes
     args = parser.parse_args()
 
     torch.set_num_threads(1)
     cfg = TrainConfig(learning_rate=5e-4, batch_size=8, max_steps=args.steps, seed=5, gradient_accumulation_steps=args.accum,
                       save_steps=args.save_steps, save_total_limit=None, logging_steps=1,
-                      mixed_precision=args.precision)
+                      mixed_precision=args.precision, skip_nonfinite=args.poison_rank is not None)
     accelerator = make_accelerator(cfg)
-    task = FailingTask(accelerator.process_index, args.fail_rank, args.fail_step, args.sleep)
+    task = FailingTask(accelerator.process_index, args.fail_rank, args.fail_step, args.sleep,
+                       args.poison_step if accelerator.process_index == args.poison_rank else None)
     model = new_model(family=args.family, pooling=args.pooling, attention_score=args.attention_score)
     # a kill before the first checkpoint leaves nothing to resume: that run starts over
     resume_from = args.resume_from if args.resume_from != "latest" or checkpoint_dirs(Path(args.out)) else None
@@ -84,7 +87,7 @@ def main() -> None:
         accuracy = float((predictions == np.array(eval_set["labels"])).mean())
         (out / "final.json").write_text(json.dumps({
             "processes": accelerator.num_processes, "distributed_type": str(accelerator.distributed_type),
-            "fsdp_units": units, "zero_stage": zero_stage, "local_fraction": local / sum(v.numel() for v in weights.values()), "steps": result.global_step, "train_loss": result.train_loss,
+            "fsdp_units": units, "zero_stage": zero_stage, "local_fraction": local / sum(v.numel() for v in weights.values()), "steps": result.global_step, "skipped": result.skipped_nonfinite, "train_loss": result.train_loss,
             "eval_count": len(logits), "accuracy": accuracy, "predictions": predictions.tolist(),
         }))
     accelerator.wait_for_everyone()

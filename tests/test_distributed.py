@@ -148,3 +148,20 @@ def test_a_training_command_runs_unchanged_under_a_launcher(tmp_path):
     assert done.stdout.count("sst2 (") == 1
     predictions = (tmp_path / "out" / "eval_predictions.jsonl").read_text().splitlines()
     assert sorted(json.loads(line)["idx"] for line in predictions) == list(range(23))
+
+
+@pytest.mark.parametrize("config", ["ddp", "fsdp"])
+def test_a_nan_on_one_process_is_skipped_by_all_without_a_hang(tmp_path, config):
+    """Rank 1's loss turns NaN at its 2nd micro-batch: every process skips that backward and step alike (a
+    backward holds collectives all processes must enter), and the run finishes with 1 step skipped."""
+    poison = ("--out", str(tmp_path), "--poison-rank", "1", "--poison-step", "2", "--precision", "no")
+    if config == "ddp":
+        cmd = torchrun(*poison)
+    else:
+        from test_sharding import accelerate_launch
+
+        cmd = accelerate_launch(WORKER, *poison)
+    done = run(cmd, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    _, info = outcome(tmp_path)
+    assert info["skipped"] == 1 and info["steps"] == 6

@@ -206,8 +206,33 @@ def test_fsdp1_on_cpu_is_refused_in_one_line(monkeypatch):
         cpu_fsdp_plugin()
     monkeypatch.setenv("FSDP_VERSION", "2")
     assert cpu_fsdp_plugin().fsdp_version == 2
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert cpu_fsdp_plugin() is None  # on a GPU Accelerate selects FSDP itself...
+    monkeypatch.setenv("FSDP_VERSION", "1")
+    with pytest.raises(BertTasksError, match="fsdp_version: 2"):  # ...but FSDP1 is refused there too
+        cpu_fsdp_plugin()
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "false")
     assert cpu_fsdp_plugin() is None
+
+
+def test_every_fsdp_config_is_fsdp2_and_names_no_layer_class():
+    import yaml
+
+    configs = [yaml.safe_load(path.read_text()) for path in sorted((ROOT / "recipes" / "accelerate").glob("*.yaml"))]
+    fsdp = [c["fsdp_config"] for c in configs if c["distributed_type"] == "FSDP"]
+    assert len(fsdp) == 2 and all(c["fsdp_version"] == 2 and "fsdp_transformer_layer_cls_to_wrap" not in c for c in fsdp)
+    zero = [c["deepspeed_config"] for c in configs if c["distributed_type"] == "DEEPSPEED"]
+    recipe_owned = ("gradient_accumulation_steps", "gradient_clipping", "train_micro_batch_size_per_gpu")
+    assert len(zero) == 3 and not any(key in c for c in zero for key in recipe_owned)
+
+
+@needs_deepspeed
+def test_a_bf16_zero_run_saves_the_fp32_master_weights(tmp_path):
+    """DeepSpeed keeps bf16 weights in the module and fp32 masters in the optimizer: the saved folder has the masters."""
+    run(accelerate_launch(WORKER, "--out", tmp_path, "--precision", "bf16", config=ZERO2_CPU))
+    weights, info = outcome(tmp_path)
+    assert info["zero_stage"] == 2 and all(t.dtype == torch.float32 for t in weights.values())
+    assert any(not torch.equal(t, t.bfloat16().float()) for t in weights.values())  # not bf16 values in fp32 dress
 
 
 @needs_deepspeed
