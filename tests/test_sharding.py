@@ -160,6 +160,8 @@ TASKS = {
 
 @pytest.mark.parametrize("engine, task", [("fsdp", "glue"), ("fsdp", "squad"), ("fsdp", "mlm"),
                                           pytest.param("zero2", "glue", marks=needs_deepspeed),
+                                          pytest.param("zero2", "mlm", marks=[needs_deepspeed, pytest.mark.slow]),
+                                          pytest.param("zero3", "mlm", marks=[needs_deepspeed, pytest.mark.slow]),
                                           pytest.param("zero3", "glue", marks=[needs_deepspeed, pytest.mark.slow])])
 def test_cli_sharded_saves_the_plain_runs_whole_folder(data, engines, engine, task, tmp_path):
     """The same run on 2 sharded processes (batch 4 each) and on 1 plain process (4, accumulated twice; masked-LM:
