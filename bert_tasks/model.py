@@ -395,6 +395,12 @@ def positions_after_padding(input_ids: torch.Tensor, pad_id: int) -> torch.Tenso
     return torch.cumsum(real, dim=1) * real + pad_id
 
 
+def fused_dropout(device: torch.device) -> bool:
+    """Whether SDPA keeps attention dropout inside its fused kernel there: on CUDA (flash, memory-efficient); on
+    CPU SDPA with dropout leaves its fused kernel for a slower unfused one, so the explicit path serves there."""
+    return device.type == "cuda"
+
+
 class SelfAttention(nn.Module):
     """Multi-head scaled dot-product self-attention, with its output projection.
 
@@ -428,13 +434,13 @@ class SelfAttention(nn.Module):
         H, D = self.num_heads, self.head_size
         qkv = qkv.view(B, T, 3, H, D).permute(2, 0, 3, 1, 4)  # [B, T, 3C] -> [3, B, H, T, D]
         dropout_p = self.dropout_p if self.training else 0.0
-        if not (return_probs or dropout_p > 0.0):
+        if not return_probs and (dropout_p == 0.0 or fused_dropout(qkv.device)):
             q, k, v = qkv.unbind(0)  # 3 x [B, H, T, D], strided views: the fused CPU kernel reads them in place
-            context = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)  # [B, H, T, D]
+            context = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=dropout_p)  # [B, H, T, D]
             probs = None
         else:
             # The explicit path: for attention maps (SDPA does not return the probabilities), and for
-            # training with attention dropout, where CPU SDPA leaves its fused kernel for a slower
+            # training with attention dropout on CPU, where SDPA leaves its fused kernel for a slower
             # unfused one. One copy into head-major layout makes every product below a plain bmm.
             q, k, v = qkv.reshape(3, B * H, T, D).unbind(0)  # 3 x [B·H, T, D], contiguous
             # scale and padding mask ride inside the first product: scores = bias + (q kᵀ) / √D

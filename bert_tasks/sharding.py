@@ -85,9 +85,9 @@ def deepspeed_settings(cfg: Any) -> dict[str, Any]:
             "gradient_clipping": float(cfg.max_grad_norm or 0.0)}
 
 
-#: each DeepSpeed plugin's config as the launch config gave it, ``auto`` values included: Accelerate keeps one
-#: plugin for the life of a process, so every run (seeds, grid points) starts again from these
-_LAUNCH_CONFIGS: dict[int, dict[str, Any]] = {}
+#: where a DeepSpeed plugin keeps its config as the launch config gave it, ``auto`` values included: Accelerate
+#: keeps one plugin for the life of a process, so every run (seeds, grid points) starts again from it
+LAUNCH_CONFIG = "bert_tasks_launch_config"
 
 
 def configure_deepspeed(accelerator: Any, cfg: Any) -> None:
@@ -95,7 +95,9 @@ def configure_deepspeed(accelerator: Any, cfg: Any) -> None:
     if accelerator is None or accelerator.distributed_type != DistributedType.DEEPSPEED:
         return
     plugin = accelerator.state.deepspeed_plugin
-    launch = _LAUNCH_CONFIGS.setdefault(id(plugin), copy.deepcopy(plugin.deepspeed_config))
+    if not hasattr(plugin, LAUNCH_CONFIG):
+        setattr(plugin, LAUNCH_CONFIG, copy.deepcopy(plugin.deepspeed_config))
+    launch = getattr(plugin, LAUNCH_CONFIG)
     plugin.deepspeed_config.clear()  # in place: Accelerate's views of the config keep pointing at it
     plugin.deepspeed_config.update(copy.deepcopy(launch))
     if cfg.skip_nonfinite:

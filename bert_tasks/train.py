@@ -422,7 +422,8 @@ def fit(
             if evaluate and cfg.eval_steps and step % cfg.eval_steps == 0 and step < plan.total:
                 _run_eval(evaluate, model, accelerator, step, log_path, result, progress)
                 model.train()
-            out_of_budget = budget is not None and time.monotonic() - start >= budget
+            # every process stops at the same step: each clock is its own, and a lone stop would hang the others
+            out_of_budget = budget is not None and not _all_finite(accelerator, time.monotonic() - start < budget)
             finished = step >= plan.total or out_of_budget
             if cfg.save_steps and (step % cfg.save_steps == 0 or finished):
                 _pool_losses(accelerator, state)
@@ -524,10 +525,13 @@ def _forward_backward(model, task: Task, batch, accelerator) -> tuple[torch.Tens
 
 def _first_compiled_step(model, task: Task, batch, accelerator, optimizer) -> tuple[torch.Tensor, bool]:
     """The first step compiles the backward graph too; if that step fails, it is retried uncompiled, as the forward
-    guard does: a compiler failure then goes away, and any other error comes back from the eager retry."""
+    guard does: a compiler failure then goes away, and any other error comes back from the eager retry. Not under
+    several processes: the failing one would repeat collectives the others have passed, so the error stands."""
     try:
         return _forward_backward(model, task, batch, accelerator)
     except Exception as exc:  # the fast path is optional
+        if accelerator.num_processes > 1:
+            raise
         warnings.warn(f"the first compiled step failed ({type(exc).__name__}: {str(exc)[:120]}); retrying it and "
                       "continuing uncompiled", RuntimeWarning, stacklevel=2)
         uncompile_model(model)
@@ -554,7 +558,8 @@ def _run_mean_loss(accelerator: Any, state: LoopState) -> float:
 
 
 def _all_finite(accelerator: Any, finite: bool) -> bool:
-    """Every process must agree to step, or their weights would drift apart."""
+    """True when ``finite`` holds on every process: they must agree to step (or their weights would drift apart),
+    to run a backward, and to stop."""
     if accelerator.num_processes == 1:
         return finite
     flag = torch.tensor([1.0 if finite else 0.0], device=accelerator.device)

@@ -165,6 +165,27 @@ def test_attention_dropout_drops_and_rescales():
     assert (c - d).abs().max() <= TOL and torch.allclose(probs.sum(-1), torch.ones(2, 4, 9), atol=1e-6)
 
 
+
+@pytest.mark.parametrize("fused", [False, True], ids=["cpu", "cuda"])
+def test_attention_dropout_runs_inside_sdpa_where_the_kernel_keeps_it_fused(fused, monkeypatch):
+    """On CUDA (forced here) training attention goes through SDPA with its dropout; on CPU the explicit path takes
+    it; attention maps always take the explicit path."""
+    calls = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def recording(*args, **kwargs):
+        calls.append(kwargs.get("dropout_p", 0.0))
+        return sdpa(*args, **kwargs)
+
+    monkeypatch.setattr(model_module, "fused_dropout", lambda device: fused)
+    monkeypatch.setattr(model_module.F, "scaled_dot_product_attention", recording)
+    layer = BertModel(BertConfig(**{**TINY, "attention_probs_dropout_prob": 0.25})).encoder.layers[0].attention.train()
+    x, keep = torch.randn(2, 9, TINY["hidden_size"]), torch.ones(2, 1, 1, 9, dtype=torch.bool)
+    out, probs = layer(x, keep)
+    assert calls == ([0.25] if fused else []) and probs is None and torch.isfinite(out).all()
+    layer(x, keep, return_probs=True)
+    assert len(calls) == (1 if fused else 0)
+
 # --------------------------------------------------------------------------- unpadding
 
 
