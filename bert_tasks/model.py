@@ -426,14 +426,14 @@ class SelfAttention(nn.Module):
         ``x`` is [B, T, C], or [R, C] when ``real`` is given; the output has the same layout.
         """
         qkv = self.qkv(x)  # [B, T, 3C], or [R, 3C] unpadded
+        dropout_p = self.dropout_p if self.training else 0.0
         if real is not None and real.offsets is not None:
-            return self.output(self.ragged(qkv, real)), None
+            return self.output(self.ragged(qkv, real, dropout_p)), None
         if real is not None:
             qkv = real.scatter(qkv)  # [R, 3C] -> [B, T, 3C]
         B, T, C = qkv.shape[0], qkv.shape[1], qkv.shape[2] // 3
         H, D = self.num_heads, self.head_size
         qkv = qkv.view(B, T, 3, H, D).permute(2, 0, 3, 1, 4)  # [B, T, 3C] -> [3, B, H, T, D]
-        dropout_p = self.dropout_p if self.training else 0.0
         if not return_probs and (dropout_p == 0.0 or fused_dropout(qkv.device)):
             q, k, v = qkv.unbind(0)  # 3 x [B, H, T, D], strided views: the fused CPU kernel reads them in place
             context = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=dropout_p)  # [B, H, T, D]
@@ -457,7 +457,7 @@ class SelfAttention(nn.Module):
             context = real.gather(context)  # [B, T, C] -> [R, C]
         return self.output(context), probs
 
-    def ragged(self, qkv: torch.Tensor, real: RealTokens) -> torch.Tensor:
+    def ragged(self, qkv: torch.Tensor, real: RealTokens, dropout_p: float) -> torch.Tensor:
         """Attention within each sequence on the packed real tokens: [R, 3C] -> [R, C], no T×T padding at all.
 
         Q, K and V become nested jagged tensors [B, H, j, D] (sequence b spans offsets[b]:offsets[b+1]; the
@@ -471,7 +471,6 @@ class SelfAttention(nn.Module):
         q, k, v = (torch.nested.nested_tensor_from_jagged(t.contiguous(), real.offsets, min_seqlen=real.shortest,
                                                           max_seqlen=real.longest).transpose(1, 2)  # [B, H, j, D]
                    for t in qkv.view(R, 3, H, D).unbind(1))  # 3 x [R, H, D]
-        dropout_p = self.dropout_p if self.training else 0.0
         context = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)  # [B, H, j, D]
         return context.transpose(1, 2).values().reshape(R, C)  # [B, j, H, D] -> [R, H, D] -> [R, C]
 

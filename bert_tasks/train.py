@@ -35,7 +35,8 @@ from .errors import BertTasksError
 from .hardware import cpu_bf16_flag
 from .io import append_jsonl, atomic_write_text, write_json
 from .protocol import Task
-from .sharding import configure_deepspeed, cpu_fsdp_plugin, deepspeed_requested, process_group_kwargs, shard_on_cpu, wrap_at_layers
+from .sharding import (configure_deepspeed, cpu_fsdp_plugin, deepspeed_requested, process_group_kwargs, shard_on_cpu,
+                       wrap_at_layers)
 from .threads import ThreadChoice, choose_threads
 
 CHECKPOINTS = "checkpoints"
@@ -423,7 +424,7 @@ def fit(
                 _run_eval(evaluate, model, accelerator, step, log_path, result, progress)
                 model.train()
             # every process stops at the same step: each clock is its own, and a lone stop would hang the others
-            out_of_budget = budget is not None and not _all_finite(accelerator, time.monotonic() - start < budget)
+            out_of_budget = budget is not None and not _on_every_process(accelerator, time.monotonic() - start < budget)
             finished = step >= plan.total or out_of_budget
             if cfg.save_steps and (step % cfg.save_steps == 0 or finished):
                 _pool_losses(accelerator, state)
@@ -488,8 +489,9 @@ def _resume(accelerator, checkpoint: Path | None, log_path: Path) -> LoopState:
 
 def _optimizer_step(model, optimizer, scheduler, accelerator, cfg: TrainConfig, state: LoopState, window_finite: bool,
                     loss: torch.Tensor, output_dir: Path) -> None:
-    """Step (clipped), or skip a non-finite step, or stop the run naming it; every process decides alike."""
-    finite = _all_finite(accelerator, window_finite)
+    """Step (clipped), or skip a non-finite step, or stop the run naming it; every process decides alike, since
+    ``window_finite`` is made of micro-batch verdicts all processes agreed on (:func:`_forward_backward`)."""
+    finite = window_finite
     if not finite and not cfg.skip_nonfinite:
         raise NonFiniteLoss(
             f"loss became {loss.item()} at step {state.global_step + 1}; "
@@ -517,7 +519,7 @@ def _forward_backward(model, task: Task, batch, accelerator) -> tuple[torch.Tens
     """One micro-batch: the task's forward and loss, and the backward pass when the loss is finite on every
     process (a backward holds collectives, DDP's, FSDP's or ZeRO's, that all processes must enter or none)."""
     loss = task.loss(task.forward(model, batch), batch)
-    finite = _all_finite(accelerator, bool(torch.isfinite(loss.detach()).item()))
+    finite = _on_every_process(accelerator, bool(torch.isfinite(loss.detach()).item()))
     if finite:
         accelerator.backward(loss)
     return loss, finite
@@ -557,12 +559,12 @@ def _run_mean_loss(accelerator: Any, state: LoopState) -> float:
     return float(totals[0] / totals[1]) if totals[1] > 0 else float("nan")
 
 
-def _all_finite(accelerator: Any, finite: bool) -> bool:
-    """True when ``finite`` holds on every process: they must agree to step (or their weights would drift apart),
-    to run a backward, and to stop."""
+def _on_every_process(accelerator: Any, holds: bool) -> bool:
+    """True when ``holds`` is true on every process: they must agree to run a backward (and so to step, or their
+    weights would drift apart) and to stop."""
     if accelerator.num_processes == 1:
-        return finite
-    flag = torch.tensor([1.0 if finite else 0.0], device=accelerator.device)
+        return holds
+    flag = torch.tensor([1.0 if holds else 0.0], device=accelerator.device)
     return bool(accelerator.reduce(flag, reduction="sum").item() == accelerator.num_processes)
 
 
