@@ -46,7 +46,7 @@ def step_times(steps: int, threads: int) -> dict[str, float]:
 
     from bert_tasks.checkpoint import load_pretrained
     from bert_tasks.config import TrainConfig
-    from bert_tasks.train import make_optimizer
+    from bert_tasks.training import make_optimizer
 
     torch.set_num_threads(threads)
     model = load_pretrained("minilm", task="glue", num_labels=2)

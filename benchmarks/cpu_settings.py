@@ -120,7 +120,7 @@ def bf16_section(task, tokenizer, args) -> list[str]:
 def threads_section(task, tokenizer, args) -> list[str]:
     from torch.utils.data import DataLoader
 
-    from bert_tasks.train import EpochBatchSampler
+    from bert_tasks.training import EpochBatchSampler
 
     train = features(tokenizer, *load_split(args.data / "train.tsv", 50 * args.batch))
     sampler = EpochBatchSampler([len(f["input_ids"]) for f in train], args.batch, seed=0)

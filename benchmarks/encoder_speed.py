@@ -10,7 +10,7 @@ the median over rounds. MFU is against the matmul peak measured in the same run
 
 Variants of our encoder timed in the same rounds add columns: ``--unpad`` (per-token work on
 the real tokens only, :class:`bert_tasks.model.RealTokens`; checked at real positions) and
-``--compile`` (layers compiled by ``torch.compile``, :mod:`bert_tasks.compiled`; its compile
+``--compile`` (layers compiled by ``torch.compile``, :mod:`bert_tasks.training.compiled`; its compile
 time, the first step of each dtype including one run, is reported apart from tokens/s).
 
     python -m benchmarks encoder_speed [--configs minilm,base] [--seq 128,384] [--dtypes fp32,bf16] [--unpad] [--compile] [--quick]
@@ -235,7 +235,7 @@ def notes(args: argparse.Namespace, load: tuple[float, float]) -> str:
         "positions and the pooler (its padded positions are zeros by design)."
     ) if args.unpad else None
     compile_note = (
-        f"ours+compile = our encoder with each layer compiled by `torch.compile` (`bert_tasks.compiled`, scope "
+        f"ours+compile = our encoder with each layer compiled by `torch.compile` (`bert_tasks.training.compiled`, scope "
         f"{args.compile_scope!r}, inductor, gcc); `compile s` = wall time of the first training step of that dtype "
         "(compile or recompile + one run; later cells reuse the graphs where shapes allow), kept out of its tok/s; "
         "`parity ours+compile` = the same eval check as `parity`, through the compiled graphs."
@@ -304,7 +304,7 @@ def run(args: argparse.Namespace) -> list[Result]:
             variants["unpad"] = copy.deepcopy(ours)
             set_unpadding(variants["unpad"])
         if args.compile:
-            from bert_tasks.compiled import compile_model
+            from bert_tasks.training.compiled import compile_model
 
             variants["compile"] = copy.deepcopy(ours)
             compile_model(variants["compile"], args.compile_scope)

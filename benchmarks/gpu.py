@@ -113,7 +113,7 @@ def _parity(device, work: Path) -> list[dict]:
     import transformers
 
     from bert_tasks.checkpoint import bundled_model_path, load_pretrained, save_pretrained
-    from bert_tasks.heads import HEADS
+    from bert_tasks.model.heads import HEADS
     from bert_tasks.model import set_unpadding
 
     minilm = bundled_model_path()
@@ -167,7 +167,7 @@ def speed(device, args, peak: float) -> list[dict]:
     import torch
 
     from benchmarks.encoder_speed import CONFIGS, build_pair, flops_per_step, make_batch
-    from bert_tasks.compiled import compile_failed, compile_model
+    from bert_tasks.training.compiled import compile_failed, compile_model
     from bert_tasks.model import set_unpadding
 
     dry = args.cpu_dry_run
@@ -285,7 +285,7 @@ def engines(device, args, work: Path, plain_accuracy: float | None) -> dict:
             results[name] = {"error": "deepspeed is not installed (pip install deepspeed)"}
             continue
         config = work / f"{name}.yaml"
-        processes = 1 if device.type == "cuda" else 2  # FSDP on CPU needs 2 (bert_tasks.sharding)
+        processes = 1 if device.type == "cuda" else 2  # FSDP on CPU needs 2 (bert_tasks.training.sharding)
         config.write_text(yaml.safe_dump({"compute_environment": "LOCAL_MACHINE", **settings,
                                           "mixed_precision": "bf16" if device.type == "cuda" else "no",
                                           "num_machines": 1, "num_processes": processes, "machine_rank": 0,

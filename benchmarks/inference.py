@@ -59,7 +59,7 @@ def ours_classify(folder: Path, sentences: list[str], batch_size: int):
 
     from bert_tasks.checkpoint import load_pretrained, load_tokenizer
     from bert_tasks.tasks.glue.task import GlueTask
-    from bert_tasks.train import predict
+    from bert_tasks.training import predict
 
     model = load_pretrained(folder, task="glue", num_labels=2).eval()
     tokenizer = load_tokenizer(str(folder))

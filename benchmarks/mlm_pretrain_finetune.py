@@ -100,7 +100,7 @@ def random_init_twin(pretrained: Path, out: Path) -> Path:
     import torch
 
     from bert_tasks.checkpoint import build_config, load_tokenizer, read_config, save_pretrained
-    from bert_tasks.heads import HEADS
+    from bert_tasks.model.heads import HEADS
 
     torch.manual_seed(SEED)
     model = HEADS["mlm"].model_class(build_config(read_config(pretrained), None))

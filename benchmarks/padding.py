@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bert_tasks.train import EpochBatchSampler
+from bert_tasks.training import EpochBatchSampler
 
 from ._record import DATA, shown
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from .version import __version__
 
 _LAZY = {
-    "load_pretrained": ("bert_tasks.checkpoint", "load_pretrained"),
-    "save_pretrained": ("bert_tasks.checkpoint", "save_pretrained"),
-    "BertConfig": ("bert_tasks.model", "BertConfig"),
+    "load_pretrained": ("bert_tasks.checkpoint.load", "load_pretrained"),
+    "save_pretrained": ("bert_tasks.checkpoint.save", "save_pretrained"),
+    "BertConfig": ("bert_tasks.model.config", "BertConfig"),
     "QuestionAnswerer": ("bert_tasks.tasks.squad.inference", "QuestionAnswerer"),
 }
 

@@ -34,7 +34,7 @@ from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 
 import torch
 
-from .model import takes_token_types
+from .model.fast import takes_token_types
 
 #: Batch keys that are passed to the model's forward; everything else stays with the task.
 MODEL_INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")

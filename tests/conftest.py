@@ -21,10 +21,10 @@ def fp32_by_default():
     """In this process ``mixed_precision: auto`` means fp32, whatever the CPU: the suite's numbers must not depend on
     the machine it runs on (Accelerate also fixes a process's precision at its first run). Session-wide, so that
     module-scoped fixtures that train see it too; tests/test_hardware.py tests auto itself."""
-    import bert_tasks.train
+    import bert_tasks.training.precision
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(bert_tasks.train, "cpu_bf16_flag", lambda *args: None)
+        patch.setattr(bert_tasks.training.precision, "cpu_bf16_flag", lambda *args: None)
         yield
 
 

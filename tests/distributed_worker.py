@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from toy import ToyTask, new_model, toy_dataset  # noqa: E402
 
 from bert_tasks.config import TrainConfig  # noqa: E402
-from bert_tasks.sharding import full_state_dict  # noqa: E402
-from bert_tasks.train import checkpoint_dirs, fit, make_accelerator, predict  # noqa: E402
+from bert_tasks.training.sharding import full_state_dict  # noqa: E402
+from bert_tasks.training import checkpoint_dirs, fit, make_accelerator, predict  # noqa: E402
 
 
 class FailingTask(ToyTask):

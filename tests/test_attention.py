@@ -11,7 +11,7 @@ import torch
 from matplotlib.patches import Rectangle
 from transformers import AutoTokenizer
 
-from bert_tasks.attention import (AttentionMaps, attention_maps, best_span, grid_shape, head_figure,
+from bert_tasks.viz.attention import (AttentionMaps, attention_maps, best_span, grid_shape, head_figure,
                                   layer_grid_figure, qa_figure, qa_spans)
 from bert_tasks.checkpoint import load_pretrained, save_pretrained
 from bert_tasks.cli import main

@@ -158,7 +158,7 @@ def test_one_training_step_matches(tmp_path, family, arch, task, extra):
     hf_loss = hf_run(hf, ids, mask, types, **labels).loss
     assert abs(hf_loss.item() - our_loss.item()) <= TOL
     hf_loss.backward(); our_loss.backward()
-    from bert_tasks.keymap import hf_parts, key_table, ours_to_hf
+    from bert_tasks.model.keymap import hf_parts, key_table, ours_to_hf
 
     # our gradients under HF names, through the same table (fused q/k/v split back into three)
     pairs = key_table(task, TINY["num_hidden_layers"], family=family, projected=family == "electra")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from bert_tasks.train import checkpoint_dirs
+from bert_tasks.training import checkpoint_dirs
 
 WORKER = str(Path(__file__).resolve().parent / "distributed_worker.py")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}

@@ -184,7 +184,7 @@ def test_other_encoders_run_with_the_hf_backend(folders, family, tmp_path, capsy
 @pytest.mark.parametrize("family", FAMILIES)
 def test_the_compiled_model_matches_transformers(folders, family):
     """torch.compile over the whole model (positions after padding, projections and all) keeps parity."""
-    from bert_tasks.compiled import compile_failed, compile_model
+    from bert_tasks.training.compiled import compile_failed, compile_model
 
     hf = transformers.AutoModel.from_pretrained(folders / family).eval()
     ours = load_pretrained(folders / family).eval()

@@ -6,8 +6,8 @@ import pytest
 import torch
 import yaml
 
-import bert_tasks.train as train
-from bert_tasks import hardware
+import bert_tasks.training.precision as train
+from bert_tasks.training import hardware
 from bert_tasks.cli import main
 from bert_tasks.config import TrainConfig
 from bert_tasks.errors import BertTasksError

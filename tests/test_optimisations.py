@@ -5,7 +5,7 @@
   folded into one ``baddbmm``), checked with dropout switched to the identity;
 * the packed-random-bits CPU dropout (``model.dropout``): its statistics and gradient, since
   no reference draws the same mask;
-* ``torch.compile`` of the encoder layers (``bert_tasks.compiled``): the eager fallback
+* ``torch.compile`` of the encoder layers (``bert_tasks.training.compiled``): the eager fallback
   always; the compiled graphs themselves in a ``slow`` test (inductor compiles C++ with gcc).
 
 * unpadding (``set_unpadding``: per-token work on the real tokens only), at real positions and
@@ -20,10 +20,10 @@ import torch
 import transformers
 from transformers import BertConfig as HFConfig
 
-from bert_tasks import model as model_module
+from bert_tasks.model import encoder as model_module
 from bert_tasks.checkpoint import load_hf_state_dict, to_hf_state_dict
-from bert_tasks.keymap import hf_parts, key_table, ours_to_hf
-from bert_tasks.compiled import compile_failed, compile_model, compile_targets, uncompile_model
+from bert_tasks.model.keymap import hf_parts, key_table, ours_to_hf
+from bert_tasks.training.compiled import compile_failed, compile_model, compile_targets, uncompile_model
 from bert_tasks.errors import BertTasksError
 from bert_tasks.config import ModelSettings, Recipe, TrainConfig
 from bert_tasks.model import (BertConfig, BertForMaskedLM, BertForQuestionAnswering, BertForSequenceClassification,
@@ -399,7 +399,7 @@ def test_fit_with_compile_flag_survives_a_failing_compiler(monkeypatch, tmp_path
     from toy import ToyTask, new_model, toy_dataset
 
     from bert_tasks.config import TrainConfig
-    from bert_tasks.train import fit
+    from bert_tasks.training import fit
 
     monkeypatch.setattr(torch, "compile", lambda fn, **kw: (lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no"))))
     model = new_model()
@@ -429,7 +429,7 @@ def test_compiled_encoder_matches_hf(scope):
 def test_default_threads_use_every_allowed_core_unless_other_work_kept_them_busy(monkeypatch):
     import os
 
-    from bert_tasks import threads
+    from bert_tasks.training import threads
 
     assert threads.allowed_cores() == len(os.sched_getaffinity(0))
     assert threads.sustained_load() == pytest.approx(os.getloadavg()[0], abs=0.5)

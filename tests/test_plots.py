@@ -9,7 +9,7 @@ import pytest
 
 from bert_tasks.cli import main
 from bert_tasks.errors import BertTasksError
-from bert_tasks.plots import (confusion_counts, confusion_figure, eval_figure, metric_names, plot_run,
+from bert_tasks.viz.plots import (confusion_counts, confusion_figure, eval_figure, metric_names, plot_run,
                               predictions_confusion, read_jsonl, read_train_log, training_figure)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -12,9 +12,9 @@ import torch
 import transformers
 
 from bert_tasks.checkpoint import POOLED_WEIGHTS, load_pretrained, save_pretrained
-from bert_tasks.model import (POOLING_KEY, BertConfig, BertForSequenceClassification, pooled_model_type, pooling_text,
+from bert_tasks.model import (POOLING_KEY, BertConfig, BertForSequenceClassification, pooled_model_type,
                               set_unpadding)
-from bert_tasks.pooling import ATTENTION_SCORES, SCORES, AttentionPooling, Additive, Concat, General, max_pool, mean_pool
+from bert_tasks.model.pooling import ATTENTION_SCORES, SCORES, AttentionPooling, Additive, Concat, General, max_pool, mean_pool
 
 TINY = dict(vocab_size=97, hidden_size=28, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
             max_position_embeddings=40, id2label={0: "no", 1: "yes", 2: "maybe"})
@@ -235,9 +235,9 @@ def test_hf_backend_under_our_pooling_matches_the_scratch_encoder(pooling, tmp_p
 
 
 def test_pooling_text_and_bad_values():
-    assert pooling_text(BertConfig(**TINY)) is None
-    assert pooling_text(BertConfig(**TINY, pooling="mean")) == "mean over the real tokens"
-    assert pooling_text(BertConfig(**TINY, pooling="attention", attention_score="dot")) == "attention (dot score, learned query)"
+    assert BertConfig(**TINY).pooling_spec.text() is None
+    assert BertConfig(**TINY, pooling="mean").pooling_spec.text() == "mean over the real tokens"
+    assert BertConfig(**TINY, pooling="attention", attention_score="dot").pooling_spec.text() == "attention (dot score, learned query)"
     for bad in (dict(pooling="sum"), dict(attention_score="cosine"), dict(attention_query="first")):
         with pytest.raises(ValueError, match=next(iter(bad))):
             BertConfig(**TINY, **bad)

@@ -96,8 +96,8 @@ def test_unknown_command_is_one_line(capsys):
 
 def test_model_card_metadata_parses_with_results(tmp_path):
     from bert_tasks.config import Recipe
-    from bert_tasks.heads import HEADS
-    from bert_tasks.modelcard import read_card_metadata, write_model_card
+    from bert_tasks.model.heads import HEADS
+    from bert_tasks.checkpoint.modelcard import read_card_metadata, write_model_card
 
     recipe = Recipe(task="squad_v2", output_dir=str(tmp_path / "squad2"))
     path = write_model_card(tmp_path, recipe, {"exact_match": 71.5, "f1": 74.25, "total": 100, "best_f1_thresh": -1.0},

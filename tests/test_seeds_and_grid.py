@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bert_tasks import runner
+from bert_tasks.runner import template as runner
+from bert_tasks.runner.outputs import current
 from bert_tasks.cli import main
 from bert_tasks.errors import BertTasksError
 
@@ -59,7 +60,7 @@ def test_a_failed_seed_is_reported_and_the_others_finish(tiny_model, sst, tmp_pa
 
     def fails_for_seed_2(task, recipe, **kwargs):
         if recipe.train.seed == 2:
-            runner.TRAININGS_STARTED[0] += 1  # as if training had begun, then diverged
+            current().trainings_started += 1  # as if training had begun, then diverged
             raise BertTasksError("loss became nan at step 3")
         return real(task, recipe, **kwargs)
 

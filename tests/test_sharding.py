@@ -21,7 +21,7 @@ import transformers
 from safetensors.torch import load_file
 
 from bert_tasks.checkpoint import load_pretrained
-from bert_tasks.sharding import repeated_blocks
+from bert_tasks.training.sharding import repeated_blocks
 from bert_tasks.tasks.squad.synthetic import write_synthetic_squad
 from test_distributed import ENV, WORKER, free_port, max_diff, outcome
 from toy import FAMILY_WORDS as WORDS
@@ -199,7 +199,7 @@ def test_cli_sharded_saves_the_plain_runs_whole_folder(data, engines, engine, ta
 
 def test_fsdp1_on_cpu_is_refused_in_one_line(monkeypatch):
     from bert_tasks.errors import BertTasksError
-    from bert_tasks.sharding import cpu_fsdp_plugin
+    from bert_tasks.training.sharding import cpu_fsdp_plugin
 
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
     monkeypatch.setenv("FSDP_VERSION", "1")
@@ -245,7 +245,7 @@ def test_zero_auto_values_come_from_the_recipe_and_a_disagreeing_config_is_refus
 
     from bert_tasks.config import TrainConfig
     from bert_tasks.errors import BertTasksError
-    from bert_tasks.sharding import configure_deepspeed
+    from bert_tasks.training.sharding import configure_deepspeed
 
     def accelerator(**config):
         plugin = DeepSpeedPlugin(hf_ds_config={"train_micro_batch_size_per_gpu": "auto", "gradient_accumulation_steps":

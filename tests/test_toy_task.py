@@ -16,13 +16,13 @@ from toy import TINY, ToyTask, toy_dataset
 
 from bert_tasks.cli import main, training
 from bert_tasks.cli.app import finetune_app
-from bert_tasks.config import Settings, require, setting
+from bert_tasks.config import DataSettings, require, setting
 from bert_tasks.tasks import FAMILIES, TASK_FAMILY, TaskFamily, register
-from bert_tasks.train import predict
+from bert_tasks.training import predict
 
 
 @dataclass
-class ToyDataConfig(Settings):
+class ToyDataConfig(DataSettings):
     size: int = setting(48, "How many toy sequences to train on.", at_least=8)
     eval_size: int = setting(31, "How many to evaluate on.", at_least=2)
     data_seed: int = setting(0, "Seed of the toy data.", cli=False)

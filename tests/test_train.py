@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from bert_tasks.config import TrainConfig
-from bert_tasks.train import EpochBatchSampler, NonFiniteLoss, checkpoint_dirs, fit, predict
+from bert_tasks.training import EpochBatchSampler, NonFiniteLoss, checkpoint_dirs, fit, predict
 from toy import ToyTask, new_model, toy_dataset, weights
 
 
@@ -110,7 +110,7 @@ def test_same_seed_gives_identical_weights_and_metrics(tmp_path):
 
 
 def test_a_failing_first_compiled_step_carries_on_uncompiled(monkeypatch, tmp_path):
-    from bert_tasks import train
+    from bert_tasks.training import loop as train
 
     calls, uncompiled, real = [], [], train._forward_backward
 
@@ -143,7 +143,7 @@ def test_every_adamw_kernel_trains_the_same_weights(kernel, tmp_path):
 
 
 def test_the_fused_kernel_is_used_where_the_device_has_it():
-    from bert_tasks.train import make_optimizer
+    from bert_tasks.training import make_optimizer
 
     model = new_model()
     optimizer = make_optimizer(model, TrainConfig(), torch.device("cpu"))

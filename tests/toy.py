@@ -51,7 +51,7 @@ def toy_dataset(n: int = 48, seed: int = 0) -> datasets.Dataset:
 def new_model(seed: int = 0, family: str = "bert", **pooling):
     """``pooling``: BertConfig's pooling fields (pooling, attention_score, attention_query); ``family``: a model type
     of bert_tasks/families.py, whose options the encoder takes (ELECTRA's embeddings of 21, projected)."""
-    from bert_tasks.families import FAMILIES
+    from bert_tasks.model.families import FAMILIES
 
     torch.manual_seed(seed)
     sizes = {"electra": {"embedding_size": 21}, "distilbert": {"type_vocab_size": 0},

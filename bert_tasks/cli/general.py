@@ -14,14 +14,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .. import hub
-from ..bundled import bundled_model_path
+from ..checkpoint import hub
+from ..checkpoint.bundled import bundled_model_path
 from ..config import find_recipe, list_recipes, read_yaml
 from ..errors import BertTasksError
-from ..hardware import cpu_bf16_flag
+from ..training.hardware import cpu_bf16_flag
 from ..io import atomic_write_text, output_folder
 from ..tasks import resolve_recipe
-from ..threads import choose_threads
+from ..training.threads import choose_threads
 from ..version import __version__
 from .app import app, recipes_app, show_help_without_subcommand
 

@@ -68,7 +68,9 @@ def eval_glue(
         _evaluate_run(root, cfg, out, backend=backend, batch_size=batch_size)
         return
     # a --seeds run: every seed's folder, then the median over seeds (per task, and the GLUE average of medians)
-    from ..runner import SEEDS_SUMMARY, print_table, seed_summary, track_output_dir
+    from ..runner.outputs import track_output_dir
+    from ..runner.statistics import print_table, seed_summary
+    from ..runner.sweeps import SEEDS_SUMMARY
     from ..tasks.glue.run import report
 
     track_output_dir(out)
@@ -87,7 +89,8 @@ def eval_glue(
 
 def _evaluate_run(root: Path, cfg: GlueDataConfig, out: Path, *, backend: str, batch_size: int) -> dict:
     """Score one run folder: one task's, or a --task all run's root (every task folder, then the GLUE table)."""
-    from ..runner import evaluate_folder, track_output_dir
+    from ..runner.outputs import track_output_dir
+    from ..runner.template import evaluate_folder
     from ..tasks.glue.run import expand_configs, report
     from ..tasks.glue.task import SUBMISSION_DIR
 

@@ -52,8 +52,8 @@ def eval_squad(
 
     Example: bert-tasks eval squad --model runs/squad --validation-file dev-v1.1.json --output-dir runs/squad-eval --backend hf
     """
-    from ..checkpoint import require_trained_head
-    from ..runner import evaluate_folder
+    from ..checkpoint.load import require_trained_head
+    from ..runner.template import evaluate_folder
     from ..tasks.squad.config import eval_config
 
     require_trained_head(model, "squad")  # before its recipe.yaml is read as a SQuAD one

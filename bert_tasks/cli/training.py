@@ -38,7 +38,7 @@ def training_command(family: TaskFamily) -> Callable[..., Any]:
     options = o.recipe_options(family.config_class, family.model_flags, dict(family.defaults), family.refused_train_flags)
 
     def command(**values: Any) -> None:
-        from ..runner import train  # local: importing the runner loads torch, which `--help` must not pay
+        from ..runner.sweeps import train  # local: importing the runner loads torch, which `--help` must not pay
 
         recipe = resolve_command_recipe(family, values["recipe"], values["sets"], values)
         train(recipe, overwrite=values["overwrite_output_dir"], resume_from=values["resume_from"],

@@ -24,7 +24,7 @@ def plot(
 
     Example: bert-tasks plot runs/sst2 --out runs/sst2/plots
     """
-    from ..plots import plot_run
+    from ..viz.plots import plot_run
 
     for path in plot_run(run_dir, out):
         print(path)
@@ -51,10 +51,13 @@ def attention(
     Example: bert-tasks attention --text "The cat sat on the mat because it was tired." --layer 3 --out attn.png
     Example: bert-tasks attention --model runs/sst2-attention --text "a gripping, funny film" --pooling-weights --out pool.png
     """
-    from ..attention import attention_maps, check_layer_head, head_figure, layer_grid_figure, qa_figure, qa_spans, span_text
-    from ..checkpoint import build_config, load_pretrained, load_tokenizer, read_config, resolve_model_dir
+    from ..viz.attention import attention_maps, check_layer_head, head_figure, layer_grid_figure, qa_figure, qa_spans, span_text
+    from ..checkpoint.files import read_config
+    from ..checkpoint.load import build_config, load_pretrained
+    from ..checkpoint.locate import resolve_model_dir
+    from ..checkpoint.tokenizer import load_tokenizer
     from ..io import write_json
-    from ..plots import save_figure
+    from ..viz.plots import save_figure
 
     out = output_file(out, suffix=".png")
     qa = question is not None or context is not None
@@ -101,11 +104,12 @@ def attention(
 
 def draw_pooling_weights(out: Path, model: str, text: str, text_pair: str | None, json_out: bool) -> None:
     """`attention --pooling-weights`: the weights `predict glue` returns, drawn under the tokens."""
-    from ..attention import pooling_figure
-    from ..checkpoint import read_config, resolve_model_dir
+    from ..viz.attention import pooling_figure
+    from ..checkpoint.files import read_config
+    from ..checkpoint.locate import resolve_model_dir
     from ..io import write_json
-    from ..model import POOLING_KEY
-    from ..plots import save_figure
+    from ..model.spec import POOLING_KEY
+    from ..viz.plots import save_figure
     from ..tasks.glue.inference import predict_text
 
     folder = resolve_model_dir(model)

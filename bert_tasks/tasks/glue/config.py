@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ...config import Settings, require, setting
+from ...config import DataSettings, require, setting
 from .spec import TASK_NAMES, get_spec, label_lookup
 
 ALL_TASKS = "all"
@@ -20,18 +20,20 @@ HUB_DATASETS = ("glue", "nyu-mll/glue")
 
 
 @dataclass
-class GlueDataConfig(Settings):
+class GlueDataConfig(DataSettings):
     #: a sentence-level head: model.pooling may choose how it reads the tokens
     pools_tokens: ClassVar[bool] = True
 
     task: str | None = setting(None, f"{', '.join(TASK_NAMES)}, or all (every task found under --data-dir).",
                                flags=("--task", "-t"), also=("task",))
     data_dir: str | None = setting(None, "GLUE root (holding CoLA/, SST-2/, ...) or a folder with one task's files.",
-                                   source="glue")
+                                   source="glue", path=True)
     dataset: str | None = setting(None, "'glue': the Hub dataset (needs a network or a cache).", source="hub")
-    train_file: str | None = setting(None, "Your own CSV / TSV / JSON Lines training file.", source="files")
-    validation_file: str | None = setting(None, "Your own dev file.", source="files")
-    test_file: str | None = setting(None, "Your own unlabeled test file (for --do-predict).", source="files")
+    train_file: str | None = setting(None, "Your own CSV / TSV / JSON Lines training file.", source="files",
+                                      path=True)
+    validation_file: str | None = setting(None, "Your own dev file.", source="files", path=True)
+    test_file: str | None = setting(None, "Your own unlabeled test file (for --do-predict).", source="files",
+                                     path=True)
     max_seq_length: int = setting(128, "Truncate inputs to this many tokens.", at_least=8, at_most=512)
     pad_to_max_length: bool = setting(False, "Pad every input to --max-seq-length (slower) instead of per batch.",
                                       flags=("--pad-to-max-length/--dynamic-padding",))

@@ -21,7 +21,7 @@ from typing import Any, Collection, Iterator
 import datasets
 
 from ...errors import BertTasksError
-from ...hub import require_hub
+from ...checkpoint.hub import require_hub
 from .config import GlueDataConfig
 from .spec import TASK_NAMES, GlueTaskSpec, get_spec, label_lookup
 

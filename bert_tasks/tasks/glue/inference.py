@@ -9,7 +9,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...checkpoint import check_vocab_fits, load_pretrained, load_tokenizer, read_config, resolve_model_dir
+from ...checkpoint.files import read_config
+from ...checkpoint.load import load_pretrained
+from ...checkpoint.locate import resolve_model_dir
+from ...checkpoint.tokenizer import check_vocab_fits, load_tokenizer
 from ...config import trained_recipe
 from ...errors import BertTasksError
 from ...protocol import model_inputs

@@ -22,13 +22,14 @@ import torch
 import torch.nn.functional as F
 from datasets.fingerprint import Hasher
 
-from ...checkpoint import read_config, require_trained_head
+from ...checkpoint.files import read_config
+from ...checkpoint.load import require_trained_head
 from ...errors import BertTasksError
 from ...io import atomic_write_text
 from ...metrics import load_metric
-from ...modelcard import eval_set_text
+from ...checkpoint.modelcard import eval_set_text
 from ...protocol import PAD_MULTIPLE, Evaluator, TaskBase, pad_batch
-from ...train import predict
+from ...training.predict import predict
 from .config import GlueDataConfig, explicit_class_weights
 from .data import UNLABELED, load_glue_splits, split_group
 from .report import task_results, task_score, write_submission

@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from ...config import Settings, require, setting
+from ...config import DataSettings, require, setting
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +26,12 @@ MIN_SEQ_LENGTH = 8
 
 
 @dataclass
-class MlmDataConfig(Settings):
+class MlmDataConfig(DataSettings):
     train_files: list[str] = setting(
         help="Plain text (one document a line) or JSON Lines with a 'text' field; repeatable.", factory=list,
-        flags=("--train-file",), source="files")
+        flags=("--train-file",), source="files", path=True)
     validation_file: str | None = setting(
-        None, "Held-out text; default: the first --validation-split of the documents.")
+        None, "Held-out text; default: the first --validation-split of the documents.", path=True)
     validation_split: float = setting(0.01, "Share of the documents held out for evaluation.", above=0, below=1)
     #: a floor under validation_split: 15,000 words are about 20,000 tokens, 3,000 of them masked at 15%, so the
     #: held-out accuracy is measured on thousands of tokens, not a handful (capped at half the corpus)
@@ -46,7 +46,7 @@ class MlmDataConfig(Settings):
                                               at_least=1)
     text_column: str = setting("text", "Field or column holding the text.")
     tokenizer: str | None = setting(
-        None, "Tokenizer folder or Hub id; default: train WordPiece on the corpus (or the --model's own).")
+        None, "Tokenizer folder or Hub id; default: train WordPiece on the corpus (or the --model's own).", path=True)
     vocab_size: int = setting(8192, "Size of the WordPiece vocabulary to train.")
     lowercase: bool = setting(True, "Lowercase text in the trained tokenizer.")
     min_frequency: int = setting(2, "Least frequency of a trained WordPiece token.", cli=False)

@@ -32,7 +32,7 @@ from datasets.exceptions import DatasetGenerationError
 from datasets.fingerprint import Hasher
 
 from ...errors import BertTasksError
-from ...hub import require_hub
+from ...checkpoint.hub import require_hub
 from .config import MlmDataConfig
 
 JSON_LINES_SUFFIXES = (".jsonl", ".json", ".ndjson")

@@ -28,8 +28,9 @@ from typing import Any
 import datasets
 from datasets.fingerprint import Hasher
 
-from ...checkpoint import resolve_model_dir, save_tokenizer
-from ...train import STATE_FILE
+from ...checkpoint.locate import resolve_model_dir
+from ...checkpoint.save import save_tokenizer
+from ...training.checkpoints import STATE_FILE
 from .config import MlmDataConfig
 from .tokenizer import load_or_train_tokenizer, load_tokenizer
 

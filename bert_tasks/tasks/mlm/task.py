@@ -18,9 +18,9 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from ...errors import BertTasksError
-from ...model import unwrap
+from ...model.fast import unwrap
 from ...protocol import Evaluator, RunContext, TaskBase, model_inputs
-from ...train import EpochBatchSampler, feature_lengths
+from ...training.batching import EpochBatchSampler, feature_lengths
 from .config import MlmDataConfig
 from .corpus import load_corpus, tokenize_and_pack
 from .masking import IGNORE_INDEX, MaskingCollator

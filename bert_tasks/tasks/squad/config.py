@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ...config import Settings, require, setting, trained_recipe
+from ...config import DataSettings, require, setting, trained_recipe
 
 HUB_DATASETS = ("squad", "squad_v2")
 TASKS = ("squad", "squad_v2")
@@ -22,11 +22,13 @@ SPECIAL_TOKENS_IN_PAIR = 3
 
 
 @dataclass
-class SquadDataConfig(Settings):
+class SquadDataConfig(DataSettings):
     dataset: str | None = setting(None, "'squad' or 'squad_v2' from the Hub (needs a network or a cache).", source="hub")
     train_file: str | None = setting(
-        None, "Official SQuAD JSON, JSON Lines / Parquet / CSV (Hub columns), or a save_to_disk folder.", source="files")
-    validation_file: str | None = setting(None, "Dev data, in any of the --train-file formats.", source="files")
+        None, "Official SQuAD JSON, JSON Lines / Parquet / CSV (Hub columns), or a save_to_disk folder.", source="files",
+        path=True)
+    validation_file: str | None = setting(None, "Dev data, in any of the --train-file formats.", source="files",
+                                            path=True)
     version_2_with_negative: bool = setting(False, "SQuAD 2.0: some questions have no answer.",
                                             flags=("--version-2-with-negative",))
     max_seq_length: int = setting(384, "Tokens per window (question + context).", at_least=1)

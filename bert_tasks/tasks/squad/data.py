@@ -19,8 +19,8 @@ from typing import Any, Iterable, Iterator
 
 import datasets
 
-from bert_tasks.errors import BertTasksError
-from bert_tasks.hub import require_hub
+from ...errors import BertTasksError
+from ...checkpoint.hub import require_hub
 
 from .config import HUB_DATASETS, SquadDataConfig
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import datasets
 
-from bert_tasks.errors import BertTasksError
+from ...errors import BertTasksError
 
 from .config import SquadDataConfig
 

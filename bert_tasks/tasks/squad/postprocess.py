@@ -30,7 +30,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from bert_tasks.io import write_json
+from ...io import write_json
 
 
 @dataclass
@@ -191,6 +191,12 @@ def _postprocess(
     version_2_with_negative: bool,
     null_score_diff_threshold: float,
 ) -> SquadPredictions:
+    """Every example's best span and n-best list from all its windows' logits, vectorised over the windows.
+
+    Long because it is one vectorised pass (offsets, top-k, legal-span masks, n-best, the null decision) whose
+    steps share arrays; its readable reference, the loop of run_qa.py's ``postprocess_qa_predictions``, is
+    ``benchmarks/squad_pipeline.py: reference_postprocess``, and the tests check the two agree bit for bit.
+    """
     ids, contexts = _column(examples, "id"), _column(examples, "context")
     feature_example = _example_of_feature(ids, _column(features, "example_id"))
     char_start, char_end, first_token, n_tokens = _offset_arrays(features)

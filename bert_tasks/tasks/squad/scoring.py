@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Mapping
 
-from bert_tasks.metrics import load_metric
+from ...metrics import load_metric
 
 log = logging.getLogger(__name__)
 

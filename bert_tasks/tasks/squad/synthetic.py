@@ -20,7 +20,7 @@ import string
 from pathlib import Path
 from typing import Any
 
-from bert_tasks.io import write_json
+from ...io import write_json
 
 _ONSETS = ["b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "kr", "st", "tr", "th", "sh", "gl"]
 _VOWELS = ["a", "e", "i", "o", "u", "ae", "ei", "ou", "ia"]

@@ -13,9 +13,9 @@ from typing import Any, Mapping
 import torch
 import torch.nn.functional as F
 
-from ...modelcard import eval_set_text
+from ...checkpoint.modelcard import eval_set_text
 from ...protocol import Evaluator, RunContext, TaskBase, pad_batch
-from ...train import predict
+from ...training.predict import predict
 from .config import SYNTHETIC_DIR, VERSION_KEY, SquadDataConfig
 from .data import load_from_config, load_squad_examples
 from .features import tokenize_examples

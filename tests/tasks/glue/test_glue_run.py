@@ -185,7 +185,7 @@ def test_same_seed_gives_the_same_model(sst2_run, tiny_model, tmp_path):
 
 
 def test_unpad_flag_reaches_the_encoder_and_is_recorded(glue_layout, tiny_model, tmp_path, monkeypatch):
-    from bert_tasks import model as model_module
+    from bert_tasks.model import encoder as model_module
 
     unpadded_batches = []
     original = model_module.RealTokens.from_mask.__func__

@@ -19,7 +19,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from .errors import BertTasksError
+from ..errors import BertTasksError
 
 Span = tuple[int, int]  # first and last token index, both inclusive
 MAX_ANSWER_TOKENS = 30

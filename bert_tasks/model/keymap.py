@@ -4,7 +4,7 @@ Every row pairs a Hugging Face name with ours; loading reads the table left to r
 right to left. A row whose left side is a tuple of HF names says "these concatenate along dim 0
 into this one tensor of ours" (the fused query/key/value projection); saving splits it back into
 equal parts with the same row, so the round trip is bit-exact. The backbone rows are here; each
-head's own rows are in :mod:`bert_tasks.heads`.
+head's own rows, in every family, are in the head table (:mod:`bert_tasks.model.heads`).
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from typing import Iterable
 
 import torch
 
-from .families import FAMILIES, Family, get_family, head_rows
-from .heads import HEADS, Head, get_head
+from .families import FAMILIES, Family, get_family
+from .heads import HEADS, SEQUENCE, Head, get_head
 from .pooling import AttentionPooling
+from .spec import Pooling
 
 #: One HF name, or a tuple of HF names whose tensors concatenate along dim 0 into one of ours.
 HFKey = str | tuple[str, ...]
@@ -64,30 +65,30 @@ HF_REDUNDANT = re.compile(r"^((cls\.predictions|lm_head)\.decoder\.(weight|bias)
 #: The first name part of every head's parameters in every family (and BERT's next-sentence head, under
 #: ``cls.``): known, but unused when a checkpoint holds another task's head.
 HEAD_PREFIXES = tuple(sorted({hf.split(".")[0] for head in HEADS.values() for family in FAMILIES.values()
-                              for hf, _ in head_rows(family, head)} | {"pooling"}
-                             | {f.sentence_dense.split(".")[0] for f in FAMILIES.values() if f.sentence_dense != "bert.pooler.dense"}
+                              for hf, _ in head.rows_in(family)} | {"pooling"}
+                             | {dense.split(".")[0] for head in HEADS.values() for dense in head.family_dense.values()}
                              | {name for f in FAMILIES.values() for name in f.other_heads}))
 
 
-def pooling_rows(pooling: str, score: str = "additive", query: str = "learned") -> list[tuple[HFKey, str]]:
-    """A learned pooling's own parameters (:mod:`bert_tasks.pooling`), saved under our names: a model that has
+def pooling_rows(pooling: Pooling) -> list[tuple[HFKey, str]]:
+    """A learned pooling's own parameters (:mod:`bert_tasks.model.pooling`), saved under our names: a model that has
     them is one transformers cannot load anyway (see ``BertConfig.to_hf_dict``)."""
-    if pooling != "attention":
+    if not pooling.learned:
         return []
-    return [(f"pooling.{name}", f"pooling.{name}") for name in AttentionPooling(1, score, query).state_dict()]
+    module = AttentionPooling(1, pooling.attention_score, pooling.attention_query)
+    return [(f"pooling.{name}", f"pooling.{name}") for name in module.state_dict()]
 
 
-def key_table(head: Head | str | None, num_layers: int, pooling: str = "cls", attention_score: str = "additive",
-              attention_query: str = "learned", family: Family | str = "bert", projected: bool = False,
-              ) -> list[tuple[HFKey, str]]:
+def key_table(head: Head | str | None, num_layers: int, pooling: Pooling = Pooling(), family: Family | str = "bert",
+              projected: bool = False) -> list[tuple[HFKey, str]]:
     """The full (HF name(s), our name) list for one model with ``head``, layer templates expanded.
 
-    A classification head with a pooling other than BERT's "cls" has no pooler, and an attention pooling
-    adds its own rows. ``family`` (a model type) names the encoder and the heads as transformers does for it;
-    ``projected``: ELECTRA's embeddings are smaller than its hidden size and projected up."""
-    head = head if isinstance(head, Head) else get_head(head)
+    A classification head with a pooling over the tokens has no pooler, and an attention pooling adds its own
+    rows. ``family`` names the encoder and the heads as transformers does for it; ``projected``: ELECTRA's
+    embeddings are smaller than its hidden size and projected up."""
+    head = get_head(head)
     family = family if isinstance(family, Family) else get_family(family)
-    ours_prefix, hf_prefix = ("", "") if head.name is None else ("bert.", family.prefix + ".")
+    ours_prefix, hf_prefix = ("", "") if head.bare else ("bert.", family.prefix + ".")
     rows = family.backbone or BACKBONE_TABLE
     if projected:
         rows += tuple((f"embeddings_project.{p}", f"embeddings_project.{p}") for p in ("weight", "bias"))
@@ -97,18 +98,23 @@ def key_table(head: Head | str | None, num_layers: int, pooling: str = "cls", at
         for i in layers:
             names = tuple(hf_prefix + h.format(i=i) for h in hf) if isinstance(hf, tuple) else hf_prefix + hf.format(i=i)
             pairs.append((names, ours_prefix + ours.format(i=i)))
-    bare = head.name is None
-    if head.pooler and pooling == "cls" and (not bare or family.options.get("bare_pooler", True)):
-        # the dense layer over [CLS]: the bare encoder's pooler, or the classifier's
-        dense = "pooler.dense" if bare else family.sentence_dense
+    dense = head.dense_in(family)
+    if dense is not None and not pooling.reads_tokens:  # the dense layer over [CLS]: the encoder's pooler, or the classifier's
         pairs += [(f"{dense}.{p}", f"{ours_prefix}pooler.dense.{p}") for p in ("weight", "bias")]
-    return pairs + list(head_rows(family, head)) + pooling_rows(pooling, attention_score, attention_query)
+    return pairs + list(head.rows_in(family)) + pooling_rows(pooling)
 
 
-def model_key_table(head: Head | str | None, config) -> list[tuple[HFKey, str]]:
-    """:func:`key_table` for a model with this :class:`bert_tasks.model.BertConfig`."""
-    return key_table(head, config.num_hidden_layers, config.pooling, config.attention_score, config.attention_query,
-                     config.model_type, config.embedding_size not in (None, config.hidden_size))
+def model_key_table(head: Head | str | None, config, family: Family | None = None) -> list[tuple[HFKey, str]]:
+    """:func:`key_table` for a model with this :class:`bert_tasks.model.config.BertConfig` (its family, when the
+    caller has looked it up already)."""
+    return key_table(head, config.num_hidden_layers, config.pooling_spec, family or config.model_type,
+                     config.embedding_size not in (None, config.hidden_size))
+
+
+def pooled_head_rows(config, family: Family | None = None) -> list[tuple[HFKey, str]]:
+    """(HF name, our name) of a pooled classifier's head over transformers' encoder (``--backend hf``)."""
+    family = family or get_family(config.model_type)
+    return list(SEQUENCE.rows_in(family)) + pooling_rows(config.pooling_spec)
 
 
 def hf_parts(hf: HFKey) -> tuple[str, ...]:

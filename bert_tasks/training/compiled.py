@@ -25,7 +25,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .model import EncoderLayer, unwrap
+from ..model.encoder import EncoderLayer
+from ..model.fast import unwrap
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Dimensions: B batch, T tokens, C hidden size, A the attention scorer's width.
 
-``cls`` is BERT's own (tanh(W h_[CLS]), :class:`bert_tasks.model.Pooler`). The others read every
+``cls`` is BERT's own (tanh(W h_[CLS]), :class:`bert_tasks.model.encoder.Pooler`). The others read every
 real token and never a padded one:
 
 * ``mean``: the average of the real token states;
@@ -11,6 +11,9 @@ real token and never a padded one:
   h_t, a softmax over the real tokens turns the scores into weights, and the pooled vector is the
   weighted sum Σ_t a_t h_t. The query is a learned vector, or (``attention_query: cls``) the
   [CLS] state of each input. The four scoring functions are in :data:`SCORES`.
+
+The choices are :class:`bert_tasks.model.spec.Pooling`'s, checked there once; :func:`pooling_module`
+builds the one module a classifier calls, whichever the pooling: ``pooled, weights = pool(encoder_output, real)``.
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ import math
 import torch
 from torch import nn
 
-POOLINGS = ("cls", "mean", "max", "attention")
-ATTENTION_SCORES = ("additive", "dot", "general", "concat")
-ATTENTION_QUERIES = ("learned", "cls")
+from .spec import ATTENTION_SCORES, Pooling
+
+__all__ = ["ATTENTION_SCORES", "SCORES", "AttentionPooling", "pooling_module", "mean_pool", "max_pool"]
 
 
 # --------------------------------------------------------------------------- the four scoring functions
@@ -98,10 +101,7 @@ class AttentionPooling(nn.Module):
 
     def __init__(self, hidden: int, score: str = "additive", query: str = "learned", std: float = 0.02):
         super().__init__()
-        if score not in SCORES:
-            raise ValueError(f"attention_score must be one of {', '.join(SCORES)}, got {score!r}")
-        if query not in ATTENTION_QUERIES:
-            raise ValueError(f"attention_query must be one of {', '.join(ATTENTION_QUERIES)}, got {query!r}")
+        Pooling("attention", score, query)  # its choices, checked once there
         self.score = SCORES[score](hidden)
         self.query = nn.Parameter(torch.randn(hidden) * std) if query == "learned" else None
 
@@ -110,3 +110,37 @@ class AttentionPooling(nn.Module):
         scores = self.score(q, h).masked_fill(~real, -math.inf)  # [B, T]
         weights = torch.softmax(scores.float(), dim=-1).nan_to_num(0.0).to(h.dtype)  # an all-padding row: zeros
         return torch.einsum("bt,btc->bc", weights, h), weights
+
+
+# --------------------------------------------------------------------------- one module per pooling
+
+
+class ClsPooling(nn.Module):
+    """BERT's own: the encoder's tanh pooler over [CLS] (its weights are the encoder's ``pooler``)."""
+
+    def forward(self, out, real: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return out.pooler_output, None  # [B, C]
+
+
+class MeanPooling(nn.Module):
+    def forward(self, out, real: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return mean_pool(out.last_hidden_state, real), None
+
+
+class MaxPooling(nn.Module):
+    def forward(self, out, real: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return max_pool(out.last_hidden_state, real), None
+
+
+class AttentionPoolingOver(AttentionPooling):
+    """:class:`AttentionPooling` read from an encoder output; its parameters keep AttentionPooling's names."""
+
+    def forward(self, out, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        return super().forward(out.last_hidden_state, real)
+
+
+def pooling_module(spec: Pooling, hidden: int) -> nn.Module:
+    """The module a classifier with ``spec`` pools through: ``(encoder output, real [B, T] bool) -> ([B, C], weights)``."""
+    if spec.pooling == "attention":
+        return AttentionPoolingOver(hidden, spec.attention_score, spec.attention_query)
+    return {"cls": ClsPooling, "mean": MeanPooling, "max": MaxPooling}[spec.pooling]()

@@ -18,8 +18,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from .errors import BertTasksError
-from .io import atomic_write_bytes, output_folder
+from ..errors import BertTasksError
+from ..io import atomic_write_bytes, output_folder
 
 TRAIN_LOG = "train_log.jsonl"
 PREDICTIONS = "eval_predictions.jsonl"

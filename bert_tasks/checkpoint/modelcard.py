@@ -13,9 +13,9 @@ from typing import Any
 
 import yaml
 
+from ..io import atomic_write_text
+from ..model.heads import Head
 from .bundled import BUNDLED_NAMES
-from .heads import Head
-from .io import atomic_write_text
 
 
 def is_score(name: str) -> bool:
@@ -85,7 +85,7 @@ def render_model_card(recipe: Any, metrics: dict[str, Any], *, head: Head, fit_r
     """The README.md: front matter for the Hub, the scores with the set they were measured on, the settings.
 
     ``settings``: the task's own rows for the settings table (GLUE's class weights); ``pooling``: a classifier
-    pooling other than BERT's [CLS] pooler, described (``BertConfig.pooling_text``): transformers cannot load such a
+    pooling other than BERT's [CLS] pooler, described (``Pooling.text``): transformers cannot load such a
     model, and the card says so instead of showing transformers' loading code."""
     meta = card_metadata(recipe, metrics, head, **dataset)
     if pooling:
@@ -110,7 +110,7 @@ def render_model_card(recipe: Any, metrics: dict[str, Any], *, head: Head, fit_r
 
 # {meta['model-index'][0]['name']}
 
-{'Pretrained' if head.name == 'mlm' else 'Fine-tuned'} with [bert-tasks](https://pypi.org/project/bert-tasks/) from {source} on task `{recipe.task}`.
+{'Pretrained' if head.pretraining else 'Fine-tuned'} with [bert-tasks](https://pypi.org/project/bert-tasks/) from {source} on task `{recipe.task}`.
 {recipe.description.strip()}
 
 ## Results

@@ -13,7 +13,7 @@ import os
 import socket
 import threading
 
-from .errors import BertTasksError
+from ..errors import BertTasksError
 
 HOST = ("huggingface.co", 443)
 

@@ -1,12 +1,12 @@
 """The BERT family table: each relative of BERT our encoder runs, described once.
 
 All are post-LN encoders that differ from BERT in a few places, each expressed here or as a
-:class:`bert_tasks.model.BertConfig` option, never as a copy of the model:
+:class:`bert_tasks.model.config.BertConfig` option, never as a copy of the model:
 
 * **RoBERTa, XLM-RoBERTa**: positions are numbered from the padding id + 1 (``positions_from_padding``) and
   there is one token type; the classifier reads ``<s>`` through ``dropout -> dense -> tanh`` (``pooler_dropout``:
   BERT's pooler with a dropout in front), saved as ``classifier.dense`` and ``classifier.out_proj``; the
-  masked-LM head is ``lm_head``.
+  masked-LM head is ``lm_head`` (each head's rows per family are in the head table, :mod:`bert_tasks.model.heads`).
 * **ELECTRA**: embeddings of their own size E projected to the hidden size (``embedding_size``,
   ``embeddings_project``); no pooler; the classifier is RoBERTa's with gelu for tanh; a generator's masked-LM
   head maps C to E.
@@ -15,9 +15,10 @@ All are post-LN encoders that differ from BERT in a few places, each expressed h
   ``pre_classifier -> relu``; a dropout before the QA outputs (``qa_dropout``); ``sinusoidal_pos_embds`` is our
   sinusoidal table.
 
-A :class:`Family` gives the name of the encoder inside transformers' task models, the rows of the key table
-that differ from BERT's (:mod:`bert_tasks.keymap` holds BERT's), its config names, the config options the
-family fixes, and the prefix of its transformers class names. Any other model type runs with ``--backend hf``.
+A :class:`Family` gives the name of the encoder inside transformers' task models, its backbone rows where they
+are not BERT's (:mod:`bert_tasks.model.keymap` holds BERT's), its config names, the config options the family
+fixes, and the prefix of its transformers class names. It is looked up once per load (:func:`get_family`) and
+passed down. Any other model type runs with ``--backend hf``.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .errors import BertTasksError
-from .model import FAMILY_FIELDS
+from ..errors import BertTasksError
+from .config import FAMILY_FIELDS
 
 #: (HF name, or HF names fused into one of ours, our name)
 Rows = tuple[tuple[Any, str], ...]
@@ -40,10 +41,6 @@ class Family:
     prefix: str
     #: the prefix of its transformers classes: Bert -> BertForSequenceClassification
     class_prefix: str
-    #: the sentence head's dense layer over [CLS] (ours: ``bert.pooler.dense``), as transformers names it
-    sentence_dense: str
-    #: head name -> (HF name, our name) rows replacing the head table's BERT rows for this family
-    head_rows: Mapping[str, Rows] = field(default_factory=dict)
     #: BertConfig fields the family fixes (never written to config.json: the model type implies them)
     options: Mapping[str, Any] = field(default_factory=dict)
     #: the encoder's rows when they are not BERT's (keymap.BACKBONE_TABLE)
@@ -74,24 +71,7 @@ class Family:
         return out
 
 
-ROBERTA_HEADS: Mapping[str, Rows] = {
-    "glue": (("classifier.out_proj.weight", "classifier.weight"), ("classifier.out_proj.bias", "classifier.bias")),
-    "mlm": (("lm_head.dense.weight", "cls.dense.weight"), ("lm_head.dense.bias", "cls.dense.bias"),
-            ("lm_head.layer_norm.weight", "cls.norm.weight"), ("lm_head.layer_norm.bias", "cls.norm.bias"),
-            ("lm_head.bias", "cls.bias")),
-}
 ROBERTA_OPTIONS = {"positions_from_padding": True, "pooler_dropout": True}
-ELECTRA_HEADS: Mapping[str, Rows] = {
-    "glue": ROBERTA_HEADS["glue"],
-    "mlm": (("generator_predictions.dense.weight", "cls.dense.weight"), ("generator_predictions.dense.bias", "cls.dense.bias"),
-            ("generator_predictions.LayerNorm.weight", "cls.norm.weight"),
-            ("generator_predictions.LayerNorm.bias", "cls.norm.bias"), ("generator_lm_head.bias", "cls.bias")),
-}
-DISTILBERT_HEADS: Mapping[str, Rows] = {
-    "mlm": (("vocab_transform.weight", "cls.dense.weight"), ("vocab_transform.bias", "cls.dense.bias"),
-            ("vocab_layer_norm.weight", "cls.norm.weight"), ("vocab_layer_norm.bias", "cls.norm.bias"),
-            ("vocab_projector.bias", "cls.bias")),
-}
 _LAYER = "transformer.layer.{i}."
 DISTILBERT_BACKBONE: Rows = (
     ("embeddings.word_embeddings.weight", "embeddings.word.weight"),
@@ -113,13 +93,12 @@ DISTILBERT_NAMES = {"dim": "hidden_size", "n_layers": "num_hidden_layers", "n_he
 FAMILIES: dict[str, Family] = {
     family.model_type: family
     for family in (
-        Family("bert", "bert", "Bert", "bert.pooler.dense"),
-        Family("roberta", "roberta", "Roberta", "classifier.dense", ROBERTA_HEADS, ROBERTA_OPTIONS),
-        Family("xlm-roberta", "roberta", "XLMRoberta", "classifier.dense", ROBERTA_HEADS, ROBERTA_OPTIONS),
-        Family("electra", "electra", "Electra", "classifier.dense", ELECTRA_HEADS,
-               {"pooler_dropout": True, "pooler_activation": "gelu", "bare_pooler": False},
+        Family("bert", "bert", "Bert"),
+        Family("roberta", "roberta", "Roberta", ROBERTA_OPTIONS),
+        Family("xlm-roberta", "roberta", "XLMRoberta", ROBERTA_OPTIONS),
+        Family("electra", "electra", "Electra", {"pooler_dropout": True, "pooler_activation": "gelu", "bare_pooler": False},
                other_heads=("discriminator_predictions",)),
-        Family("distilbert", "distilbert", "DistilBert", "pre_classifier", DISTILBERT_HEADS,
+        Family("distilbert", "distilbert", "DistilBert",
                {"pooler_activation": "relu", "bare_pooler": False, "attention_output_dropout": False},
                backbone=DISTILBERT_BACKBONE,
                config_names=DISTILBERT_NAMES, fixed={"type_vocab_size": 0, "layer_norm_eps": 1e-12},
@@ -134,13 +113,3 @@ def get_family(model_type: str, *, file: Any = None) -> Family:
         raise BertTasksError(f"model_type {model_type!r} is not one our encoder implements ({', '.join(FAMILIES)}); "
                              "run it with --backend hf (transformers' own model)", file=file)
     return FAMILIES[model_type]
-
-
-def head_rows(family: Family, head: Any) -> Rows:
-    """A head's own (HF name, our name) rows in ``family``."""
-    return tuple(family.head_rows.get(head.name, head.rows))
-
-
-def architecture(family: Family, head: Any) -> str:
-    """The transformers class a folder of ``family`` with ``head`` is saved as (``architectures``)."""
-    return family.class_prefix + head.architecture.removeprefix("Bert")

@@ -29,7 +29,7 @@ from accelerate.state import AcceleratorState, PartialState
 from accelerate.utils import DistributedType, InitProcessGroupKwargs
 from torch.distributed.fsdp.wrap import transformer_auto_wrap_policy
 
-from .errors import BertTasksError
+from ..errors import BertTasksError
 
 
 def fsdp_requested() -> bool:

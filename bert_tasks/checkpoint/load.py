@@ -1,0 +1,243 @@
+"""Loading: a model folder (local, Hub or bundled) -> our model with a head, or transformers' own.
+
+Names are translated by the key table (:mod:`bert_tasks.model.keymap`) and the head table
+(:mod:`bert_tasks.model.heads`). Anything the tables do not explain is an error, so a silently ignored
+weight cannot happen. The folder's family is looked up once, in :func:`load_pretrained`, and passed down.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+import transformers
+from torch import nn
+
+from ..errors import BertTasksError
+from ..model.config import BertConfig
+from ..model.families import FAMILIES, Family, get_family
+from ..model.heads import BertForSequenceClassification, Head, get_head
+from ..model.keymap import (HEAD_PREFIXES, HF_REDUNDANT, hf_parts, hf_to_ours, model_key_table, normalize_hf_key,
+                            pooled_head_rows, pooling_rows)
+from ..model.spec import POOLING_KEY, Pooling
+from .files import checkpoint_keys, folder_pooling, model_family, read_config, read_state_dict
+from .locate import resolve_model_dir
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("scratch", "hf")
+
+
+def build_config(hf_config: dict[str, Any], num_labels: int | None, source: Any = None,
+                 pooling: Pooling | None = None, family: Family | None = None) -> BertConfig:
+    """Our config for a checkpoint's ``config.json``: its family's options set, ``pooling`` over its own."""
+    family = family or get_family(model_family(hf_config), file=source)
+    data = {**family.from_hf(hf_config), "model_type": family.model_type}
+    if pooling is not None:  # a new head's pooling, over the checkpoint's own
+        data.pop(POOLING_KEY, None)
+        if pooling.reads_tokens:
+            data[POOLING_KEY] = {**pooling.fields(), "model_type": family.model_type}
+    fixed = data.pop("bert_tasks_position_embeddings", None)
+    if fixed:
+        data["position_embedding_type"] = fixed
+    if num_labels is not None:
+        labels = data.get("id2label")
+        if not labels or len(labels) != num_labels:
+            data["id2label"] = {i: f"LABEL_{i}" for i in range(num_labels)}
+            data.pop("label2id", None)
+    try:
+        return dataclasses.replace(BertConfig.from_dict(data), **family.options)
+    except (TypeError, ValueError) as exc:
+        raise BertTasksError(f"unsupported model config ({exc})", file=source) from None
+
+
+def load_pretrained(
+    name_or_path: str | os.PathLike | None = None,
+    task: str | Head | None = None,
+    num_labels: int | None = None,
+    backend: str = "scratch",
+    *,
+    trained_head: bool = False,
+    pooling: Pooling | Mapping[str, str] | None = None,
+) -> nn.Module:
+    """Load a BERT-family checkpoint into our encoder (``backend="scratch"``: BERT, RoBERTa, XLM-RoBERTa, ELECTRA,
+    DistilBERT; :mod:`bert_tasks.model.families`), or any encoder into ``transformers``' own model class (``"hf"``).
+
+    ``task`` picks the head (:data:`bert_tasks.model.heads.HEADS`): None (bare encoder), ``"squad"``,
+    ``"glue"`` or ``"mlm"``. A head the checkpoint lacks is initialised and named in one log line;
+    with ``trained_head`` (evaluation and prediction, where a random head would answer nonsense)
+    it is an error instead, naming the model the folder does hold. ``pooling`` (a sentence head's: a
+    :class:`~bert_tasks.model.spec.Pooling`, or a mapping of its fields) replaces the checkpoint's own pooling.
+    """
+    head = get_head(task)
+    pooling = Pooling.of(pooling)
+    if backend not in BACKENDS:
+        raise BertTasksError(f"unknown backend {backend!r}; choose scratch or hf")
+    model_dir = resolve_model_dir(name_or_path)
+    hf_config = read_config(model_dir)
+    if pooling is not None and not head.pools:
+        raise BertTasksError(f"pooling is for the sentence classification head (task glue), not {task}")
+    labels = num_labels if head.labels else None
+    family = FAMILIES.get(model_family(hf_config))
+    if family is None and backend == "hf":  # an encoder ours does not implement
+        if pooling is not None and pooling.reads_tokens:
+            raise BertTasksError(f"pooling {pooling.pooling} needs one of our encoders ({', '.join(FAMILIES)}); "
+                                 f"this is a {model_family(hf_config)}", file=model_dir / "config.json")
+        if trained_head and not head.bare:
+            require_trained_head(model_dir, head, hf_config=hf_config)
+        return _load_hf(model_dir, head, labels, hf_config.get("id2label"), sdpa=False)
+    family = family or get_family(model_family(hf_config), file=model_dir / "config.json")
+    config = build_config(hf_config, labels, source=model_dir / "config.json", pooling=pooling, family=family)
+    if not head.pools and config.pooling_spec.reads_tokens:  # a pooled classifier's encoder, read for another head
+        config.pooling = "cls"
+    if trained_head and not head.bare:
+        require_trained_head(model_dir, head, hf_config=hf_config)
+    if backend == "hf":
+        if config.pooling_spec.reads_tokens:
+            return _load_hf_pooled(model_dir, config, family)
+        return _load_hf(model_dir, head, config.num_labels if head.labels else None, config.id2label, sdpa=True)
+    model = head.model_class(config)
+    load_hf_state_dict(model, read_state_dict(model_dir), head, source=model_dir, family=family)
+    return model
+
+
+def require_trained_head(model_dir: str | os.PathLike, task: str | Head, *, hf_config: dict[str, Any] | None = None
+                         ) -> None:
+    """Refuse a folder without ``task``'s trained head weights, naming the model it does hold.
+
+    Evaluating or predicting with a freshly initialised head would answer nonsense without a word.
+    """
+    head = get_head(task)
+    model_dir = resolve_model_dir(model_dir)
+    config = hf_config if hf_config is not None else read_config(model_dir)
+    held = ", ".join(config.get("architectures") or []) or "a model without a recorded architecture"
+    family = FAMILIES.get(model_family(config))
+    if family is None:  # an encoder only transformers runs: its recorded class says which head it has
+        if any(name.endswith(head.architecture.removeprefix("Bert")) for name in config.get("architectures") or []):
+            return
+    else:
+        present = checkpoint_keys(model_dir, family.prefix)
+        rows = list(head.rows_in(family))
+        pooling = folder_pooling(config) if head.pools else None
+        if pooling is not None:  # a trained attention pooling is part of the trained head
+            rows += pooling_rows(pooling)
+        if all(normalize_hf_key(hf, family.prefix) in present for hf, _ in rows):
+            return
+    raise BertTasksError(f"this folder holds {held}, with no trained {head.description} head ({head.architecture}); "
+                         f"fine-tune one first (bert-tasks finetune ...)", file=model_dir)
+
+
+def load_hf_state_dict(model: nn.Module, hf_state: dict[str, torch.Tensor], task: str | Head | None,
+                       source: Any = None, family: Family | None = None) -> None:
+    """Copy a Hugging Face state dict into ``model`` through the key table; fail on anything unexplained."""
+    head = get_head(task)
+    config: BertConfig = model.config
+    family = family or get_family(config.model_type)
+    pairs = model_key_table(head, config, family)
+    found = _placed_tensors(model, hf_state, pairs, family.prefix, task, source)
+    prefix = family.prefix
+    normalized_pairs = [
+        (tuple(normalize_hf_key(h, prefix) for h in hf) if isinstance(hf, tuple) else normalize_hf_key(hf, prefix), ours)
+        for hf, ours in pairs
+    ]
+    loaded = hf_to_ours(normalized_pairs, found)  # a fused entry loads only when all its parts are present
+
+    missing = {ours for _, ours in pairs if ours not in loaded}
+    if config.position_embedding_type == "sinusoidal":
+        missing -= {ours for ours in missing if ours.endswith("embeddings.position.weight")}
+    # A checkpoint may lack a head, the pooler (BertForMaskedLM has none) or our pooling; those start fresh.
+    fresh = {ours for _, ours in head.rows} | {ours for _, ours in pairs if "pooler." in ours or ours.startswith("pooling.")}
+    initialised = missing & fresh
+    absent_backbone = sorted(missing - initialised)
+    if absent_backbone:
+        shown = ", ".join(absent_backbone[:3]) + (f" and {len(absent_backbone) - 3} more" if len(absent_backbone) > 3 else "")
+        raise BertTasksError(f"checkpoint lacks encoder weights: {shown}", file=source)
+    if initialised:
+        names = sorted({".".join(k.split(".")[:2]) if k.startswith("bert.") else k.split(".")[0] for k in initialised})
+        log.warning("new %s weights initialised: the checkpoint has none (expected when fine-tuning a pretrained "
+                    "model on a new task)", ", ".join(names))
+    model.load_state_dict(loaded, strict=False)
+
+
+def _placed_tensors(model: nn.Module, hf_state: dict[str, torch.Tensor], pairs: list, prefix: str, task: Any,
+                    source: Any) -> dict[str, torch.Tensor]:
+    """The checkpoint's tensors the key table places (normalized HF name -> tensor), shapes checked; tied copies,
+    legacy buffers and other tasks' heads left out (the latter named in one log line)."""
+    sinusoidal = model.config.position_embedding_type == "sinusoidal"
+    # each HF name -> (our name, its share of our tensor: parts of a fused entry are equal slices of dim 0)
+    target_of = {normalize_hf_key(h, prefix): (ours, len(hf_parts(hf))) for hf, ours in pairs for h in hf_parts(hf)}
+    normalized: dict[str, torch.Tensor] = {}
+    for raw_key, tensor in hf_state.items():
+        key = normalize_hf_key(raw_key, prefix)
+        if key in normalized:
+            raise BertTasksError(f"weight {raw_key!r} appears twice (with and without a prefix)", file=source)
+        normalized[key] = tensor
+    ours_state = model.state_dict()
+    found: dict[str, torch.Tensor] = {}
+    unused_heads: set[str] = set()
+    for key, tensor in normalized.items():
+        if HF_REDUNDANT.match(key) or (sinusoidal and key == "embeddings.position_embeddings.weight"):
+            continue  # tied copies, legacy buffers, and a fixed table that we recompute
+        if key not in target_of:
+            # a pooler the table does not place goes unused: mean/max/attention read none, and RoBERTa's and
+            # ELECTRA's classifiers have their own dense layer (classifier.dense), beside the base model's pooler
+            if key.split(".")[0] in HEAD_PREFIXES or key.startswith("pooler."):
+                unused_heads.add(key.split(".")[0])
+                continue
+            raise BertTasksError(f"checkpoint weight {key!r} has no place in a BERT {task or 'encoder'} model", file=source)
+        target, parts = target_of[key]
+        full = ours_state[target].shape
+        expected = (full[0] // parts, *full[1:])
+        if tuple(tensor.shape) != tuple(expected):
+            raise BertTasksError(
+                f"shape mismatch for {key!r}: checkpoint {tuple(tensor.shape)}, config expects {tuple(expected)}",
+                file=source,
+            )
+        found[key] = tensor
+    if unused_heads:
+        log.info("ignored checkpoint heads not used by this task: %s", ", ".join(sorted(unused_heads)))
+    return found
+
+
+def _load_hf(model_dir: Path, head: Head, num_labels: int | None, id2label: Any, *, sdpa: bool) -> nn.Module:
+    """transformers' own model for the folder's model type with ``head`` (its Auto class). ``sdpa``: our families'
+    models have SDPA attention; any other type gets the implementation transformers picks for it."""
+    cls = getattr(transformers, head.auto_class)
+    kwargs: dict[str, Any] = {"attn_implementation": "sdpa"} if sdpa else {}
+    if num_labels is not None:
+        labels = {int(k): v for k, v in (id2label or {}).items()}
+        if len(labels) != num_labels:
+            labels = {i: f"LABEL_{i}" for i in range(num_labels)}
+        kwargs.update(num_labels=num_labels, id2label=labels, label2id={v: k for k, v in labels.items()})
+    try:
+        return cls.from_pretrained(str(model_dir), **kwargs)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise BertTasksError(f"transformers cannot load this checkpoint ({str(exc).splitlines()[0]})", file=model_dir) from None
+
+
+def _load_hf_pooled(model_dir: Path, config: BertConfig, family: Family) -> nn.Module:
+    """``--backend hf`` with a pooling of ours: transformers' encoder under our pooling and classifier."""
+    encoder_config = {k: v for k, v in family.to_hf(config.to_hf_dict()).items() if k not in (POOLING_KEY, "model_type")}
+    no_pooler = {"add_pooling_layer": False} if config.bare_pooler else {}  # ELECTRA's and DistilBERT's have none
+    encoder = transformers.AutoModel.from_config(
+        transformers.AutoConfig.for_model(config.model_type, **encoder_config, attn_implementation="sdpa"), **no_pooler)
+    model = BertForSequenceClassification(config, encoder=encoder)
+    state = {normalize_hf_key(k, family.prefix): v for k, v in read_state_dict(model_dir).items()}
+    head_pairs = pooled_head_rows(config, family)
+    head_names = {hf for hf, _ in head_pairs}
+    encoder_state = {k: v for k, v in state.items() if k not in head_names and not k.startswith(("pooler.", "cls."))
+                     and k.split(".")[0] not in HEAD_PREFIXES and not HF_REDUNDANT.match(k)}
+    missing, unexpected = encoder.load_state_dict(encoder_state, strict=False)
+    if unexpected or [k for k in missing if not k.endswith("position_ids")]:
+        shown = ", ".join((unexpected or missing)[:3])
+        raise BertTasksError(f"transformers' encoder does not match this checkpoint ({shown})", file=model_dir)
+    head_state = hf_to_ours(head_pairs, state)
+    fresh = sorted({ours.split(".")[0] for _, ours in head_pairs if ours not in head_state})
+    if fresh:  # a new head or pooling (a trained one was checked by require_trained_head), as our encoder does
+        log.warning("new %s weights initialised: the checkpoint has none", ", ".join(fresh))
+    model.load_state_dict(head_state, strict=False)
+    return model

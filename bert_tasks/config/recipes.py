@@ -1,0 +1,193 @@
+"""Recipe files: the packaged ones, reading a YAML file strictly, the recipe a run folder kept, and layering
+defaults < recipe file < ``--set`` < flags into one validated :class:`~bert_tasks.config.sections.Recipe`."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import BertTasksError
+from .declare import from_dict
+from .sections import Recipe
+
+
+def recipes_dir() -> Path:
+    """Packaged recipes: the repo's ``recipes/`` in a checkout, ``bert_tasks/recipes`` in a wheel."""
+    package = Path(__file__).resolve().parents[1]
+    for candidate in (package / "recipes", package.parent / "recipes"):
+        if candidate.is_dir():
+            return candidate
+    raise BertTasksError("the packaged recipes are missing from this installation")
+
+
+def list_recipes() -> list[Path]:
+    return sorted(recipes_dir().glob("*.yaml"))
+
+
+def find_recipe(name_or_path: str) -> Path:
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path
+    packaged = recipes_dir() / f"{name_or_path.removesuffix('.yaml')}.yaml"
+    if packaged.is_file():
+        return packaged
+    names = [p.stem for p in list_recipes()]
+    close = difflib.get_close_matches(name_or_path, names, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else "; `bert-tasks recipes list` shows them"
+    raise BertTasksError(f"no recipe file or packaged recipe named '{name_or_path}'{hint}")
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise BertTasksError(f"not UTF-8 text (byte {exc.start})", file=path) from None
+    except OSError as exc:
+        raise BertTasksError(f"cannot read ({exc.strerror})", file=path) from None
+    try:
+        data = yaml.safe_load(text)  # safe_load: YAML tags can never construct Python objects
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else None
+        reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise BertTasksError(f"invalid YAML: {reason}", file=path, record=where) from None
+    if data is None:
+        raise BertTasksError("the recipe file is empty; `bert-tasks recipes cp NAME FILE` gives one to start from",
+                             file=path)
+    if not isinstance(data, dict):
+        raise BertTasksError("a recipe must be a YAML mapping", file=path)
+    if not isinstance(data.get("task"), str):
+        raise BertTasksError("a recipe must name its task (e.g. `task: sst2`)", file=path, record="key task")
+    return data
+
+
+def trained_recipe(model_dir: str | Path) -> dict[str, Any]:
+    """The recipe.yaml a run folder kept (a plain mapping; {} when there is none or it does not parse).
+
+    Evaluation and inference read the settings a model was trained with from it (window sizes,
+    the GLUE task, the SQuAD version), so a user need not repeat them.
+    """
+    path = Path(model_dir) / "recipe.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (yaml.YAMLError, OSError, UnicodeDecodeError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    if not isinstance(data.get("data"), dict):
+        data["data"] = {}
+    return data
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise BertTasksError(f"override '{item}' must look like key=value (e.g. train.learning_rate=5e-5)")
+    key, raw = item.split("=", 1)
+    path = [p for p in key.strip().split(".") if p]
+    if not path:
+        raise BertTasksError(f"override '{item}' has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return path, value
+
+
+def set_path(data: dict[str, Any], path: list[str], value: Any, origin: str) -> None:
+    node = data
+    for part in path[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise BertTasksError(f"cannot set '{'.'.join(path)}': '{part}' is not a section", record=origin)
+        node = child
+    node[path[-1]] = value
+
+
+def resolve_recipe(
+    recipe: str | None,
+    *,
+    task: str,
+    data_class: type,
+    overrides: list[str] = (),
+    flags: dict[str, Any] | None = None,
+    defaults: dict[str, Any] | None = None,
+    flag_names: dict[str, str] | None = None,
+) -> Recipe:
+    """Layer defaults, recipe file, ``--set`` overrides and explicit flags into a validated Recipe.
+
+    ``task`` is the command's task when the recipe names none; ``data_class`` is that task's settings
+    class (the registry knows it); ``flags`` maps dotted keys to CLI values (None: not given);
+    ``defaults`` are the command's own defaults (e.g. run_qa.py's) below the recipe. An error about a
+    value names where the value came from: the file, the ``--set`` item, or the flag (``flag_names``).
+    """
+    file: Path | None = None
+    data: dict[str, Any] = {}
+    origins: dict[str, str] = {}  # dotted key -> the --set item or flag that gave its value
+    for key, value in (defaults or {}).items():
+        set_path(data, key.split("."), value, "defaults")
+    if recipe:
+        file = find_recipe(recipe)
+        _deep_update(data, read_yaml(file))
+    for item in overrides:
+        path, value = parse_override(item)
+        set_path(data, path, value, f"--set {item}")
+        origins[".".join(path)] = f"--set {item}"
+    for key, value in (flags or {}).items():
+        if value is not None:
+            set_path(data, key.split("."), value, f"flag for {key}")
+            origins[key] = (flag_names or {}).get(key, f"the flag for {key}")
+    data.setdefault("task", task)
+    try:
+        data["data"] = from_dict(data_class, data.get("data"), file=file, where="data.", check=False)  # settled first
+        return from_dict(Recipe, data, file=file).validate()
+    except BertTasksError as exc:
+        record = exc.record
+        if isinstance(record, str) and record.startswith("key ") and "." not in record:
+            record = f"key data.{record[4:]}"  # the data section's own rules name its keys without the section
+        key = record[4:] if isinstance(record, str) and record.startswith("key ") else _quoted_key(exc.reason)
+        if key in origins:  # the value came from the command line, not the file
+            raise BertTasksError(exc.reason, record=origins[key]) from None
+        raise BertTasksError(exc.reason, file=file, record=record) from None
+
+
+def _quoted_key(reason: str) -> str | None:
+    found = re.search(r"key '([^']+)'", reason)
+    return found.group(1) if found else None
+
+
+def with_settings(recipe: Recipe, changes: dict[str, Any], *, origin: str) -> Recipe:
+    """A copy of ``recipe`` with dotted keys set, checked as a recipe file's values are.
+
+    A key that names no setting, or a value of the wrong type, is one error naming the key and ``origin``.
+    """
+    data = recipe.to_dict()
+    for key, value in changes.items():
+        node, parts = data, key.split(".")
+        for depth, part in enumerate(parts):
+            if not isinstance(node, dict) or part not in node:
+                known = list(node) if isinstance(node, dict) else []
+                close = difflib.get_close_matches(part, known, n=1)
+                hint = f" (did you mean '{'.'.join([*parts[:depth], close[0]])}'?)" if close else ""
+                raise BertTasksError(f"{origin}: no setting '{key}'{hint}")
+            if depth < len(parts) - 1:
+                node = node[part]
+        if isinstance(node[parts[-1]], dict):
+            raise BertTasksError(f"{origin}: '{key}' is a section, not a setting")
+        node[parts[-1]] = value
+    try:
+        data["data"] = from_dict(type(recipe.data), data["data"], where="data.", check=False)
+        return from_dict(Recipe, data).validate()
+    except BertTasksError as exc:
+        raise BertTasksError(f"{origin}: {exc.reason}", record=exc.record) from None
+
+
+def _deep_update(base: dict[str, Any], new: dict[str, Any]) -> None:
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _deep_update(base[key], value)
+        else:
+            base[key] = value

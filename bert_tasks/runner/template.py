@@ -1,0 +1,344 @@
+"""The run template: what every training and evaluation command does, written once.
+
+:func:`train_one` runs any registered task from a resolved recipe; the task supplies only its hooks
+(:mod:`bert_tasks.protocol`)::
+
+    checks done at resolve time (Recipe.validate, the task's settle)
+    --dry-run                      -> print the plan, write nothing
+    task.read_data                 every input read and checked before anything is written
+    start_run                      claim the output folder, recipe.yaml, Accelerator, threads
+    task.data_in_run               data that lives in the run folder (SQuAD's quickstart sample)
+    tokenizer                      task.run_tokenizer, else the model's own
+    task.train_features / evaluator / train_collate
+    build_model                    seeded once: a checkpoint with a new head, or a fresh preset
+    evaluate before training       when the data settings ask for it
+    training.fit                   the one loop
+    task.extra_outputs, finish_run saved HF folder, eval_results.json, train_results.json, model card
+    one summary line
+
+:func:`evaluate_folder` is the one "score a trained folder" path of every ``eval`` command. Runs of runs
+(seeds, grids, ``task: all``) are :mod:`bert_tasks.runner.sweeps`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import logging
+import os
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from accelerate.utils import set_seed
+
+from ..checkpoint.bundled import BUNDLED_NAMES, bundled_model_path
+from ..checkpoint.files import read_config
+from ..checkpoint.load import build_config, load_pretrained
+from ..checkpoint.locate import resolve_model_dir
+from ..checkpoint.modelcard import write_model_card
+from ..checkpoint.save import save_pretrained
+from ..checkpoint.tokenizer import check_vocab_fits, load_tokenizer, max_tokens
+from ..config import EVAL_DIR, Recipe
+from ..errors import BertTasksError
+from ..io import append_jsonl, atomic_write_text, write_json
+from ..model.config import BertConfig
+from ..model.encoder import set_unpadding
+from ..model.fast import unwrap
+from ..model.heads import get_head
+from ..protocol import RunContext, Task
+from ..training.checkpoints import checkpoint_run_config, resolve_resume
+from ..training.loop import FitResult, fit
+from ..training.precision import apply_num_threads, make_accelerator, resolve_precision
+from ..training.progress import format_metrics
+from ..training.sharding import full_state_dict
+from ..training.threads import ThreadChoice
+from .outputs import current
+
+log = logging.getLogger(__name__)
+
+
+#: the package each --report-to tracker needs
+TRACKER_MODULES = {"tensorboard": "tensorboard", "wandb": "wandb"}
+
+
+def _input_paths(recipe: Recipe) -> list[Path]:
+    """Local files and folders a run reads: its model, tokenizer and data."""
+    names = [recipe.model.name_or_path, recipe.model.tokenizer, *recipe.data.input_paths()]
+    return [Path(n).expanduser().resolve() for n in names if isinstance(n, str) and n and Path(n).expanduser().exists()]
+
+
+def check_output_spares_inputs(recipe: Recipe, output_dir: Path) -> None:
+    """Refuse an output folder that is, or holds, the run's own model or data: --overwrite-output-dir would delete it."""
+    out = output_dir.expanduser().resolve()
+    for path in _input_paths(recipe):
+        if path == out or out in path.parents:
+            raise BertTasksError(f"the output folder holds this run's input {path}; writing there would overwrite it: "
+                                 "choose another --output-dir", file=output_dir)
+
+
+def check_resumable(recipe: Recipe, output_dir: Path, resume_from: str) -> Path:
+    """The checkpoint to resume, refused before anything is loaded if another task's run wrote it."""
+    checkpoint = resolve_resume(resume_from, output_dir)
+    saved_task = (checkpoint_run_config(checkpoint) or {}).get("task")
+    if saved_task is not None and saved_task != recipe.task:
+        raise BertTasksError(f"this checkpoint was saved by a '{saved_task}' run; this run is '{recipe.task}'",
+                             file=checkpoint)
+    return checkpoint
+
+
+# --------------------------------------------------------------------------- one run
+
+
+@dataclass
+class Run(RunContext):
+    threads: ThreadChoice | None = None
+    #: the precision ``auto`` chose, and why (None when the recipe named one)
+    precision: str | None = None
+
+
+def print_plan(recipe: Recipe, what: str) -> None:
+    model = f"fresh '{recipe.model.preset}' preset" if recipe.model.preset else recipe.model.name_or_path
+    target = f"write to {recipe.output_dir}" if recipe.output_dir else "need --output-dir (or output_dir in the recipe)"
+    print(recipe.to_yaml(), end="")
+    print(f"# would train {what} on model {model} (backend {recipe.model.backend}) and {target}")
+
+
+def claim_run_folder(recipe: Recipe, *, overwrite: bool, resume: bool) -> Path:
+    """The run's output folder, checked (set, not holding its inputs) and claimed, with its recipe.yaml (main process)."""
+    output_dir = root_of(recipe)
+    check_output_spares_inputs(recipe, output_dir)
+    if run_is_main():
+        current().claim(output_dir, overwrite=overwrite, resume=resume)
+        atomic_write_text(output_dir / "recipe.yaml", recipe.to_yaml())
+    return output_dir
+
+
+def start_run(recipe: Recipe, *, overwrite: bool = False, resume_from: str | None = None) -> Run:
+    """Claim the output folder, write recipe.yaml, make the Accelerator and set the threads."""
+    output_dir = root_of(recipe)
+    check_output_spares_inputs(recipe, output_dir)
+    missing = [t for t in recipe.train.report_to if t in TRACKER_MODULES and importlib.util.find_spec(TRACKER_MODULES[t]) is None]
+    if missing:
+        raise BertTasksError(f"--report-to {missing[0]} needs the {TRACKER_MODULES[missing[0]]} package: "
+                             f"pip install {TRACKER_MODULES[missing[0]]}")
+    checkpoint = check_resumable(recipe, output_dir, resume_from) if resume_from is not None else None
+    threads = apply_num_threads(recipe.train.num_threads)
+    precision, why = resolve_precision(recipe.train.mixed_precision)
+    announced = f"{precision} ({why})" if precision != recipe.train.mixed_precision else None
+    recipe.train.mixed_precision = precision  # the run folder records what ran
+    accelerator = make_accelerator(recipe.train, output_dir)
+    claim_run_folder(recipe, overwrite=overwrite, resume=resume_from is not None)
+    accelerator.wait_for_everyone()
+    if recipe.train.report_to:
+        accelerator.init_trackers(recipe.task, config=_flat(recipe.to_dict()))
+    return Run(recipe=recipe, output_dir=output_dir, accelerator=accelerator, resume_from=checkpoint, threads=threads,
+               precision=announced)
+
+
+def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        elif isinstance(value, (int, float, str, bool)) or value is None:
+            flat[prefix + key] = value
+        else:
+            flat[prefix + key] = str(value)
+    return flat
+
+
+@contextmanager
+def _quiet_new_head(quiet: bool) -> Iterator[None]:
+    """On resume the head's weights come from the checkpoint: "new weights initialised" is no news then."""
+    checkpoint_log = logging.getLogger("bert_tasks.checkpoint")
+    level = checkpoint_log.level
+    if quiet:
+        checkpoint_log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        checkpoint_log.setLevel(level)
+
+
+def build_model(recipe: Recipe, task: Task, tokenizer: Any, *, resuming: bool = False) -> torch.nn.Module:
+    """The model a run trains, seeded once: a checkpoint with the task's head, or a fresh preset.
+
+    A checkpoint whose vocabulary is smaller than the tokenizer's, or whose positions are fewer than
+    the data's ``max_seq_length``, is refused here.
+    """
+    set_seed(recipe.train.seed)  # a new head (or a fresh preset) is the same for the same seed
+    settings, cfg = recipe.model, recipe.data
+    head, pooling = get_head(task.head), settings.pooling_spec()  # resolved once, passed down as objects
+    id2label = task.model_labels(cfg)
+    if settings.preset:
+        if settings.backend == "hf":
+            raise BertTasksError("model.preset builds our own encoder; use backend scratch or a checkpoint")
+        config = BertConfig.from_preset(settings.preset, vocab_size=len(tokenizer), id2label=id2label,
+                                        position_embedding_type=settings.position_embedding_type,
+                                        **(pooling.fields() if pooling else {}))
+        model = head.model_class(config)
+    else:
+        with _quiet_new_head(resuming):
+            model = load_pretrained(settings.name_or_path, task=head, num_labels=task.num_labels(cfg),
+                                    backend=settings.backend, pooling=pooling)
+        if id2label is not None:
+            model.config.id2label = dict(id2label)
+            model.config.label2id = {v: k for k, v in id2label.items()}
+    check_vocab_fits(tokenizer, model.config, source=settings.name_or_path)
+    check_positions(recipe, max_tokens(model.config), settings.name_or_path or "the model")
+    set_config_entries(model, task.model_config(cfg))
+    if recipe.train.unpad:
+        set_unpadding(model)
+    return model
+
+
+def known_positions(recipe: Recipe) -> tuple[int | None, str]:
+    """The model's position count when it is known without loading weights (a preset, a local or the bundled folder)."""
+    if recipe.model.preset:
+        return BertConfig().max_position_embeddings, f"the '{recipe.model.preset}' preset"
+    name = str(recipe.model.name_or_path)
+    folder = bundled_model_path(verify=False) if name.lower() in BUNDLED_NAMES else Path(name).expanduser()
+    if not (folder / "config.json").is_file():
+        return None, name  # a Hub id: checked once the model is loaded
+    try:
+        return build_config(read_config(folder), None).max_tokens, str(folder)
+    except (BertTasksError, KeyError, TypeError, ValueError):
+        return None, str(folder)  # loading reports a broken config with its own message
+
+
+def check_positions(recipe: Recipe, positions: int | None, where: str) -> None:
+    """Refuse data.max_seq_length beyond the model's position table (an IndexError mid-run otherwise)."""
+    max_length = recipe.data.max_seq_length
+    if positions is not None and max_length is not None and max_length > positions:
+        raise BertTasksError(f"max_seq_length {max_length} is above the {positions} positions of {where}; "
+                             f"lower --max-seq-length", record="key data.max_seq_length")
+
+
+def set_config_entries(model: torch.nn.Module, entries: dict[str, Any]) -> None:
+    """Entries config.json should keep: our BertConfig holds unknown HF keys in ``.extra``."""
+    config = unwrap(model).config
+    for key, value in entries.items():
+        if hasattr(config, "extra") and key not in {f.name for f in dataclasses.fields(config)}:
+            config.extra[key] = value
+        else:
+            setattr(config, key, value)
+
+
+def train_one(task: Task, recipe: Recipe, *, overwrite: bool = False, resume_from: str | None = None,
+              dry_run: bool = False) -> dict:
+    """One run of the template (see the module docstring)."""
+    if dry_run:
+        print_plan(recipe, f"task '{recipe.task}'")
+        return {}
+    data = task.read_data(recipe)
+    check_positions(recipe, *known_positions(recipe))  # still before anything is written or loaded
+    run = start_run(recipe, overwrite=overwrite, resume_from=resume_from)
+    data = task.data_in_run(data, run)
+    tokenizer = task.run_tokenizer(recipe, data, run) or load_tokenizer(recipe.model.tokenizer or recipe.model.name_or_path)
+    features = task.train_features(data, tokenizer, recipe, run)
+    evaluator = task.evaluator(data, tokenizer, recipe.data, recipe.train.eval_batch_size)
+    model = build_model(recipe, task, tokenizer, resuming=run.resume_from is not None)
+
+    before = None
+    if evaluator is not None and recipe.data.eval_before_training and run.resume_from is None:
+        model.to(run.accelerator.device)
+        before = evaluator(model, run.accelerator, None)
+        if run.accelerator.is_main_process:
+            append_jsonl(run.output_dir / "train_log.jsonl", {"eval": True, "step": 0, "before_training": True, **before})
+
+    if run.accelerator.is_main_process:
+        print(f"threads: {run.threads.line()}", file=sys.stderr, flush=True)
+        if run.precision:
+            print(f"precision: {run.precision}", file=sys.stderr, flush=True)
+    current().trainings_started += 1
+    evaluate = None if evaluator is None else (lambda m, accelerator: evaluator(m, accelerator, run.output_dir))
+    result = fit(model, task, features, recipe.train, run.output_dir, evaluate=evaluate, resume_from=run.resume_from,
+                 accelerator=run.accelerator, collate=task.train_collate(features, recipe, run),
+                 run_config=recipe.to_dict())
+    metrics = {k: v for k, v in result.eval_history[-1].items() if k != "step"} if result.eval_history else None
+    task.extra_outputs(model, tokenizer, data, recipe.data, run.output_dir, run.accelerator, recipe.train.eval_batch_size)
+    finish_run(run, task, model, tokenizer, metrics, result)
+    if metrics is None:
+        print(f"no validation data: trained without evaluation; model in {run.output_dir}", flush=True)
+        return {}
+    if before is not None:
+        print_summary("before fine-tuning", task.headline(before))
+    print_summary(f"{'after fine-tuning' if before is not None else recipe.task} ({run.output_dir})",
+                  {**(task.headline(metrics) if before is not None else metrics), "steps": result.global_step})
+    return metrics
+
+
+def finish_run(run: Run, task: Task, model: Any, tokenizer: Any, metrics: dict[str, Any] | None,
+               fit_result: FitResult) -> None:
+    """Save the HF model folder, eval_results.json, train_results.json and the model card (main process only)."""
+    accelerator = run.accelerator
+    accelerator.wait_for_everyone()
+    weights = full_state_dict(accelerator, model)  # FSDP: every process sends its shards to the main one
+    if accelerator.is_main_process:
+        save_pretrained(unwrap(model), run.output_dir, tokenizer=tokenizer, state_dict=weights)
+        if metrics is not None:
+            write_json(run.output_dir / "eval_results.json", metrics)
+        write_json(run.output_dir / "train_results.json", dataclasses.asdict(fit_result))
+        write_model_card(run.output_dir, run.recipe, metrics or {}, head=get_head(task.head), fit_result=fit_result,
+                         pooling=_pooling_text(unwrap(model).config), **task.card(run.recipe, metrics or {}))
+    if run.recipe.train.report_to:
+        accelerator.end_training()
+    accelerator.wait_for_everyone()
+
+
+def read_results(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except ValueError:
+        raise BertTasksError("unreadable results of a finished run", file=path) from None
+
+
+def run_is_main() -> bool:
+    return os.environ.get("RANK", "0") == "0"
+
+
+def root_of(recipe: Recipe) -> Path:
+    if not recipe.output_dir:
+        raise BertTasksError("no output folder: pass --output-dir or set output_dir in the recipe")
+    return Path(recipe.output_dir)
+
+
+def evaluate_folder(task: Task, model_dir: str | os.PathLike, cfg: Any, *, output_dir: str | os.PathLike | None = None,
+                    backend: str = "scratch", batch_size: int = 64) -> dict[str, Any]:
+    """Score a fine-tuned folder with the task's evaluator (the one training uses) and write its files.
+
+    Our encoder, or transformers with ``backend="hf"``; results go to ``output_dir`` (default: the folder).
+    """
+    folder = resolve_model_dir(str(model_dir))
+    task.check_trained_folder(folder, cfg)
+    data = task.read_eval_data(cfg)  # bad data fails before the model is loaded
+    model = load_pretrained(folder, task=task.head, num_labels=task.num_labels(cfg), backend=backend, trained_head=True)
+    if torch.cuda.is_available():
+        model = model.to("cuda")
+    tokenizer = load_tokenizer(folder)
+    check_vocab_fits(tokenizer, model.config, source=folder)
+    out = Path(output_dir) if output_dir else folder / EVAL_DIR
+    current().track(out)
+    evaluator = task.evaluator(data, tokenizer, cfg, batch_size)
+    metrics = evaluator(model, None, out) if evaluator is not None else {}
+    if metrics:
+        write_json(out / "eval_results.json", metrics)
+        print_summary(f"{task.name} ({folder}, backend {backend})", metrics)
+    task.extra_outputs(model, tokenizer, data, cfg, out, None, batch_size)
+    return metrics
+
+
+def _pooling_text(config: Any) -> str | None:
+    """A classifier's pooling in words for the model card; None for BERT's own, or a config without ours."""
+    return config.pooling_spec.text() if isinstance(config, BertConfig) else None
+
+
+def print_summary(title: str, metrics: dict[str, Any]) -> None:
+    if os.environ.get("RANK", "0") != "0":  # under a launcher, one summary line per run, not per process
+        return
+    print(f"{title}: {format_metrics(metrics)}", flush=True)
