@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import time
 
-import bert_tasks.checkpoint as checkpoint
+import bert_tasks.checkpoint.load as checkpoint
 import bert_tasks.tasks.glue.data as glue_data
 
 

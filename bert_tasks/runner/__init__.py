@@ -14,7 +14,7 @@ __getattr__, __dir__, __all__ = exports(__name__, {
     "train": "sweeps", "SEEDS_SUMMARY": "sweeps", "GRID_SUMMARY": "sweeps", "grid_points": "sweeps",
     "train_one": "template", "evaluate_folder": "template", "build_model": "template", "start_run": "template",
     "print_summary": "template",
-    "seed_summary": "statistics", "print_table": "statistics", "statistics": "statistics", "flat_metrics": "statistics",
+    "seed_summary": "statistics", "print_table": "statistics", "flat_metrics": "statistics",
     "track_output_dir": "outputs", "claim_output_dir": "outputs", "open_ledger": "outputs", "current": "outputs",
     "has_results": "outputs",
 })

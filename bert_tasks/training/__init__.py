@@ -7,7 +7,7 @@ optim        AdamW with BERT's decay groups, fused where it can; the LR schedule
 precision    threads, precision (``auto``), the Accelerator
 checkpoints  resumable checkpoints: written whole or not at all, resumed exactly
 progress     the logged window, the bar or plain lines
-predict      batched prediction in dataset order
+prediction   batched prediction in dataset order
 sharding     FSDP2 and DeepSpeed ZeRO through Accelerate, on CPU and GPU
 compiled     optional ``torch.compile`` with an eager fallback
 threads      how many threads a run takes (torch-free: ``bert-tasks env`` reads it)
@@ -26,5 +26,5 @@ __getattr__, __dir__, __all__ = exports(__name__, {
     "save_checkpoint": "checkpoints", "LoopState": "checkpoints", "CHECKPOINTS": "checkpoints",
     "STATE_FILE": "checkpoints", "RUN_CONFIG_FILE": "checkpoints",
     "format_metrics": "progress", "Progress": "progress",
-    "predict": "predict",
+    "predict": "prediction",
 })

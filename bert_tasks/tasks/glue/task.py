@@ -29,7 +29,7 @@ from ...io import atomic_write_text
 from ...metrics import load_metric
 from ...checkpoint.modelcard import eval_set_text
 from ...protocol import PAD_MULTIPLE, Evaluator, TaskBase, pad_batch
-from ...training.predict import predict
+from ...training.prediction import predict
 from .config import GlueDataConfig, explicit_class_weights
 from .data import UNLABELED, load_glue_splits, split_group
 from .report import task_results, task_score, write_submission

@@ -33,7 +33,7 @@ from ...checkpoint.load import load_pretrained
 from ...checkpoint.locate import resolve_model_dir
 from ...checkpoint.tokenizer import check_vocab_fits, load_tokenizer, max_tokens
 from ...errors import BertTasksError
-from ...training.predict import predict
+from ...training.prediction import predict
 from .config import SquadDataConfig, trained_settings, trained_version_2
 from .features import prepare_eval_features
 from .postprocess import postprocess_predictions

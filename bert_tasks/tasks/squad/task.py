@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from ...checkpoint.modelcard import eval_set_text
 from ...protocol import Evaluator, RunContext, TaskBase, pad_batch
-from ...training.predict import predict
+from ...training.prediction import predict
 from .config import SYNTHETIC_DIR, VERSION_KEY, SquadDataConfig
 from .data import load_from_config, load_squad_examples
 from .features import tokenize_examples
