@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,43 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
 from ..errors import BertTasksError
+from ..model.families import FAMILIES, Family
 from ..model.keymap import normalize_hf_key
 from ..model.spec import POOLED_WEIGHTS, POOLING_KEY, Pooling, pooled_model_type, read_pooling_json
+from .locate import resolve_model_dir
+
+
+@dataclass
+class Folder:
+    """A model folder as read once: where it is, its config.json, its encoder's family (None: a type only
+    transformers runs), the pooling its classifier was saved with, and, when asked for, its weights' names
+    (normalized, without the encoder's prefix) and the weights themselves."""
+
+    path: Path
+    config: dict[str, Any]
+    model_type: str
+    family: Family | None
+    pooling: Pooling | None
+    keys: set[str] | None = None
+    state: dict[str, torch.Tensor] | None = None
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / "config.json"
+
+
+def read_folder(name_or_path: Any, *, keys: bool = False, weights: bool = False) -> Folder:
+    """Find and read a model folder once; ``keys``: its weight names too, ``weights``: its tensors too."""
+    path = resolve_model_dir(name_or_path)
+    config = read_config(path)
+    model_type = model_family(config)
+    family = FAMILIES.get(model_type)
+    folder = Folder(path, config, model_type, family, folder_pooling(config))
+    if keys and family is not None:
+        folder.keys = checkpoint_keys(path, family.prefix)
+    if weights and family is not None:  # a type only transformers runs: its loader reads them
+        folder.state = read_state_dict(path)
+    return folder
 
 
 def read_config(model_dir: Path) -> dict[str, Any]:

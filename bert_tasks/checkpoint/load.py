@@ -24,8 +24,7 @@ from ..model.heads import BertForSequenceClassification, Head, get_head
 from ..model.keymap import (HEAD_PREFIXES, HF_REDUNDANT, hf_parts, hf_to_ours, model_key_table, normalize_hf_key,
                             pooled_head_rows, pooling_rows)
 from ..model.spec import POOLING_KEY, Pooling
-from .files import checkpoint_keys, folder_pooling, model_family, read_config, read_state_dict
-from .locate import resolve_model_dir
+from .files import Folder, model_family, read_folder, read_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -72,63 +71,61 @@ def load_pretrained(
     with ``trained_head`` (evaluation and prediction, where a random head would answer nonsense)
     it is an error instead, naming the model the folder does hold. ``pooling`` (a sentence head's: a
     :class:`~bert_tasks.model.spec.Pooling`, or a mapping of its fields) replaces the checkpoint's own pooling.
+    The folder is read once (:func:`~bert_tasks.checkpoint.files.read_folder`); everything after works on what it read.
     """
-    head = get_head(task)
-    pooling = Pooling.of(pooling)
     if backend not in BACKENDS:
         raise BertTasksError(f"unknown backend {backend!r}; choose scratch or hf")
-    model_dir = resolve_model_dir(name_or_path)
-    hf_config = read_config(model_dir)
+    folder = read_folder(name_or_path, keys=trained_head, weights=backend == "scratch")
+    head, pooling = get_head(task), Pooling.of(pooling)
     if pooling is not None and not head.pools:
         raise BertTasksError(f"pooling is for the sentence classification head (task glue), not {task}")
     labels = num_labels if head.labels else None
-    family = FAMILIES.get(model_family(hf_config))
-    if family is None and backend == "hf":  # an encoder ours does not implement
+    check = trained_head and not head.bare
+    if folder.family is None and backend == "hf":  # an encoder ours does not implement
         if pooling is not None and pooling.reads_tokens:
             raise BertTasksError(f"pooling {pooling.pooling} needs one of our encoders ({', '.join(FAMILIES)}); "
-                                 f"this is a {model_family(hf_config)}", file=model_dir / "config.json")
-        if trained_head and not head.bare:
-            require_trained_head(model_dir, head, hf_config=hf_config)
-        return _load_hf(model_dir, head, labels, hf_config.get("id2label"), sdpa=False)
-    family = family or get_family(model_family(hf_config), file=model_dir / "config.json")
-    config = build_config(hf_config, labels, source=model_dir / "config.json", pooling=pooling, family=family)
+                                 f"this is a {folder.model_type}", file=folder.config_file)
+        if check:
+            check_trained_head(folder, head)
+        return _load_hf(folder.path, head, labels, folder.config.get("id2label"), sdpa=False)
+    family = folder.family or get_family(folder.model_type, file=folder.config_file)
+    config = build_config(folder.config, labels, source=folder.config_file, pooling=pooling, family=family)
     if not head.pools and config.pooling_spec.reads_tokens:  # a pooled classifier's encoder, read for another head
         config.pooling = "cls"
-    if trained_head and not head.bare:
-        require_trained_head(model_dir, head, hf_config=hf_config)
+    if check:
+        check_trained_head(folder, head)
     if backend == "hf":
         if config.pooling_spec.reads_tokens:
-            return _load_hf_pooled(model_dir, config, family)
-        return _load_hf(model_dir, head, config.num_labels if head.labels else None, config.id2label, sdpa=True)
+            return _load_hf_pooled(folder, config, family)
+        return _load_hf(folder.path, head, config.num_labels if head.labels else None, config.id2label, sdpa=True)
     model = head.model_class(config)
-    load_hf_state_dict(model, read_state_dict(model_dir), head, source=model_dir, family=family)
+    load_hf_state_dict(model, folder.state, head, source=folder.path, family=family)
     return model
 
 
-def require_trained_head(model_dir: str | os.PathLike, task: str | Head, *, hf_config: dict[str, Any] | None = None
-                         ) -> None:
+def require_trained_head(model_dir: str | os.PathLike, task: str | Head) -> None:
     """Refuse a folder without ``task``'s trained head weights, naming the model it does hold.
 
     Evaluating or predicting with a freshly initialised head would answer nonsense without a word.
     """
-    head = get_head(task)
-    model_dir = resolve_model_dir(model_dir)
-    config = hf_config if hf_config is not None else read_config(model_dir)
-    held = ", ".join(config.get("architectures") or []) or "a model without a recorded architecture"
-    family = FAMILIES.get(model_family(config))
-    if family is None:  # an encoder only transformers runs: its recorded class says which head it has
-        if any(name.endswith(head.architecture.removeprefix("Bert")) for name in config.get("architectures") or []):
+    check_trained_head(read_folder(model_dir, keys=True), get_head(task))
+
+
+def check_trained_head(folder: Folder, head: Head) -> None:
+    """:func:`require_trained_head` on a folder already read (with its keys)."""
+    held = ", ".join(folder.config.get("architectures") or []) or "a model without a recorded architecture"
+    if folder.family is None:  # an encoder only transformers runs: its recorded class says which head it has
+        if any(name.endswith(head.architecture.removeprefix("Bert")) for name in folder.config.get("architectures") or []):
             return
     else:
-        present = checkpoint_keys(model_dir, family.prefix)
+        family = folder.family
         rows = list(head.rows_in(family))
-        pooling = folder_pooling(config) if head.pools else None
-        if pooling is not None:  # a trained attention pooling is part of the trained head
-            rows += pooling_rows(pooling)
-        if all(normalize_hf_key(hf, family.prefix) in present for hf, _ in rows):
+        if head.pools and folder.pooling is not None:  # a trained attention pooling is part of the trained head
+            rows += pooling_rows(folder.pooling)
+        if all(normalize_hf_key(hf, family.prefix) in folder.keys for hf, _ in rows):
             return
     raise BertTasksError(f"this folder holds {held}, with no trained {head.description} head ({head.architecture}); "
-                         f"fine-tune one first (bert-tasks finetune ...)", file=model_dir)
+                         f"fine-tune one first (bert-tasks finetune ...)", file=folder.path)
 
 
 def load_hf_state_dict(model: nn.Module, hf_state: dict[str, torch.Tensor], task: str | Head | None,
@@ -219,14 +216,16 @@ def _load_hf(model_dir: Path, head: Head, num_labels: int | None, id2label: Any,
         raise BertTasksError(f"transformers cannot load this checkpoint ({str(exc).splitlines()[0]})", file=model_dir) from None
 
 
-def _load_hf_pooled(model_dir: Path, config: BertConfig, family: Family) -> nn.Module:
+def _load_hf_pooled(folder: Folder, config: BertConfig, family: Family) -> nn.Module:
     """``--backend hf`` with a pooling of ours: transformers' encoder under our pooling and classifier."""
     encoder_config = {k: v for k, v in family.to_hf(config.to_hf_dict()).items() if k not in (POOLING_KEY, "model_type")}
     no_pooler = {"add_pooling_layer": False} if config.bare_pooler else {}  # ELECTRA's and DistilBERT's have none
     encoder = transformers.AutoModel.from_config(
         transformers.AutoConfig.for_model(config.model_type, **encoder_config, attn_implementation="sdpa"), **no_pooler)
     model = BertForSequenceClassification(config, encoder=encoder)
-    state = {normalize_hf_key(k, family.prefix): v for k, v in read_state_dict(model_dir).items()}
+    weights = folder.state if folder.state is not None else read_state_dict(folder.path)
+    state = {normalize_hf_key(k, family.prefix): v for k, v in weights.items()}
+    model_dir = folder.path
     head_pairs = pooled_head_rows(config, family)
     head_names = {hf for hf, _ in head_pairs}
     encoder_state = {k: v for k, v in state.items() if k not in head_names and not k.startswith(("pooler.", "cls."))
