@@ -5,7 +5,7 @@ seeded random head, so the figures are about speed, and the answers are compared
 only for agreement):
 
 * GLUE-style classification over the SST-2 dev sentences: ours tokenizes once and runs
-  ``bert_tasks.train.predict`` (longest-first batches, padding to the batch's longest)
+  ``bert_tasks.training.predict`` (longest-first batches, padding to the batch's longest)
   on our encoder; the anchor is ``transformers.pipeline("text-classification")`` on the
   same folder, at its default (one sentence per forward) and with ``batch_size`` set.
 * SQuAD-style QA over a question file: ``bert_tasks.QuestionAnswerer.batch`` against a

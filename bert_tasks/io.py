@@ -101,17 +101,25 @@ def append_jsonl(path: str | os.PathLike, record: dict) -> None:
 
 
 @contextmanager
-def atomic_directory(final: str | os.PathLike) -> Iterator[Path]:
-    """Build a folder under a temporary name and rename it into place when complete.
+def atomic_directory(final: str | os.PathLike, *, staging: str | os.PathLike | None = None,
+                     commit: bool = True) -> Iterator[Path]:
+    """Build a folder under a temporary name and rename it into place when complete (files and parent fsynced).
 
-    If ``final`` exists it is replaced only after the new folder is complete.
+    If ``final`` exists it is replaced only after the new folder is complete. ``staging``: the temporary folder,
+    named by the caller when several processes write into it (a sharded checkpoint; it must exist, empty);
+    ``commit``: this process is the one that renames it into place, or removes it after an error.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
-    os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; a plain mkdir would not
+    if staging is None:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; a plain mkdir would not
+    else:
+        tmp = Path(staging)
     try:
         yield tmp
+        if not commit:
+            return
         for child in tmp.rglob("*"):
             if child.is_file():
                 with open(child, "rb") as f:
@@ -125,8 +133,9 @@ def atomic_directory(final: str | os.PathLike) -> Iterator[Path]:
         else:
             os.replace(tmp, final)
         _fsync_dir(final.parent)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:  # an error or Ctrl-C mid-write: no half-written folder is left behind
+        if commit:
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

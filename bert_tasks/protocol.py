@@ -1,7 +1,8 @@
 """The one protocol every task implements, and the pieces tasks share.
 
-Bottom floor: it imports only torch, so the training loop (:mod:`bert_tasks.train`) can drive any
-task without importing one. A task is two things:
+It sits below the training loop (:mod:`bert_tasks.training`) and imports only the model's helpers, so the loop can
+drive any task without importing one. :class:`TaskBase` is the interface a task implements (:class:`Task` its typed
+shape, for type checks); its data settings derive :class:`bert_tasks.config.DataSettings`. A task is two things:
 
 **Data protocol**, in the order data flows through it:
 
@@ -9,7 +10,7 @@ task without importing one. A task is two things:
 2. ``collate(features)`` -> a batch of tensors with at least ``input_ids`` and ``attention_mask``;
 3. ``forward(model, batch)`` -> outputs, and ``loss(outputs, batch)`` -> a scalar. Losses live in the task, not
    the model, so our encoder and the ``transformers`` model (``--backend hf``) train through the same code;
-4. ``prediction_outputs``: which outputs :func:`bert_tasks.train.predict` collects, per example or per token;
+4. ``prediction_outputs``: which outputs :func:`bert_tasks.training.predict` collects, per example or per token;
 5. ``postprocess(...)`` -> predictions in the task's official format, ``metrics(...)`` -> floats.
 
 **Run hooks**: the few steps of a run only the task knows. :func:`bert_tasks.runner.train` does the rest,
@@ -30,10 +31,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, runtime_checkable
+from typing import Any, Callable, Mapping
 
 import torch
 
+from .config import DataSettings, Recipe
 from .model.fast import takes_token_types
 
 #: Batch keys that are passed to the model's forward; everything else stays with the task.
@@ -79,89 +81,90 @@ def pad_batch(features: list[Mapping[str, Any]], pads: Mapping[str, int], multip
 class RunContext:
     """What a run's hooks may use of the run in progress (made by the runner)."""
 
-    recipe: Any
+    recipe: Recipe
     output_dir: Path
     accelerator: Any
     #: the checkpoint a resumed run continues from, or None
     resume_from: Path | None = None
 
 
-@runtime_checkable
-class Task(Protocol):
-    name: str
-    #: the model head it trains: a key of :data:`bert_tasks.heads.HEADS`
-    head: str
-    #: output name -> "example" or "token": what :func:`bert_tasks.train.predict` collects
-    prediction_outputs: Mapping[str, str]
-
-    def num_labels(self, cfg: Any) -> int | None: ...
-
-    def preprocess(self, raw: Any, tokenizer: Any, cfg: Any, *, train: bool) -> Any: ...
-
-    def collate(self, features: list[dict]) -> dict[str, torch.Tensor]: ...
-
-    def forward(self, model: torch.nn.Module, batch: Mapping[str, torch.Tensor]) -> Any: ...
-
-    def loss(self, outputs: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor: ...
-
-    def postprocess(self, *args: Any, **kwargs: Any) -> Any: ...
-
-    def metrics(self, predictions: Any, references: Any) -> dict[str, float]: ...
-
-
 class TaskBase:
-    """Defaults for the data protocol and the run hooks; a task overrides what differs."""
+    """The one task interface: the data protocol a task implements, and the run hooks, with defaults, that it
+    overrides where it differs. ``cfg`` is the task's ``data:`` settings (a :class:`bert_tasks.config.DataSettings`),
+    ``recipe`` the whole :class:`bert_tasks.config.Recipe`."""
 
     name: str = ""
+    #: the model head it trains: a key of :data:`bert_tasks.model.heads.HEADS`
     head: str = ""
+    #: output name -> "example" or "token": what :func:`bert_tasks.training.predict` collects
     prediction_outputs: Mapping[str, str] = {"logits": "example"}
 
-    def num_labels(self, cfg: Any) -> int | None:
+    # ------------------------------------------------------------------ data protocol
+
+    def num_labels(self, cfg: DataSettings) -> int | None:
         return None
+
+    def preprocess(self, raw: Any, tokenizer: Any, cfg: DataSettings, *, train: bool) -> Any:
+        """Raw examples -> features (one example may give several, as SQuAD windows do)."""
+        raise NotImplementedError(f"task {self.name!r} has no preprocess")
+
+    def collate(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        """Features -> a batch with at least ``input_ids`` and ``attention_mask``."""
+        raise NotImplementedError(f"task {self.name!r} has no collate")
 
     def forward(self, model: torch.nn.Module, batch: Mapping[str, torch.Tensor]) -> Any:
         return model(**model_inputs(batch, model))
 
+    def loss(self, outputs: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError(f"task {self.name!r} has no loss")
+
+    def postprocess(self, *args: Any, **kwargs: Any) -> Any:
+        """Outputs -> predictions in the task's official format."""
+        raise NotImplementedError(f"task {self.name!r} has no postprocess")
+
+    def metrics(self, predictions: Any, references: Any) -> dict[str, float]:
+        raise NotImplementedError(f"task {self.name!r} has no metrics")
+
     # ------------------------------------------------------------------ run hooks
 
-    def read_data(self, recipe: Any) -> Any:
+    def read_data(self, recipe: Recipe) -> Any:
         """Every input of a run, read and checked before the output folder is touched."""
         raise NotImplementedError(f"task {self.name!r} does not train")
 
-    def read_eval_data(self, cfg: Any) -> Any:
+    def read_eval_data(self, cfg: DataSettings) -> Any:
         """The evaluation data of ``bert-tasks eval``."""
         raise NotImplementedError(f"task {self.name!r} has no eval command")
 
     def data_in_run(self, data: Any, run: RunContext) -> Any:
         return data
 
-    def run_tokenizer(self, recipe: Any, data: Any, run: RunContext) -> Any:
+    def run_tokenizer(self, recipe: Recipe, data: Any, run: RunContext) -> Any:
         return None  # the runner loads the model's own
 
-    def train_features(self, data: Any, tokenizer: Any, recipe: Any, run: RunContext) -> Any:
+    def train_features(self, data: Any, tokenizer: Any, recipe: Recipe, run: RunContext) -> Any:
         return self.preprocess(data["train"], tokenizer, recipe.data, train=True)
 
-    def train_collate(self, features: Any, recipe: Any, run: RunContext) -> Callable | None:
+    def train_collate(self, features: Any, recipe: Recipe, run: RunContext) -> Callable | None:
         return None  # the task's own collate
 
-    def evaluator(self, data: Any, tokenizer: Any, cfg: Any, batch_size: int) -> Evaluator | None:
+    def evaluator(self, data: Any, tokenizer: Any, cfg: DataSettings, batch_size: int) -> Evaluator | None:
         return None
 
-    def check_trained_folder(self, folder: Path, cfg: Any) -> None:
+    def check_trained_folder(self, folder: Path, cfg: DataSettings) -> None:
         """Refuse a trained folder this task cannot evaluate, before its data is read (the head is checked anyway)."""
 
-    def model_labels(self, cfg: Any) -> dict[int, str] | None:
+    def model_labels(self, cfg: DataSettings) -> dict[int, str] | None:
         return None
 
-    def model_config(self, cfg: Any) -> dict[str, Any]:
+    def model_config(self, cfg: DataSettings) -> dict[str, Any]:
         """config.json entries the trained model keeps (read back by inference)."""
         return {}
 
-    def extra_outputs(self, model: Any, tokenizer: Any, data: Any, cfg: Any, output_dir: Path, accelerator: Any,
+    def extra_outputs(self, model: Any, tokenizer: Any, data: Any, cfg: DataSettings, output_dir: Path, accelerator: Any,
                       batch_size: int) -> None:
         """Files beyond the scores, written after training and by ``bert-tasks eval``."""
 
-    def card(self, recipe: Any, metrics: dict[str, Any]) -> dict[str, Any]:
+    def card(self, recipe: Recipe, metrics: dict[str, Any]) -> dict[str, Any]:
         """Model-card details: ``dataset_name``, ``dataset_type``, ``eval_set`` (the set the scores are from)."""
         return {}
 
@@ -175,3 +178,7 @@ class TaskBase:
     def main_metric(self, metrics: dict[str, Any]) -> float | None:
         value = metrics.get(self.main_metric_name) if self.main_metric_name else None
         return float(value) if isinstance(value, (int, float)) else None
+
+
+#: the name type hints use for any task: every task derives TaskBase, the one interface
+Task = TaskBase

@@ -13,53 +13,38 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..config import EVAL_DIR, ModelSettings, TrainConfig
+from ..config import EVAL_DIR, ModelSettings, TrainConfig, trained_settings
 from ..errors import BertTasksError
 from ..io import write_json
-from ..tasks import get_task
+from ..tasks import GLUE, get_task
 from ..tasks.glue.config import ALL_TASKS, GlueDataConfig
 from .app import eval_app, predict_app
-from .options import setting_option
-
-
-def _data(name: str, **kwargs):
-    return setting_option(GlueDataConfig, name, **kwargs).annotation
+from .options import data_options, setting_option, switch, with_signature
 
 
 Backend = setting_option(ModelSettings, "backend").annotation
 EvalBatchSize = setting_option(TrainConfig, "eval_batch_size").annotation
 EvalOutput = Annotated[Optional[str], typer.Option("--output-dir", "-o", help="Where results go (default: MODEL/eval, beside the training results).")]
+EVAL_SWITCHES = (
+    switch("model", Annotated[str, typer.Option("--model", "-m", help="A fine-tuned model folder (with --task all: the run's root).")], ...),
+    switch("backend", Backend), switch("output_dir", EvalOutput), switch("eval_batch_size", EvalBatchSize),
+)
 
 
-@eval_app.command("glue")
-def eval_glue(
-    model: Annotated[str, typer.Option("--model", "-m", help="A fine-tuned model folder (with --task all: the run's root).")],
-    task: _data("task", help="The task the folder was fine-tuned on, or all (default: its recipe.yaml's).") = None,
-    data_dir: _data("data_dir") = None,
-    dataset: _data("dataset") = None,
-    validation_file: _data("validation_file") = None,
-    test_file: _data("test_file") = None,
-    max_seq_length: _data("max_seq_length", default="what the model was trained with") = None,
-    max_eval_samples: _data("max_eval_samples") = None,
-    do_predict: _data("do_predict") = None,
-    backend: Backend = None,
-    output_dir: EvalOutput = None,
-    eval_batch_size: EvalBatchSize = None,
-) -> None:
+def eval_glue(**values) -> None:
     """Score a fine-tuned folder on the dev set(s): eval_results.json, eval_predictions.jsonl; --task all prints the GLUE table.
 
     Example: bert-tasks eval glue --model runs/sst2 --task sst2 --data-dir glue_data
     """
-    from ..tasks.glue.inference import trained_max_seq_length, trained_task
-
-    task = task or trained_task(model) or trained_task(next(Path(model).glob("seed-*"), Path(model)))
-    if task is None:
+    model, backend, output_dir, eval_batch_size = (values.pop(k) for k in ("model", "backend", "output_dir", "eval_batch_size"))
+    values["do_predict"] = values["do_predict"] or None
+    cfg = trained_settings(model, GlueDataConfig, values)
+    first_seed = next(Path(model).glob("seed-*"), None)
+    if cfg.task is None and first_seed is not None:  # a --seeds run's root: its seeds' recipe names the task
+        cfg.task = trained_settings(first_seed, GlueDataConfig).task
+    if cfg.task is None:
         raise BertTasksError("which task? pass --task (the model folder has no recipe.yaml naming it)", file=model)
-    cfg = GlueDataConfig(
-        task=task, data_dir=data_dir, dataset=dataset, validation_file=validation_file, test_file=test_file,
-        max_seq_length=max_seq_length or trained_max_seq_length(model) or GlueDataConfig.max_seq_length,
-        max_eval_samples=max_eval_samples, do_predict=bool(do_predict),
-    ).validate()
+    cfg.validate()
     batch_size, backend = eval_batch_size or TrainConfig.eval_batch_size, backend or ModelSettings.backend
     root = Path(model)
     out = Path(output_dir) if output_dir else root / EVAL_DIR
@@ -85,6 +70,9 @@ def eval_glue(
             task, metric = name.split("/", 1)
             medians.setdefault(task, {})[metric] = stats["median"]
         report(medians, out)  # the GLUE table and glue_results.json: the average of the per-task medians
+
+
+eval_app.command("glue")(with_signature(eval_glue, data_options(GlueDataConfig, GLUE.eval_flags), switches=EVAL_SWITCHES))
 
 
 def _evaluate_run(root: Path, cfg: GlueDataConfig, out: Path, *, backend: str, batch_size: int) -> dict:

@@ -118,6 +118,22 @@ def setting_option(cls: type, name: str, *, key: str | None = None, default: Any
     return SettingOption(param=param, key=key or name, annotation=annotation, field=f)
 
 
+#: the default an ``eval``/``predict`` option shows for a setting the model folder's recipe supplies
+TRAINED = "what the model was trained with"
+
+
+def data_options(cls: type, names: tuple[str, ...]) -> list[SettingOption]:
+    """The ``eval``/``predict`` options for the data settings ``names`` of ``cls``, made from their fields as the
+    training command's are; a setting declared ``inherit=True`` shows that it defaults to the trained folder's."""
+    inherited = {f.name for f in dataclasses.fields(cls) if f.metadata.get("inherit")}
+    return [setting_option(cls, name, default=TRAINED if name in inherited else dataclasses.MISSING) for name in names]
+
+
+def switch(name: str, annotation: Any, default: Any = None) -> tuple[str, Any, Any]:
+    """One non-setting option of a command (how to run, not what), for :func:`with_signature`."""
+    return name, annotation, default
+
+
 def recipe_options(data_class: type, model_flags: tuple[str, ...], defaults: dict[str, Any],
                    refused_train_flags: tuple[str, ...] = ()) -> list[SettingOption]:
     """Every setting a training command offers as a flag: model, output folder, data, then training settings."""
@@ -185,4 +201,5 @@ def _cleared(f: dataclasses.Field) -> str:
     return "false" if isinstance(f.default, bool) else "null"
 
 
-__all__ = ["SWITCHES", "SettingOption", "given_settings", "recipe_options", "setting_option", "with_signature", "Literal"]
+__all__ = ["SWITCHES", "TRAINED", "SettingOption", "data_options", "given_settings", "recipe_options", "setting_option",
+           "switch", "with_signature", "Literal"]

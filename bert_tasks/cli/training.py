@@ -20,9 +20,16 @@ GROUPS = {"finetune": finetune_app, "pretrain": pretrain_app}
 COMMANDS: dict[tuple[str, str], Callable[..., Any]] = {}
 
 
-def resolve_command_recipe(family: TaskFamily, recipe: str | None, sets: list[str] | None, values: dict[str, Any]):
-    """Layer the family's defaults < recipe < --set < flags; ``values`` are the command's options by parameter name."""
-    options = o.recipe_options(family.config_class, family.model_flags, dict(family.defaults), family.refused_train_flags)
+def command_options(family: TaskFamily) -> list[o.SettingOption]:
+    """The setting options of a family's training command (model, output folder, data, training)."""
+    return o.recipe_options(family.config_class, family.model_flags, dict(family.defaults), family.refused_train_flags)
+
+
+def resolve_command_recipe(family: TaskFamily, recipe: str | None, sets: list[str] | None, values: dict[str, Any],
+                           options: list[o.SettingOption] | None = None):
+    """Layer the family's defaults < recipe < --set < flags; ``values`` are the command's options by parameter name,
+    ``options`` the command's own (made once, when the command is)."""
+    options = options if options is not None else command_options(family)
     flags, clears = o.given_settings(options, values, {"data": family.config_class, "model": ModelSettings})
     sets = list(sets or [])
     for option in options:  # `--set data.task=X` means what `--task X` means, keys it also sets included
@@ -35,12 +42,12 @@ def resolve_command_recipe(family: TaskFamily, recipe: str | None, sets: list[st
 
 
 def training_command(family: TaskFamily) -> Callable[..., Any]:
-    options = o.recipe_options(family.config_class, family.model_flags, dict(family.defaults), family.refused_train_flags)
+    options = command_options(family)
 
     def command(**values: Any) -> None:
         from ..runner.sweeps import train  # local: importing the runner loads torch, which `--help` must not pay
 
-        recipe = resolve_command_recipe(family, values["recipe"], values["sets"], values)
+        recipe = resolve_command_recipe(family, values["recipe"], values["sets"], values, options)
         train(recipe, overwrite=values["overwrite_output_dir"], resume_from=values["resume_from"],
               dry_run=values["dry_run"], seeds=o.parse_seeds(values["seeds"]), grid=o.parse_grid(values["grid"]))
 

@@ -17,17 +17,19 @@ from ..errors import BertTasksError
 
 def setting(default: Any = MISSING, help: str = "", *, factory: Any = MISSING, flags: tuple[str, ...] | None = None,
             cli: bool = True, at_least: float | None = None, above: float | None = None, at_most: float | None = None,
-            below: float | None = None, source: str | None = None, also: tuple[str, ...] = (), path: bool = False) -> Any:
+            below: float | None = None, source: str | None = None, also: tuple[str, ...] = (), path: bool = False,
+            inherit: bool = False) -> Any:
     """A dataclass field that declares everything about one setting, once.
 
     ``flags``: the CLI spelling(s) (default ``--field-name``; ``"--a/--b"`` names a bool's two sides);
     ``cli=False`` leaves the setting to recipes and ``--set``; ``at_least``/``above``/``at_most``/
     ``below`` bound a number; ``source`` groups settings that name one data (or model) source, so
     a flag naming one source clears the recipe's other ones; ``also``: further recipe keys a flag sets;
-    ``path``: the value names a local input (a file or folder the run reads, which its output must spare).
+    ``path``: the value names a local input (a file or folder the run reads, which its output must spare);
+    ``inherit``: ``eval`` and ``predict`` default to the value the model folder was trained with.
     """
     metadata = {"help": help, "flags": flags, "cli": cli, "bounds": (at_least, above, at_most, below),
-                "source": source, "also": also, "path": path}
+                "source": source, "also": also, "path": path, "inherit": inherit}
     if factory is not MISSING:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)

@@ -3,6 +3,7 @@ defaults < recipe file < ``--set`` < flags into one validated :class:`~bert_task
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from pathlib import Path
@@ -66,7 +67,8 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 
 def trained_recipe(model_dir: str | Path) -> dict[str, Any]:
-    """The recipe.yaml a run folder kept (a plain mapping; {} when there is none or it does not parse).
+    """The recipe.yaml a run folder kept (a plain mapping, its ``data`` section always one; ``{"data": {}}`` when
+    there is none or it does not parse).
 
     Evaluation and inference read the settings a model was trained with from it (window sizes,
     the GLUE task, the SQuAD version), so a user need not repeat them.
@@ -75,9 +77,9 @@ def trained_recipe(model_dir: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
     except (yaml.YAMLError, OSError, UnicodeDecodeError):
-        return {}
+        return {"data": {}}
     if not isinstance(data, dict):
-        return {}
+        return {"data": {}}
     if not isinstance(data.get("data"), dict):
         data["data"] = {}
     return data
@@ -116,6 +118,7 @@ def resolve_recipe(
     flags: dict[str, Any] | None = None,
     defaults: dict[str, Any] | None = None,
     flag_names: dict[str, str] | None = None,
+    recipe_data: dict[str, Any] | None = None,
 ) -> Recipe:
     """Layer defaults, recipe file, ``--set`` overrides and explicit flags into a validated Recipe.
 
@@ -123,15 +126,19 @@ def resolve_recipe(
     class (the registry knows it); ``flags`` maps dotted keys to CLI values (None: not given);
     ``defaults`` are the command's own defaults (e.g. run_qa.py's) below the recipe. An error about a
     value names where the value came from: the file, the ``--set`` item, or the flag (``flag_names``).
+    ``recipe_data``: the recipe file's content when the caller has read it already (it is read once).
     """
     file: Path | None = None
     data: dict[str, Any] = {}
     origins: dict[str, str] = {}  # dotted key -> the --set item or flag that gave its value
     for key, value in (defaults or {}).items():
         set_path(data, key.split("."), value, "defaults")
+    given: set[str] = set()
     if recipe:
         file = find_recipe(recipe)
-        _deep_update(data, read_yaml(file))
+        content = recipe_data if recipe_data is not None else read_yaml(file)
+        given |= _dotted_keys(content)
+        _deep_update(data, content)
     for item in overrides:
         path, value = parse_override(item)
         set_path(data, path, value, f"--set {item}")
@@ -141,8 +148,10 @@ def resolve_recipe(
             set_path(data, key.split("."), value, f"flag for {key}")
             origins[key] = (flag_names or {}).get(key, f"the flag for {key}")
     data.setdefault("task", task)
+    given |= set(origins)
     try:
         data["data"] = from_dict(data_class, data.get("data"), file=file, where="data.", check=False)  # settled first
+        data["data"].given = frozenset(k.removeprefix("data.") for k in given if k.startswith("data."))
         return from_dict(Recipe, data, file=file).validate()
     except BertTasksError as exc:
         record = exc.record
@@ -152,6 +161,26 @@ def resolve_recipe(
         if key in origins:  # the value came from the command line, not the file
             raise BertTasksError(exc.reason, record=origins[key]) from None
         raise BertTasksError(exc.reason, file=file, record=record) from None
+
+
+def _dotted_keys(data: Any, prefix: str = "") -> set[str]:
+    """Every leaf key of a nested mapping, dotted (``{"data": {"task": ...}}`` -> ``{"data.task"}``)."""
+    if not isinstance(data, dict):
+        return {prefix.rstrip(".")} if prefix else set()
+    return {key for name, value in data.items() for key in _dotted_keys(value, f"{prefix}{name}.")}
+
+
+def trained_settings(model_dir: str | Path, cls: type, given: dict[str, Any] | None = None) -> Any:
+    """A task's data settings as ``eval`` and ``predict`` take them: each value ``given`` (a flag; None: not
+    given), else what the folder was trained with (its recipe.yaml, for the settings declared ``inherit=True``),
+    else the default. Checked for types, not yet validated (the caller may still fill in a data source)."""
+    trained = trained_recipe(model_dir)["data"]
+    values = {f.name: trained[f.name] for f in dataclasses.fields(cls)
+              if f.metadata.get("inherit") and trained.get(f.name) is not None}
+    explicit = {k: v for k, v in (given or {}).items() if v is not None}
+    settings = from_dict(cls, {**values, **explicit}, file=Path(model_dir) / "recipe.yaml", where="data.", check=False)
+    settings.given = frozenset(explicit)
+    return settings
 
 
 def _quoted_key(reason: str) -> str | None:
@@ -180,6 +209,7 @@ def with_settings(recipe: Recipe, changes: dict[str, Any], *, origin: str) -> Re
         node[parts[-1]] = value
     try:
         data["data"] = from_dict(type(recipe.data), data["data"], where="data.", check=False)
+        data["data"].given = recipe.data.given | {k.removeprefix("data.") for k in changes if k.startswith("data.")}
         return from_dict(Recipe, data).validate()
     except BertTasksError as exc:
         raise BertTasksError(f"{origin}: {exc.reason}", record=exc.record) from None

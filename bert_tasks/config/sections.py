@@ -111,10 +111,25 @@ class DataSettings(Settings):
     eval_before_training: ClassVar[bool] = False
     #: a sentence head that may pool the tokens: ``model.pooling`` applies to it
     pools_tokens: ClassVar[bool] = False
+    #: the settings the user gave (a recipe file, ``--set``, a flag), as opposed to defaults: set where the
+    #: settings are resolved (``resolve_recipe``, ``trained_settings``); not a field, never written out
+    given: frozenset[str] = frozenset()
 
     def settle(self, recipe: Any) -> None:
         """Rules that span recipe sections, and the normalisation that makes the task's settings agree; run before
         every section is validated. Override with ``require(...)`` lines."""
+
+    def fit_positions(self, positions: int | None, where: Any) -> str | None:
+        """The one ``max_seq_length`` rule of training, ``eval`` and ``predict``: a value the user gave above the
+        model's positions is refused in one line; the default is lowered to them, and the note saying so returned
+        (the caller validates again: a setting that depends on it, SQuAD's stride, may no longer hold)."""
+        length = self.max_seq_length
+        if positions is None or length is None or length <= positions:
+            return None
+        require("max_seq_length" not in self.given, "max_seq_length",
+                f"max_seq_length {length} is above the {positions} positions of {where}; lower --max-seq-length")
+        self.max_seq_length = positions
+        return f"max_seq_length: the default {length} is above the {positions} positions of {where}; using {positions}"
 
     def input_paths(self) -> list[str]:
         """The local files and folders these settings name (fields declared with ``setting(..., path=True)``)."""

@@ -150,7 +150,7 @@ class BertConfig:
             data["model_type"] = self.pooling_spec.model_type()
             data[POOLING_KEY] = self.pooling_spec.to_json(self.model_type)
         if self.position_embedding_type != "absolute":
-            # transformers knows only learned tables; we export the fixed table as one (see checkpoint.py).
+            # transformers knows only learned tables; we export the fixed table as one (see checkpoint/save.py).
             data["bert_tasks_position_embeddings"] = self.position_embedding_type
             data["position_embedding_type"] = "absolute"
         if self.id2label is None:

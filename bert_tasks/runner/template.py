@@ -212,11 +212,16 @@ def known_positions(recipe: Recipe) -> tuple[int | None, str]:
 
 
 def check_positions(recipe: Recipe, positions: int | None, where: str) -> None:
-    """Refuse data.max_seq_length beyond the model's position table (an IndexError mid-run otherwise)."""
-    max_length = recipe.data.max_seq_length
-    if positions is not None and max_length is not None and max_length > positions:
-        raise BertTasksError(f"max_seq_length {max_length} is above the {positions} positions of {where}; "
-                             f"lower --max-seq-length", record="key data.max_seq_length")
+    """data.max_seq_length against the model's position table (an IndexError mid-run otherwise): the one rule
+    (``DataSettings.fit_positions``): a value the user gave above it is refused, the default lowered, with a note."""
+    try:
+        note = recipe.data.fit_positions(positions, where)
+        if note:
+            recipe.data.validate()
+    except BertTasksError as exc:
+        raise BertTasksError(exc.reason, record=f"key data.{exc.record[4:]}" if exc.record else None) from None
+    if note and run_is_main():
+        print(note, file=sys.stderr, flush=True)
 
 
 def set_config_entries(model: torch.nn.Module, entries: dict[str, Any]) -> None:
@@ -322,6 +327,10 @@ def evaluate_folder(task: Task, model_dir: str | os.PathLike, cfg: Any, *, outpu
         model = model.to("cuda")
     tokenizer = load_tokenizer(folder)
     check_vocab_fits(tokenizer, model.config, source=folder)
+    note = cfg.fit_positions(max_tokens(model.config), folder)  # the rule training follows, before any feature
+    if note:
+        cfg.validate()
+        print(note, file=sys.stderr, flush=True)
     out = Path(output_dir) if output_dir else folder / EVAL_DIR
     current().track(out)
     evaluator = task.evaluator(data, tokenizer, cfg, batch_size)

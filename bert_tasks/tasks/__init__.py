@@ -59,6 +59,10 @@ class TaskFamily:
     model_flags: tuple[str, ...] = ("name_or_path", "backend")
     #: training settings the family refuses, so its command does not offer them (SQuAD: unpad)
     refused_train_flags: tuple[str, ...] = ()
+    #: the data settings its ``eval`` and ``predict`` commands offer as flags (those declared ``inherit=True``
+    #: default to what the model folder was trained with)
+    eval_flags: tuple[str, ...] = ()
+    predict_flags: tuple[str, ...] = ()
     #: a recipe that stands for several runs (GLUE's ``task: all``): recipe -> sub-recipes, or None for one run
     expand: Callable[[Any], Any] | None = None
     #: what to print and write once every sub-run of an expanded recipe is done: (results, root folder) -> None
@@ -105,15 +109,15 @@ def resolve_recipe(recipe: str | None, *, task: str, overrides: list[str] = (), 
     ``task`` is what the command runs when the recipe names none; a recipe of another family is refused.
     """
     family = family_of(task)
-    file_task = None
+    content = None
     if recipe:
         path = find_recipe(recipe)
-        file_task = read_yaml(path)["task"]
-        if family_of(file_task, file=path) is not family:
-            raise BertTasksError(f"recipe is for task '{file_task}', which this command does not run", file=path)
+        content = read_yaml(path)  # read once: resolving layers this same content
+        if family_of(content["task"], file=path) is not family:
+            raise BertTasksError(f"recipe is for task '{content['task']}', which this command does not run", file=path)
     layered = {**family.defaults, **(defaults or {})}
     return resolve_settings(recipe, task=task, data_class=family.config_class, overrides=overrides, flags=flags,
-                            defaults=layered, flag_names=flag_names)
+                            defaults=layered, flag_names=flag_names, recipe_data=content)
 
 
 GLUE = register(TaskFamily(
@@ -128,6 +132,8 @@ GLUE = register(TaskFamily(
     examples=("bert-tasks finetune glue --task sst2 --model minilm --data-dir glue_data/SST-2 --output-dir runs/sst2",),
     expand=lazy("bert_tasks.tasks.glue.run", "expand"), report=lazy("bert_tasks.tasks.glue.run", "report"),
     model_flags=("name_or_path", "backend", "pooling", "attention_score", "attention_query"),
+    eval_flags=("task", "data_dir", "dataset", "validation_file", "test_file", "max_seq_length", "max_eval_samples",
+                "do_predict"),
 ))
 SQUAD = register(TaskFamily(
     name="squad", command="finetune", config_class=SquadDataConfig, default_task="squad",
@@ -136,14 +142,16 @@ SQUAD = register(TaskFamily(
     defaults={  # run_qa.py's README settings (bert-base-uncased on SQuAD), below any recipe
         "train.learning_rate": 3e-5, "train.batch_size": 12, "train.epochs": 2.0,
         "train.weight_decay": 0.0,  # TrainingArguments' default
-        "data.max_seq_length": 384, "data.doc_stride": 128,
-    },
+    },  # the data settings' own defaults are run_qa.py's (SquadDataConfig)
     help="Fine-tune extractive QA with run_qa.py's defaults: squad from the Hub, 2 epochs, lr 3e-5, batch 12, "
          "384 tokens, stride 128.\n\nOffline, start with the bundled model and the built-in sample.",
     examples=("bert-tasks finetune squad --recipe quickstart --output-dir runs/quickstart --overwrite-output-dir",
               "bert-tasks finetune squad --model minilm --train-file train-v1.1.json --validation-file dev-v1.1.json "
               "--output-dir runs/squad"),
     refused_train_flags=("unpad",),  # SquadDataConfig.settle says why
+    eval_flags=("validation_file", "dataset", "version_2_with_negative", "null_score_diff_threshold", "n_best_size",
+                "max_answer_length", "max_seq_length", "doc_stride", "max_eval_samples"),
+    predict_flags=("null_score_diff_threshold", "max_seq_length", "doc_stride", "max_answer_length"),
 ))
 MLM = register(TaskFamily(
     name="mlm", command="pretrain", config_class=MlmDataConfig, default_task="mlm",

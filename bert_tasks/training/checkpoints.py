@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BertTasksError
-from ..io import atomic_write_text, write_json
+from ..io import atomic_directory, atomic_write_text, write_json
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "trainer_state.json"
@@ -93,31 +93,24 @@ def last_checkpoint_text(output_dir: Path) -> str:
 
 
 def save_checkpoint(accelerator, output_dir: Path, state: dict, keep: int | None, run_config: dict | None) -> Path:
-    """Model, optimizer, scheduler, RNG states and data position; renamed into place only when complete."""
+    """Model, optimizer, scheduler, RNG states and data position; renamed into place only when complete
+    (:func:`bert_tasks.io.atomic_directory`: every process writes its part into one staging folder, the main
+    process renames it)."""
     final = output_dir / CHECKPOINTS / f"step-{state['global_step']}"
-    tmp = final.with_name(f".{final.name}.tmp")
-    if accelerator.is_main_process:
-        shutil.rmtree(tmp, ignore_errors=True)
+    staging = final.with_name(f".{final.name}.tmp")
+    main = accelerator.is_main_process
+    if main:
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
     accelerator.wait_for_everyone()
-    try:
-        accelerator.save_state(str(tmp), safe_serialization=True)
-        if accelerator.is_main_process:
+    with atomic_directory(final, staging=staging, commit=main):
+        accelerator.save_state(str(staging), safe_serialization=True)
+        if main:
             if run_config is not None:
-                write_json(tmp / RUN_CONFIG_FILE, run_config)
-            write_json(tmp / STATE_FILE, state)  # written last: its presence marks the checkpoint complete
-            for child in tmp.iterdir():
-                if child.is_file():
-                    with open(child, "rb") as f:
-                        os.fsync(f.fileno())
-    except BaseException:  # an error or Ctrl-C mid-write: leave no half-written checkpoint behind
-        if accelerator.is_main_process:
-            shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if accelerator.is_main_process:
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
-        if keep:
-            for old in checkpoint_dirs(output_dir)[:-keep]:
-                shutil.rmtree(old, ignore_errors=True)
+                write_json(staging / RUN_CONFIG_FILE, run_config)
+            write_json(staging / STATE_FILE, state)  # written last: its presence marks the checkpoint complete
+    if main and keep:
+        for old in checkpoint_dirs(output_dir)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
     return final

@@ -25,7 +25,7 @@ class GlueDataConfig(DataSettings):
     pools_tokens: ClassVar[bool] = True
 
     task: str | None = setting(None, f"{', '.join(TASK_NAMES)}, or all (every task found under --data-dir).",
-                               flags=("--task", "-t"), also=("task",))
+                               flags=("--task", "-t"), also=("task",), inherit=True)
     data_dir: str | None = setting(None, "GLUE root (holding CoLA/, SST-2/, ...) or a folder with one task's files.",
                                    source="glue", path=True)
     dataset: str | None = setting(None, "'glue': the Hub dataset (needs a network or a cache).", source="hub")
@@ -34,7 +34,7 @@ class GlueDataConfig(DataSettings):
     validation_file: str | None = setting(None, "Your own dev file.", source="files", path=True)
     test_file: str | None = setting(None, "Your own unlabeled test file (for --do-predict).", source="files",
                                      path=True)
-    max_seq_length: int = setting(128, "Truncate inputs to this many tokens.", at_least=8, at_most=512)
+    max_seq_length: int = setting(128, "Truncate inputs to this many tokens.", at_least=8, at_most=512, inherit=True)
     pad_to_max_length: bool = setting(False, "Pad every input to --max-seq-length (slower) instead of per batch.",
                                       flags=("--pad-to-max-length/--dynamic-padding",))
     max_train_samples: int | None = setting(None, "Use only the first N training examples.", at_least=1)

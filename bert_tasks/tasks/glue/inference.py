@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -12,22 +13,14 @@ import torch
 from ...checkpoint.files import read_config
 from ...checkpoint.load import load_pretrained
 from ...checkpoint.locate import resolve_model_dir
-from ...checkpoint.tokenizer import check_vocab_fits, load_tokenizer
-from ...config import trained_recipe
+from ...checkpoint.tokenizer import check_vocab_fits, load_tokenizer, max_tokens
+from ...config import trained_settings
 from ...errors import BertTasksError
 from ...protocol import model_inputs
+from .config import GlueDataConfig
 from .spec import TASK_NAMES, get_spec
 
-
-def trained_task(model_dir: str | Path) -> str | None:
-    """The GLUE task a run folder was fine-tuned on (from its recipe.yaml), if known."""
-    task = (trained_recipe(model_dir).get("data") or {}).get("task")
-    return task if isinstance(task, str) else None
-
-
-def trained_max_seq_length(model_dir: str | Path) -> int | None:
-    value = (trained_recipe(model_dir).get("data") or {}).get("max_seq_length")
-    return value if isinstance(value, int) else None
+log = logging.getLogger(__name__)
 
 
 def predict_text(model_dir: str | Path, text: str, text_pair: str | None = None,
@@ -49,15 +42,18 @@ def predict_text(model_dir: str | Path, text: str, text_pair: str | None = None,
         raise BertTasksError(f"config.json has no id2label: not a fine-tuned classifier (it holds {held})",
                              file=folder / "config.json")
     model = load_pretrained(folder, task="glue", num_labels=len(labels), backend=backend, trained_head=True).eval()
-    task = trained_task(folder)
+    cfg = trained_settings(folder, GlueDataConfig)
+    task = cfg.task
     if task in TASK_NAMES and get_spec(task).is_pair != (text_pair is not None):
         raise BertTasksError(f"this model was fine-tuned on {task}, which "
                              + ("compares two sentences: pass --text-pair too" if get_spec(task).is_pair
                                 else "classifies one sentence: drop --text-pair"), file=folder)
     tokenizer = load_tokenizer(str(folder))
     check_vocab_fits(tokenizer, model.config, source=folder)
-    max_length = trained_max_seq_length(folder) or 512
-    inputs = tokenizer(text, text_pair, truncation=True, max_length=max_length, return_tensors="pt",
+    note = cfg.fit_positions(max_tokens(model.config), folder)
+    if note:
+        log.warning(note)
+    inputs = tokenizer(text, text_pair, truncation=True, max_length=cfg.max_seq_length, return_tensors="pt",
                        return_token_type_ids=True)
     with torch.no_grad():
         output = model(**model_inputs(inputs, model))

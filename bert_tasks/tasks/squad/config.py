@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ...config import DataSettings, require, setting, trained_recipe
+from ...config import DataSettings, require, setting, trained_recipe, trained_settings
 
 HUB_DATASETS = ("squad", "squad_v2")
 TASKS = ("squad", "squad_v2")
@@ -30,14 +30,14 @@ class SquadDataConfig(DataSettings):
     validation_file: str | None = setting(None, "Dev data, in any of the --train-file formats.", source="files",
                                             path=True)
     version_2_with_negative: bool = setting(False, "SQuAD 2.0: some questions have no answer.",
-                                            flags=("--version-2-with-negative",))
-    max_seq_length: int = setting(384, "Tokens per window (question + context).", at_least=1)
-    doc_stride: int = setting(128, "Tokens shared by consecutive windows of a long context.", at_least=1)
-    max_query_length: int = setting(64, "Questions are cut to this many tokens.", at_least=1)
-    n_best_size: int = setting(20, "Start/end candidates per window, and n-best list length.", at_least=1)
-    max_answer_length: int = setting(30, "Longest answer, in tokens.", at_least=1)
+                                            flags=("--version-2-with-negative",), inherit=True)
+    max_seq_length: int = setting(384, "Tokens per window (question + context).", at_least=1, inherit=True)
+    doc_stride: int = setting(128, "Tokens shared by consecutive windows of a long context.", at_least=1, inherit=True)
+    max_query_length: int = setting(64, "Questions are cut to this many tokens.", at_least=1, inherit=True)
+    n_best_size: int = setting(20, "Start/end candidates per window, and n-best list length.", at_least=1, inherit=True)
+    max_answer_length: int = setting(30, "Longest answer, in tokens.", at_least=1, inherit=True)
     null_score_diff_threshold: float = setting(
-        0.0, "SQuAD 2.0: answer '' when null score - best span score exceeds this.")
+        0.0, "SQuAD 2.0: answer '' when null score - best span score exceeds this.", inherit=True)
     skip_bad_examples: bool = setting(False, "Drop examples whose answer does not match the context, instead of stopping.",
                                       flags=("--skip-bad-examples",))
     max_train_samples: int | None = setting(None, "Use only the first N training questions.", at_least=1)
@@ -91,25 +91,13 @@ class SquadDataConfig(DataSettings):
 SYNTHETIC_DIR = "data"
 #: config.json key that tells a folder's SQuAD version when recipe.yaml is gone
 VERSION_KEY = "bert_tasks_version_2_with_negative"
-#: data settings ``eval squad`` and ``predict squad`` take from the trained recipe unless a flag says otherwise
-INHERITED = ("max_seq_length", "doc_stride", "max_query_length", "n_best_size", "max_answer_length",
-             "null_score_diff_threshold", "version_2_with_negative")
-
-
-def trained_settings(model_dir: str | Path) -> dict[str, Any]:
-    """The ``data:`` settings a run folder was trained with (its recipe.yaml), with the version made explicit."""
-    recipe = trained_recipe(model_dir)
-    settings = dict(recipe.get("data") or {})
-    if recipe.get("task") == "squad_v2":
-        settings["version_2_with_negative"] = True
-    return settings
-
-
 def trained_version_2(model_dir: str | Path) -> bool | None:
     """Whether a folder holds a SQuAD 2.0 model: its recipe.yaml, else its config.json mark; None if unknown."""
-    settings = trained_settings(model_dir)
-    if "version_2_with_negative" in settings:
-        return bool(settings["version_2_with_negative"])
+    recipe = trained_recipe(model_dir)
+    if recipe.get("task") == "squad_v2":
+        return True
+    if "version_2_with_negative" in recipe["data"]:
+        return bool(recipe["data"]["version_2_with_negative"])
     try:
         config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -125,16 +113,15 @@ def eval_config(model_dir: str | Path, **given: Any) -> SquadDataConfig:
     validation file; otherwise run_qa.py's default, the Hub dataset.
     """
     model_dir = Path(model_dir)
-    trained = trained_settings(model_dir)
-    values = {k: trained[k] for k in INHERITED if trained.get(k) is not None}
-    values.update({k: v for k, v in given.items() if v is not None})
     if given.get("dataset") == "squad_v2":
-        values["version_2_with_negative"] = True
-    cfg = SquadDataConfig(**values)
+        given["version_2_with_negative"] = True
+    if given.get("version_2_with_negative") is None and trained_version_2(model_dir):
+        given["version_2_with_negative"] = True  # a task: squad_v2 recipe, or the config.json mark
+    cfg = trained_settings(model_dir, SquadDataConfig, given)
     if not (cfg.validation_file or cfg.dataset):
         suffix = "v2" if cfg.version_2_with_negative else "v1"
         synthetic = model_dir / SYNTHETIC_DIR / f"synthetic-{suffix}-validation.json"
-        if trained.get("synthetic") and synthetic.is_file():
+        if trained_recipe(model_dir)["data"].get("synthetic") and synthetic.is_file():
             cfg.validation_file = str(synthetic)
         cfg.default_source()
     return cfg.validate()

@@ -21,6 +21,7 @@ a null answer (SQuAD 2.0 models, when the null score beats the best span by more
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,12 +33,15 @@ import torch
 from ...checkpoint.load import load_pretrained
 from ...checkpoint.locate import resolve_model_dir
 from ...checkpoint.tokenizer import check_vocab_fits, load_tokenizer, max_tokens
+from ...config import trained_settings
 from ...errors import BertTasksError
 from ...training.prediction import predict
-from .config import SquadDataConfig, trained_settings, trained_version_2
+from .config import SquadDataConfig, trained_version_2
 from .features import prepare_eval_features
 from .postprocess import postprocess_predictions
 from .task import SquadTask
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -82,18 +86,20 @@ class QuestionAnswerer:
         given = {"max_seq_length": max_seq_length, "doc_stride": doc_stride, "max_query_length": max_query_length,
                  "n_best_size": n_best_size, "max_answer_length": max_answer_length,
                  "null_score_diff_threshold": null_score_diff_threshold}
-        trained: dict[str, Any] = {}
         if isinstance(model_dir_or_model, (str, os.PathLike)):
             folder = resolve_model_dir(str(model_dir_or_model))
             model = load_pretrained(folder, task="squad", backend=backend, trained_head=True)
             tokenizer = tokenizer or load_tokenizer(str(folder))
-            trained = trained_settings(folder)
-            if version_2 is None:
-                version_2 = trained_version_2(folder)
+            version_2 = trained_version_2(folder) if version_2 is None else version_2
+            cfg = trained_settings(folder, SquadDataConfig, {**given, "version_2_with_negative": bool(version_2)})
         else:
             model = model_dir_or_model
             if tokenizer is None:
                 raise BertTasksError("QuestionAnswerer: pass the tokenizer along with an already loaded model")
+            folder = "the model"
+            cfg = SquadDataConfig(**{k: v for k, v in given.items() if v is not None},
+                                  version_2_with_negative=bool(version_2))
+            cfg.given = frozenset(k for k, v in given.items() if v is not None)
         check_vocab_fits(tokenizer, model.config)
         if torch.cuda.is_available() and next(model.parameters()).device.type == "cpu":
             model = model.to("cuda")
@@ -101,13 +107,10 @@ class QuestionAnswerer:
         self.tokenizer = tokenizer
         self.version_2 = bool(version_2)
         self.batch_size = batch_size
-        settings = {k: v if v is not None else trained.get(k) for k, v in given.items()}
-        settings = {k: v for k, v in settings.items() if v is not None}
-        # A window cannot be longer than the model's position table.
-        positions = max_tokens(model.config)
-        if positions is not None:
-            settings["max_seq_length"] = min(settings.get("max_seq_length", SquadDataConfig.max_seq_length), positions)
-        self.cfg = SquadDataConfig(**settings, version_2_with_negative=self.version_2).validate()
+        note = cfg.fit_positions(max_tokens(model.config), folder)  # a window fits the model's position table
+        if note:
+            log.warning(note)
+        self.cfg = cfg.validate()
         self.task = SquadTask(version_2=self.version_2)
         if tokenizer.pad_token_id is not None:
             self.task.pad_token_id = tokenizer.pad_token_id
