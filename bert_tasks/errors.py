@@ -9,8 +9,19 @@ its traceback.
 from __future__ import annotations
 
 import os
+import reprlib
 
 EXIT_BAD_INPUT = 2
+#: an error line longer than this is cut (a value in it may be a file's whole content, or an expanded YAML alias)
+MAX_LINE = 600
+
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring, _SHOWN.maxother, _SHOWN.maxlist, _SHOWN.maxdict, _SHOWN.maxlevel = 60, 60, 4, 4, 2
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` cut to a readable length, without building the whole of a huge value's repr first."""
+    return _SHOWN.repr(value)
 
 
 class BertTasksError(Exception):
@@ -32,4 +43,5 @@ class BertTasksError(Exception):
             named = isinstance(self.record, str) and self.record.startswith(("line ", "key ", "record ", "--", "the flag"))
             parts.append(self.record if named else f"record {self.record}")
         parts.append(self.reason)
-        return ": ".join(p.replace("\n", " ") for p in parts)
+        line = ": ".join(p.replace("\n", " ") for p in parts)
+        return line if len(line) <= MAX_LINE else line[: MAX_LINE - 1] + "…"

@@ -1,8 +1,9 @@
-"""Crash-safe file output: atomic writes and output-folder protection.
+"""Files: inputs read as regular files only, and crash-safe output (atomic writes, output-folder protection).
 
 A file is written to a temporary name in its own folder, fsynced, then
 renamed over the target, so a kill at any moment leaves either the old file or
-the new one, never half of one.
+the new one, never half of one. An input is checked with ``stat`` before it is opened, so a FIFO, a socket
+or a device is one line, not a read that never returns.
 """
 
 from __future__ import annotations
@@ -11,12 +12,38 @@ import json
 import math
 import os
 import shutil
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import BertTasksError
+
+
+def input_problem(path: str | os.PathLike) -> str | None:
+    """Why ``path`` is no input file the toolkit can read (None: a regular file). Read with ``stat``, never
+    opened: opening a FIFO with no writer blocks for ever."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    if stat.S_ISREG(mode):
+        return None if os.access(path, os.R_OK) else "is not readable (permission denied)"
+    if stat.S_ISDIR(mode):
+        return "is a folder, not a file"
+    kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+    return f"is {kind}, not a regular file; give a file"
+
+
+def require_input_file(path: str | os.PathLike, what: str = "input file") -> Path:
+    """``path`` as a Path, or one line saying why it is not a regular, readable file."""
+    problem = input_problem(path)
+    if problem is not None:
+        raise BertTasksError(f"{what} {problem}", file=path)
+    return Path(path)
 
 
 def _fsync_dir(path: Path) -> None:

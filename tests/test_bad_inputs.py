@@ -417,6 +417,189 @@ CASES += [
 ]
 
 
+# --------------------------------------------------------------------------- silent garbage and hangs (issue 28)
+
+
+def fifo(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(path)
+    return path
+
+
+def model_without_tokenizer(tmp: Path, model: Path) -> list[str]:
+    """config.json and the weights only: how people often copy a checkpoint."""
+    folder = tmp / "bare-model"
+    folder.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (folder / name).write_bytes((model / name).read_bytes())
+    return glue_run(tmp, folder)
+
+
+def weights_as(tmp: Path, model: Path, spoil) -> Path:
+    """A copy of the tiny model whose safetensors file holds ``spoil(name, tensor)`` instead."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp / "spoiled-model"
+    shutil.copytree(model, folder)
+    state = load_file(folder / "model.safetensors")
+    save_file({k: spoil(k, v) for k, v in state.items()}, folder / "model.safetensors", metadata={"format": "pt"})
+    return folder
+
+
+def integer_weights(tmp: Path, model: Path) -> list[str]:
+    import torch
+
+    folder = weights_as(tmp, model, lambda k, v: v.view(torch.int32) if k.endswith("query.weight") else v)
+    return glue_run(tmp, folder)
+
+
+def nan_classifier(tmp: Path, model: Path, command: str) -> list[str]:
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    folder = trained_classifier(tmp, model, "sst2")
+    state = load_file(folder / "model.safetensors")
+    state["classifier.weight"] = torch.full_like(state["classifier.weight"], float("nan"))
+    save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
+    if command == "eval":
+        return ["eval", "glue", "--model", str(folder), "--data-dir", str(sst2_dir(tmp / "glue")),
+                "--output-dir", str(tmp / "out")]
+    return ["predict", "glue", "--model", str(folder), "--text", "a fine film"]
+
+
+def mlm_run(tmp: Path, *extra: str) -> list[str]:
+    return ["pretrain", "mlm", "--preset", "tiny", "--output-dir", str(tmp / "out"), "--max-steps", "1", *extra]
+
+
+def corpus(tmp: Path) -> Path:
+    return write(tmp / "corpus.txt", "".join(f"document {i} has some words in it\n" for i in range(40)))
+
+
+def glue_jsonl(tmp: Path, model: Path, record: str, idx: bool = False) -> list[str]:
+    second = {**({"idx": 2} if idx else {}), "sentence": "a dull film", "label": 0}
+    train = write(tmp / "train.jsonl", record + "\n" + json.dumps(second) + "\n")
+    dev = write(tmp / "dev.jsonl", json.dumps({"sentence": "a fine film", "label": 1}) + "\n"
+                + json.dumps({"sentence": "a dull film", "label": 0}) + "\n")
+    return ["finetune", "glue", "--task", "sst2", "--train-file", str(train), "--validation-file", str(dev),
+            "--model", str(model), "--output-dir", str(tmp / "out"), "--max-steps", "1"]
+
+
+def tokenizer_config_list(folder: Path) -> None:
+    (folder / "tokenizer_config.json").write_text("[1, 2, 3]")
+
+
+def config_json(text: str):
+    def spoil(folder: Path) -> None:
+        (folder / "config.json").write_text(text)
+
+    return spoil
+
+
+def fifo_config(folder: Path) -> None:
+    (folder / "config.json").unlink()
+    os.mkfifo(folder / "config.json")
+
+
+ALIAS_BOMB = "task: sst2\ntrain:\n  report_to: &a [[x, x, x, x, x, x, x, x, x]]\n" + "".join(
+    f"  b{i}: &b{i} [*{'a' if i == 0 else f'b{i - 1}'}, *{'a' if i == 0 else f'b{i - 1}'}, *{'a' if i == 0 else f'b{i - 1}'}]\n"
+    for i in range(12))
+
+
+CASES += [
+    # the issue's own cases, through the real CLI
+    cli_case("model-without-tokenizer", model_without_tokenizer, "bare-model", "no tokenizer", "--tokenizer"),
+    cli_case(
+        "mlm-train-file-fifo", lambda tmp, model: mlm_run(tmp, "--train-file", str(fifo(tmp / "pipe.txt"))),
+        "pipe.txt", "FIFO"),
+    cli_case("glue-train-file-fifo", lambda tmp, model: glue_run(tmp, model)[:4] + [
+        "--train-file", str(fifo(tmp / "pipe.tsv")), "--validation-file", str(sst2_dir(tmp / "glue") / "dev.tsv"),
+        "--model", str(model), "--output-dir", str(tmp / "out")], "pipe.tsv", "FIFO"),
+    cli_case("glue-train-file-folder", lambda tmp, model: glue_run(tmp, model)[:4] + [
+        "--train-file", str(sst2_dir(tmp / "glue")), "--validation-file", str(sst2_dir(tmp / "glue") / "dev.tsv"),
+        "--model", str(model), "--output-dir", str(tmp / "out")], "SST-2", "is a folder"),
+    cli_case("jsonl-idx-overflow", lambda tmp, model: glue_jsonl(
+        tmp, model, json.dumps({"idx": 10**20, "sentence": "a fine film", "label": 1}), idx=True), "train.jsonl",
+        "line 1", "out of range"),
+    cli_case("jsonl-nested-too-deep", lambda tmp, model: glue_jsonl(tmp, model, "[" * 100_000 + "]" * 100_000),
+             "train.jsonl", "line 1", "nested too deeply"),
+    squad_case("nested-too-deep", "[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    Case("squad-zero-width-context", lambda tmp, model: [*squad_case("z", json.dumps(squad_json(
+        paragraph={"context": "\u200b\u200b"}, qa={"answers": [{"text": "\u200b", "answer_start": 0}]}))).build(tmp, model),
+        "--max-seq-length", "100", "--doc-stride", "16"], ("question q1", "no tokens")),
+    squad_case("whitespace-answer", json.dumps(squad_json(paragraph={"context": "Ada wrote it ."},
+                                                          qa={"answers": [{"text": " ", "answer_start": 3}]})),
+               "q1", "whitespace-only"),
+    checkpoint_case("hidden-size-float", edit_config(hidden_size=32.0), "config.json", "hidden_size"),
+    checkpoint_case("layer-norm-eps-text", edit_config(layer_norm_eps="tiny"), "config.json", "layer_norm_eps"),
+    checkpoint_case("type-vocab-size-zero", edit_config(type_vocab_size=0), "config.json", "type_vocab_size"),
+    checkpoint_case("config-null", config_json("null"), "config.json", "not a JSON object"),
+    checkpoint_case("config-list", config_json("[1, 2]"), "config.json", "not a JSON object"),
+    checkpoint_case("config-fifo", fifo_config, "config.json", "FIFO"),
+    checkpoint_case("tokenizer-config-list", tokenizer_config_list, "cannot load a tokenizer"),
+    cli_case("same-train-file-twice", lambda tmp, model: mlm_run(
+        tmp, "--train-file", str(corpus(tmp)), "--train-file", str(corpus(tmp))), "corpus.txt", "twice"),
+    cli_case("integer-weights", integer_weights, "spoiled-model", "query.weight", "int32", "not as floats"),
+    cli_case("nan-classifier-eval", lambda tmp, model: nan_classifier(tmp, model, "eval"), "classifier.weight", "NaN"),
+    cli_case("nan-classifier-predict", lambda tmp, model: nan_classifier(tmp, model, "predict"), "classifier.weight",
+             "NaN"),
+    recipe_case("alias-bomb-in-report-to", ALIAS_BOMB, "report_to", "must be one of"),
+    cli_case("seed-past-2-32", lambda tmp, model: glue_run(tmp, model, "--seeds", "18446744073709551616"), "2**32"),
+    # more of our own
+    cli_case("validation-file-is-a-train-file", lambda tmp, model: mlm_run(
+        tmp, "--train-file", str(corpus(tmp)), "--validation-file", str(corpus(tmp))), "also a training file"),
+    cli_case("mlm-train-file-folder", lambda tmp, model: mlm_run(tmp, "--train-file", str(tmp)), "is a folder"),
+    cli_case("squad-train-file-fifo", lambda tmp, model: [
+        "finetune", "squad", "--model", str(model), "--train-file", str(fifo(tmp / "pipe.json")),
+        "--validation-file", str(write(tmp / "good.json", json.dumps(squad_json()))), "--output-dir", str(tmp / "out"),
+        "--max-steps", "1"], "pipe.json", "FIFO"),
+    cli_case("predict-squad-file-fifo", lambda tmp, model: [
+        "predict", "squad", "--model", str(trained_squad(tmp, model)), "--file", str(fifo(tmp / "questions.jsonl"))],
+        "questions.jsonl", "FIFO"),
+    cli_case("eval-fp16-on-cpu", lambda tmp, model: [
+        "eval", "glue", "--model", str(trained_classifier(tmp, model, "sst2")), "--data-dir", str(sst2_dir(tmp / "glue")),
+        "--mixed-precision", "fp16", "--output-dir", str(tmp / "out")], "fp16", "CUDA"),
+    cli_case("tokenizer-far-smaller-than-vocab", lambda tmp, model: glue_run(tmp, model, "--set",
+             f"model.tokenizer={tiny_tokenizer(tmp)}"), "not this model's tokenizer"),
+    cli_case("huge-value-is-cut", lambda tmp, model: glue_run(tmp, model, "--set", "train.seed=" + "9" * 100_000),
+             "seed"),
+]
+
+
+def trained_squad(tmp: Path, model: Path) -> Path:
+    """A folder with a question-answering head and the recipe.yaml of a SQuAD run."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from bert_tasks.checkpoint import save_pretrained
+    from bert_tasks.model import BertConfig, BertForQuestionAnswering
+
+    torch.manual_seed(0)
+    folder = tmp / "squad-model"
+    save_pretrained(BertForQuestionAnswering(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1,
+                                                        num_attention_heads=4, intermediate_size=37)),
+                    folder, tokenizer=AutoTokenizer.from_pretrained(model))
+    write(folder / "recipe.yaml", "task: squad\ndata:\n  max_seq_length: 64\n  doc_stride: 16\n")
+    return folder
+
+
+def tiny_tokenizer(tmp: Path) -> Path:
+    """A real WordPiece tokenizer of 40 tokens: far fewer than the tiny model's 30522 rows."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"abcdefghijklmnopqrstuvwxyz", "a", "fine", "dull", "film"]
+    vocab = {w: i for i, w in enumerate(dict.fromkeys(words))}
+    backend = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    folder = tmp / "tiny-tokenizer"
+    PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                            sep_token="[SEP]", mask_token="[MASK]").save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.timeout(120)  # a hang (a FIFO read, a runaway error message) fails the case instead of the suite
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_bad_input_gets_one_clear_line_and_leaves_nothing(case, tmp_path, tiny_model, capsys):
     argv = case.build(tmp_path, tiny_model)
@@ -427,6 +610,7 @@ def test_bad_input_gets_one_clear_line_and_leaves_nothing(case, tmp_path, tiny_m
     assert code == 2, err
     assert "Traceback" not in err
     assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert len(lines[0]) <= 700, lines[0][:300]  # a value in a message is cut to a readable length
     for fragment in case.expect:
         assert fragment in lines[0], (fragment, lines[0])
     after = sorted(p.name for p in (tmp_path / "out").iterdir()) if (tmp_path / "out").exists() else None

@@ -144,10 +144,27 @@ def test_train_eval_and_predict_follow_the_same_rule(short_model, tmp_path, caps
     assert main(["eval", "glue", "--model", str(tmp_path / "run"), "--data-dir", str(data), "--max-seq-length", "100",
                  "--output-dir", str(tmp_path / "eval")]) == 2
     assert "max_seq_length 100 is above the 64 positions" in capsys.readouterr().err
+    assert json.loads((tmp_path / "run" / "eval" / "eval_results.json").read_text())["precision"] == "fp32"
+    assert json.loads((tmp_path / "run" / "eval_results.json").read_text())["precision"] == "fp32"
+    assert main(["eval", "glue", "--model", str(tmp_path / "run"), "--data-dir", str(data), "--mixed-precision", "bf16",
+                 "--output-dir", str(tmp_path / "bf16")]) == 0
+    assert json.loads((tmp_path / "bf16" / "eval_results.json").read_text())["precision"] == "bf16"
+    capsys.readouterr()
     long_text = "word " * 200
     assert main(["predict", "glue", "--model", str(tmp_path / "run"), "--text", long_text, "--json"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["label"] in ("0", "1", "LABEL_0", "LABEL_1",
                                                                                      "negative", "positive")
+
+
+def test_a_lowered_squad_window_lowers_a_default_stride_that_would_not_advance():
+    cfg = SquadDataConfig()
+    assert "doc_stride 128 to 30" in cfg.fit_positions(128, "the model")
+    assert (cfg.max_seq_length, cfg.doc_stride) == (128, 30) and cfg.validate()
+    cfg = SquadDataConfig(doc_stride=100)
+    cfg.given = frozenset({"doc_stride"})
+    cfg.fit_positions(128, "the model")
+    with pytest.raises(BertTasksError, match="doc_stride 100 must be smaller"):
+        cfg.validate()  # a stride the user gave is theirs: refused, not changed
 
 
 # --------------------------------------------------------------------------- run state per command

@@ -12,7 +12,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
-from ..errors import BertTasksError
+from ..errors import BertTasksError, shown
+from ..io import input_problem
 from ..model.families import FAMILIES, Family
 from ..model.keymap import normalize_hf_key
 from ..model.spec import POOLED_WEIGHTS, POOLING_KEY, Pooling, pooled_model_type, read_pooling_json
@@ -54,10 +55,15 @@ def read_folder(name_or_path: Any, *, keys: bool = False, weights: bool = False)
 
 def read_config(model_dir: Path) -> dict[str, Any]:
     path = model_dir / "config.json"
+    problem = input_problem(path)
+    if problem is not None:
+        raise BertTasksError(f"the model config {problem}", file=path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BertTasksError(f"cannot read the model config ({exc})", file=path) from None
+        raise BertTasksError(f"cannot read the model config ({shown(str(exc))})", file=path) from None
+    except RecursionError:
+        raise BertTasksError("the model config is JSON nested too deeply", file=path) from None
     if not isinstance(data, dict):
         raise BertTasksError("the model config is not a JSON object", file=path)
     if not isinstance(data.get("model_type"), str):

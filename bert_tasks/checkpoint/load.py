@@ -17,7 +17,7 @@ import torch
 import transformers
 from torch import nn
 
-from ..errors import BertTasksError
+from ..errors import BertTasksError, shown
 from ..model.config import BertConfig
 from ..model.families import FAMILIES, Family, get_family
 from ..model.heads import BertForSequenceClassification, Head, get_head
@@ -40,6 +40,9 @@ def build_config(hf_config: dict[str, Any], num_labels: int | None, source: Any 
         data.pop(POOLING_KEY, None)
         if pooling.reads_tokens:
             data[POOLING_KEY] = {**pooling.fields(), "model_type": family.model_type}
+    if data.get("type_vocab_size") == 0 and "type_vocab_size" not in family.fixed:  # only DistilBERT has none
+        raise BertTasksError(f"unsupported model config (type_vocab_size must be a positive integer for a "
+                             f"{family.model_type} model, got 0)", file=source)
     fixed = data.pop("bert_tasks_position_embeddings", None)
     if fixed:
         data["position_embedding_type"] = fixed
@@ -187,6 +190,7 @@ def _placed_tensors(model: nn.Module, hf_state: dict[str, torch.Tensor], pairs: 
                 continue
             raise BertTasksError(f"checkpoint weight {key!r} has no place in a BERT {task or 'encoder'} model", file=source)
         target, parts = target_of[key]
+        check_weight(key, tensor, ours_state[target].dtype, source)
         full = ours_state[target].shape
         expected = (full[0] // parts, *full[1:])
         if tuple(tensor.shape) != tuple(expected):
@@ -197,7 +201,20 @@ def _placed_tensors(model: nn.Module, hf_state: dict[str, torch.Tensor], pairs: 
         found[key] = tensor
     if unused_heads:
         log.info("ignored checkpoint heads not used by this task: %s", ", ".join(sorted(unused_heads)))
+    stored = sorted({str(t.dtype).removeprefix("torch.") for t in found.values()} - {"float32"})
+    if stored:  # the model computes in float32; a half-precision checkpoint is widened, and that is said
+        log.warning("checkpoint weights stored as %s are read as float32", ", ".join(stored))
     return found
+
+
+def check_weight(name: str, tensor: torch.Tensor, expected: torch.dtype, source: Any) -> None:
+    """A weight is what it claims: floats where the model has floats (an integer tensor there would be read as
+    numbers it never held), and finite (a NaN weight makes every prediction the same, with a score)."""
+    if expected.is_floating_point and not tensor.is_floating_point():
+        raise BertTasksError(f"weight {name!r} is stored as {str(tensor.dtype).removeprefix('torch.')}, not as "
+                             "floats: not a trained weight", file=source)
+    if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        raise BertTasksError(f"weight {name!r} holds NaN or infinite values", file=source)
 
 
 def _load_hf(model_dir: Path, head: Head, num_labels: int | None, id2label: Any, *, sdpa: bool) -> nn.Module:
@@ -211,9 +228,13 @@ def _load_hf(model_dir: Path, head: Head, num_labels: int | None, id2label: Any,
             labels = {i: f"LABEL_{i}" for i in range(num_labels)}
         kwargs.update(num_labels=num_labels, id2label=labels, label2id={v: k for k, v in labels.items()})
     try:
-        return cls.from_pretrained(str(model_dir), **kwargs)
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise BertTasksError(f"transformers cannot load this checkpoint ({str(exc).splitlines()[0]})", file=model_dir) from None
+        model = cls.from_pretrained(str(model_dir), **kwargs)
+    except (OSError, ValueError, RuntimeError, TypeError) as exc:
+        raise BertTasksError(f"transformers cannot load this checkpoint ({shown(str(exc).splitlines()[0])})",
+                             file=model_dir) from None
+    for name, tensor in model.state_dict().items():
+        check_weight(name, tensor, tensor.dtype, model_dir)
+    return model
 
 
 def _load_hf_pooled(folder: Folder, config: BertConfig, family: Family) -> nn.Module:
@@ -239,4 +260,6 @@ def _load_hf_pooled(folder: Folder, config: BertConfig, family: Family) -> nn.Mo
     if fresh:  # a new head or pooling (a trained one was checked by require_trained_head), as our encoder does
         log.warning("new %s weights initialised: the checkpoint has none", ", ".join(fresh))
     model.load_state_dict(head_state, strict=False)
+    for name, tensor in model.state_dict().items():
+        check_weight(name, tensor, tensor.dtype, model_dir)
     return model

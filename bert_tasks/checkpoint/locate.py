@@ -8,6 +8,7 @@ from pathlib import Path
 from huggingface_hub import snapshot_download
 
 from ..errors import BertTasksError
+from ..io import input_problem
 from .bundled import BUNDLED_NAMES, bundled_model_path
 from .hub import require_hub
 
@@ -18,8 +19,11 @@ def resolve_model_dir(name_or_path: str | os.PathLike | None) -> Path:
         return bundled_model_path()
     path = Path(name_or_path).expanduser()
     if path.is_dir():
-        if not (path / "config.json").is_file():
+        problem = input_problem(path / "config.json")
+        if problem == "does not exist":
             raise BertTasksError("no config.json in this folder; is it a Hugging Face model folder?", file=path)
+        if problem is not None:
+            raise BertTasksError(f"the model config {problem}", file=path / "config.json")
         return path
     if path.exists():
         raise BertTasksError("expected a model folder, got a file", file=path)

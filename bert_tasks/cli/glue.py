@@ -19,7 +19,7 @@ from ..io import write_json
 from ..tasks import GLUE, get_task
 from ..tasks.glue.config import ALL_TASKS, GlueDataConfig
 from .app import eval_app, predict_app
-from .options import data_options, setting_option, switch, with_signature
+from .options import PRECISION_SWITCH, data_options, setting_option, switch, with_signature
 
 
 Backend = setting_option(ModelSettings, "backend").annotation
@@ -28,6 +28,7 @@ EvalOutput = Annotated[Optional[str], typer.Option("--output-dir", "-o", help="W
 EVAL_SWITCHES = (
     switch("model", Annotated[str, typer.Option("--model", "-m", help="A fine-tuned model folder (with --task all: the run's root).")], ...),
     switch("backend", Backend), switch("output_dir", EvalOutput), switch("eval_batch_size", EvalBatchSize),
+    PRECISION_SWITCH,
 )
 
 
@@ -36,7 +37,8 @@ def eval_glue(**values) -> None:
 
     Example: bert-tasks eval glue --model runs/sst2 --task sst2 --data-dir glue_data
     """
-    model, backend, output_dir, eval_batch_size = (values.pop(k) for k in ("model", "backend", "output_dir", "eval_batch_size"))
+    model, backend, output_dir, eval_batch_size, precision = (
+        values.pop(k) for k in ("model", "backend", "output_dir", "eval_batch_size", "mixed_precision"))
     values["do_predict"] = values["do_predict"] or None
     cfg = trained_settings(model, GlueDataConfig, values)
     first_seed = next(Path(model).glob("seed-*"), None)
@@ -50,7 +52,7 @@ def eval_glue(**values) -> None:
     out = Path(output_dir) if output_dir else root / EVAL_DIR
     seed_dirs = sorted((p for p in root.glob("seed-*") if p.is_dir() and p.name[5:].isdigit()), key=lambda p: int(p.name[5:]))
     if not seed_dirs:
-        _evaluate_run(root, cfg, out, backend=backend, batch_size=batch_size)
+        _evaluate_run(root, cfg, out, backend=backend, batch_size=batch_size, precision=precision)
         return
     # a --seeds run: every seed's folder, then the median over seeds (per task, and the GLUE average of medians)
     from ..runner.outputs import track_output_dir
@@ -59,7 +61,8 @@ def eval_glue(**values) -> None:
     from ..tasks.glue.run import report
 
     track_output_dir(out)
-    per_seed = {int(d.name[5:]): _evaluate_run(d, cfg, out / d.name, backend=backend, batch_size=batch_size)
+    per_seed = {int(d.name[5:]): _evaluate_run(d, cfg, out / d.name, backend=backend, batch_size=batch_size,
+                                            precision=precision)
                 for d in seed_dirs}
     summary = seed_summary(per_seed, {}, out)
     write_json(out / f"eval_{SEEDS_SUMMARY}", summary)
@@ -75,7 +78,8 @@ def eval_glue(**values) -> None:
 eval_app.command("glue")(with_signature(eval_glue, data_options(GlueDataConfig, GLUE.eval_flags), switches=EVAL_SWITCHES))
 
 
-def _evaluate_run(root: Path, cfg: GlueDataConfig, out: Path, *, backend: str, batch_size: int) -> dict:
+def _evaluate_run(root: Path, cfg: GlueDataConfig, out: Path, *, backend: str, batch_size: int,
+                  precision: str | None) -> dict:
     """Score one run folder: one task's, or a --task all run's root (every task folder, then the GLUE table)."""
     from ..runner.outputs import track_output_dir
     from ..runner.template import evaluate_folder
@@ -83,7 +87,8 @@ def _evaluate_run(root: Path, cfg: GlueDataConfig, out: Path, *, backend: str, b
     from ..tasks.glue.task import SUBMISSION_DIR
 
     if cfg.task != ALL_TASKS:
-        return evaluate_folder(get_task(cfg.task), root, cfg, output_dir=out, backend=backend, batch_size=batch_size)
+        return evaluate_folder(get_task(cfg.task), root, cfg, output_dir=out, backend=backend, batch_size=batch_size,
+                               precision=precision)
     configs = [c for c in expand_configs(cfg) if (root / c.task / "config.json").is_file()]
     if not configs:
         raise BertTasksError("no fine-tuned task folders (e.g. sst2/, mnli/) in the model folder", file=root)
@@ -92,7 +97,7 @@ def _evaluate_run(root: Path, cfg: GlueDataConfig, out: Path, *, backend: str, b
     for sub in configs:  # every task's leaderboard file in one folder, ready to zip
         sub = dataclasses.replace(sub, submission_dir=str(out / SUBMISSION_DIR))
         results[sub.task] = evaluate_folder(get_task(sub.task), root / sub.task, sub, output_dir=out / sub.task,
-                                            backend=backend, batch_size=batch_size)
+                                            backend=backend, batch_size=batch_size, precision=precision)
     report(results, out)
     return results
 
@@ -104,6 +109,7 @@ def predict_glue(
     text_pair: Annotated[Optional[str], typer.Option("--text-pair", help="The second sentence, for pair tasks.")] = None,
     backend: Backend = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    mixed_precision: PRECISION_SWITCH[1] = None,
 ) -> None:
     """Classify one sentence (pair): the label and each label's probability (STS-B: the score).
 
@@ -111,7 +117,7 @@ def predict_glue(
     """
     from ..tasks.glue.inference import predict_text
 
-    result = predict_text(model, text, text_pair, backend=backend or ModelSettings.backend)
+    result = predict_text(model, text, text_pair, backend=backend or ModelSettings.backend, precision=mixed_precision)
     if as_json:
         print(json.dumps(result, ensure_ascii=False))
         return

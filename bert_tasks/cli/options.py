@@ -20,7 +20,7 @@ import typer
 import yaml
 
 from ..config import ModelSettings, Recipe, TrainConfig, type_hints
-from ..errors import BertTasksError
+from ..errors import BertTasksError, shown
 
 #: the options of a training command that are not settings: how to run, not what
 SWITCHES = (
@@ -44,6 +44,8 @@ def parse_seeds(text: str | None) -> list[int] | None:
     if not all(item.isdigit() for item in items):
         raise BertTasksError(f"--seeds {text!r}: seeds are non-negative integers")
     seeds = [int(item) for item in items]
+    if any(seed >= 2**32 for seed in seeds):  # what torch, numpy and Accelerate take as a seed
+        raise BertTasksError(f"--seeds {shown(text)}: a seed must be below 2**32 (4294967296)")
     if len(set(seeds)) != len(seeds):
         raise BertTasksError(f"--seeds {text!r}: a seed is given twice")
     return seeds
@@ -134,6 +136,13 @@ def switch(name: str, annotation: Any, default: Any = None) -> tuple[str, Any, A
     return name, annotation, default
 
 
+#: ``eval`` and ``predict`` compute in the precision the folder was trained in, unless told otherwise
+PRECISION_SWITCH = switch("mixed_precision", setting_option(
+    TrainConfig, "mixed_precision", default="what the model was trained in",
+    help="no (fp32), bf16, fp16 (CUDA) or auto; bf16 results of the two backends differ slightly, fp32 ones do not.",
+).annotation)
+
+
 def recipe_options(data_class: type, model_flags: tuple[str, ...], defaults: dict[str, Any],
                    refused_train_flags: tuple[str, ...] = ()) -> list[SettingOption]:
     """Every setting a training command offers as a flag: model, output folder, data, then training settings."""
@@ -201,5 +210,5 @@ def _cleared(f: dataclasses.Field) -> str:
     return "false" if isinstance(f.default, bool) else "null"
 
 
-__all__ = ["SWITCHES", "TRAINED", "SettingOption", "data_options", "given_settings", "recipe_options", "setting_option",
+__all__ = ["PRECISION_SWITCH", "SWITCHES", "TRAINED", "SettingOption", "data_options", "given_settings", "recipe_options", "setting_option",
            "switch", "with_signature", "Literal"]

@@ -16,7 +16,7 @@ from ..errors import BertTasksError
 from ..tasks import SQUAD, get_task
 from ..tasks.squad.config import SquadDataConfig
 from .app import eval_app, predict_app
-from .options import data_options, setting_option, switch, with_signature
+from .options import PRECISION_SWITCH, data_options, setting_option, switch, with_signature
 
 
 TrainedModel = Annotated[str, typer.Option("--model", "-m", help="A fine-tuned SQuAD model folder.")]
@@ -36,16 +36,17 @@ def eval_squad(**values) -> None:
     from ..runner.template import evaluate_folder
     from ..tasks.squad.config import eval_config
 
-    model, backend, output_dir, eval_batch_size = (values.pop(k) for k in ("model", "backend", "output_dir", "eval_batch_size"))
+    model, backend, output_dir, eval_batch_size, precision = (
+        values.pop(k) for k in ("model", "backend", "output_dir", "eval_batch_size", "mixed_precision"))
     require_trained_head(model, "squad")  # before its recipe.yaml is read as a SQuAD one
     cfg = eval_config(model, **values)
     evaluate_folder(get_task(cfg.task), model, cfg, output_dir=output_dir, backend=backend or "scratch",
-                    batch_size=eval_batch_size or TrainConfig.eval_batch_size)
+                    batch_size=eval_batch_size or TrainConfig.eval_batch_size, precision=precision)
 
 
 eval_app.command("squad")(with_signature(eval_squad, data_options(SquadDataConfig, SQUAD.eval_flags), switches=(
     switch("model", TrainedModel, ...), switch("backend", Backend), switch("output_dir", EvalOutput),
-    switch("eval_batch_size", EvalBatchSize))))
+    switch("eval_batch_size", EvalBatchSize), PRECISION_SWITCH)))
 
 
 def predict_squad(**values) -> None:
@@ -57,8 +58,8 @@ def predict_squad(**values) -> None:
     """
     from ..tasks.squad.inference import QuestionAnswerer, read_question_file
 
-    model, question, context, file, backend, as_json = (
-        values.pop(k) for k in ("model", "question", "context", "file", "backend", "as_json"))
+    model, question, context, file, backend, as_json, precision = (
+        values.pop(k) for k in ("model", "question", "context", "file", "backend", "as_json", "mixed_precision"))
     if file is not None and (question is not None or context is not None):
         raise BertTasksError("give --file, or --question with --context, not both")
     if file is None and (question is None or context is None):
@@ -67,7 +68,7 @@ def predict_squad(**values) -> None:
         if value is not None and not value.strip():
             raise BertTasksError(f"'{flag[2:]}' is missing, empty or not text", record=flag)
     records = read_question_file(file) if file is not None else [{"question": question, "context": context}]
-    answerer = QuestionAnswerer(model, backend=backend or "scratch", **values)
+    answerer = QuestionAnswerer(model, backend=backend or "scratch", precision=precision, **values)
     answers = answerer.batch(records, source=file)
     for record, answer in zip(records, answers):
         row = {**({"id": record["id"]} if file is not None else {}), "answer": answer.text, "score": answer.score,
@@ -86,4 +87,5 @@ predict_app.command("squad")(with_signature(predict_squad, data_options(SquadDat
     switch("context", Annotated[Optional[str], typer.Option("--context", "-c", help="The text holding the answer.")]),
     switch("file", Annotated[Optional[str], typer.Option("--file", help="JSON Lines, one {id?, question, context} per line.")]),
     switch("backend", Backend),
-    switch("as_json", Annotated[bool, typer.Option("--json", help="Print JSON: one object (with --file: one per line).")], False))))
+    switch("as_json", Annotated[bool, typer.Option("--json", help="Print JSON: one object (with --file: one per line).")], False),
+    PRECISION_SWITCH)))

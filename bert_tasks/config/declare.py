@@ -12,7 +12,7 @@ import typing
 from dataclasses import MISSING, field, fields, is_dataclass
 from typing import Any, Literal, TypeVar
 
-from ..errors import BertTasksError
+from ..errors import BertTasksError, shown
 
 
 def setting(default: Any = MISSING, help: str = "", *, factory: Any = MISSING, flags: tuple[str, ...] | None = None,
@@ -69,7 +69,7 @@ def check_bounds(f: dataclasses.Field, value: Any) -> None:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return
     if isinstance(value, float) and not math.isfinite(value):
-        require(False, f.name, f"{f.name} must be a finite number, got {value!r}")
+        require(False, f.name, f"{f.name} must be a finite number, got {shown(value)}")
     words = []
     if at_least is not None and not value >= at_least:
         words.append(f"at least {at_least:g}")
@@ -82,7 +82,7 @@ def check_bounds(f: dataclasses.Field, value: Any) -> None:
     if words == ["at least 1"] and isinstance(value, int):
         words = ["a positive integer"]
     if words or (isinstance(value, float) and not math.isfinite(value)):
-        require(False, f.name, f"{f.name} must be {' and '.join(words) or 'a number'}, got {value!r}")
+        require(False, f.name, f"{f.name} must be {' and '.join(words) or 'a number'}, got {shown(value)}")
 
 
 def _type_name(tp: Any) -> str:
@@ -117,7 +117,7 @@ def coerce(tp: Any, value: Any, key: str, file: Any) -> Any:
             spelled = [c for c in choices if isinstance(c, str) and c.lower() in YAML_BOOLS[value]]
             if len(spelled) == 1:
                 return spelled[0]
-        raise BertTasksError(f"key '{key}' must be one of {', '.join(map(str, choices))}; got {value!r}", file=file)
+        raise BertTasksError(f"key '{key}' must be one of {', '.join(map(str, choices))}; got {shown(value)}", file=file)
     if tp is Any or isinstance(tp, TypeVar):
         return value
     if is_dataclass(tp):
@@ -144,7 +144,7 @@ def coerce(tp: Any, value: Any, key: str, file: Any) -> Any:
     if tp in (int, float, str, bool):
         if isinstance(value, tp) and not (tp is int and isinstance(value, bool)):
             return value
-        raise BertTasksError(f"key '{key}' must be {_type_name(tp)}, got {value!r}", file=file)
+        raise BertTasksError(f"key '{key}' must be {_type_name(tp)}, got {shown(value)}", file=file)
     return value
 
 

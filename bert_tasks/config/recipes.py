@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from ..errors import BertTasksError
+from ..errors import BertTasksError, shown
 from .declare import from_dict
 from .sections import Recipe
 
@@ -51,6 +51,10 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise BertTasksError(f"cannot read ({exc.strerror})", file=path) from None
     try:
         data = yaml.safe_load(text)  # safe_load: YAML tags can never construct Python objects
+    except RecursionError:
+        raise BertTasksError("invalid YAML: nested too deeply", file=path) from None
+    except ValueError as exc:  # an integer of thousands of digits
+        raise BertTasksError(f"invalid YAML: {shown(str(exc))}", file=path) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else None
@@ -76,7 +80,7 @@ def trained_recipe(model_dir: str | Path) -> dict[str, Any]:
     path = Path(model_dir) / "recipe.yaml"
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
-    except (yaml.YAMLError, OSError, UnicodeDecodeError):
+    except (yaml.YAMLError, OSError, UnicodeDecodeError, RecursionError):
         return {"data": {}}
     if not isinstance(data, dict):
         return {"data": {}}
@@ -94,7 +98,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
         raise BertTasksError(f"override '{item}' has an empty key")
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError):  # ValueError: an integer too long for Python to read; a string then
         value = raw
     return path, value
 

@@ -37,7 +37,7 @@ import torch
 from accelerate.utils import set_seed
 
 from ..checkpoint.bundled import BUNDLED_NAMES, bundled_model_path
-from ..checkpoint.files import read_config
+from ..checkpoint.files import read_folder
 from ..checkpoint.load import build_config, load_pretrained
 from ..checkpoint.locate import resolve_model_dir
 from ..checkpoint.modelcard import write_model_card
@@ -53,7 +53,8 @@ from ..model.heads import get_head
 from ..protocol import RunContext, Task
 from ..training.checkpoints import checkpoint_run_config, resolve_resume
 from ..training.loop import FitResult, fit
-from ..training.precision import apply_num_threads, make_accelerator, resolve_precision
+from ..training.precision import (PRECISION_NAMES, apply_num_threads, computing_in, folder_precision,
+                                  make_accelerator, resolve_precision)
 from ..training.progress import format_metrics
 from ..training.sharding import full_state_dict
 from ..training.threads import ThreadChoice
@@ -198,17 +199,21 @@ def build_model(recipe: Recipe, task: Task, tokenizer: Any, *, resuming: bool = 
 
 
 def known_positions(recipe: Recipe) -> tuple[int | None, str]:
-    """The model's position count when it is known without loading weights (a preset, a local or the bundled folder)."""
+    """The model's position count when it is known without loading weights (a preset, a local or the bundled folder).
+
+    A local folder's config.json is read and checked here, before anything else reads it (the tokenizer would,
+    and a broken value would surface as transformers' own error)."""
     if recipe.model.preset:
         return BertConfig().max_position_embeddings, f"the '{recipe.model.preset}' preset"
     name = str(recipe.model.name_or_path)
     folder = bundled_model_path(verify=False) if name.lower() in BUNDLED_NAMES else Path(name).expanduser()
-    if not (folder / "config.json").is_file():
-        return None, name  # a Hub id: checked once the model is loaded
-    try:
-        return build_config(read_config(folder), None).max_tokens, str(folder)
-    except (BertTasksError, KeyError, TypeError, ValueError):
-        return None, str(folder)  # loading reports a broken config with its own message
+    if not (folder / "config.json").exists():
+        return None, name  # a Hub id (or no folder at all): checked once the model is loaded
+    found = read_folder(folder)
+    if found.family is None:
+        return None, str(folder)  # a type only transformers runs; loading says whether the backend can
+    config = build_config(found.config, None, source=found.config_file, family=found.family)
+    return config.max_tokens, str(folder)
 
 
 def check_positions(recipe: Recipe, positions: int | None, where: str) -> None:
@@ -266,6 +271,8 @@ def train_one(task: Task, recipe: Recipe, *, overwrite: bool = False, resume_fro
                  accelerator=run.accelerator, collate=task.train_collate(features, recipe, run),
                  run_config=recipe.to_dict())
     metrics = {k: v for k, v in result.eval_history[-1].items() if k != "step"} if result.eval_history else None
+    if metrics is not None:
+        metrics["precision"] = PRECISION_NAMES[recipe.train.mixed_precision]  # what the scores were computed in
     task.extra_outputs(model, tokenizer, data, recipe.data, run.output_dir, run.accelerator, recipe.train.eval_batch_size)
     finish_run(run, task, model, tokenizer, metrics, result)
     if metrics is None:
@@ -314,11 +321,13 @@ def root_of(recipe: Recipe) -> Path:
 
 
 def evaluate_folder(task: Task, model_dir: str | os.PathLike, cfg: Any, *, output_dir: str | os.PathLike | None = None,
-                    backend: str = "scratch", batch_size: int = 64) -> dict[str, Any]:
+                    backend: str = "scratch", batch_size: int = 64, precision: str | None = None) -> dict[str, Any]:
     """Score a fine-tuned folder with the task's evaluator (the one training uses) and write its files.
 
     Our encoder, or transformers with ``backend="hf"``; results go to ``output_dir`` (default: the folder).
+    ``precision`` (``mixed_precision``'s choices): default what the folder was trained in; the results say which.
     """
+    precision = folder_precision(resolve_model_dir(str(model_dir)), precision)
     folder = resolve_model_dir(str(model_dir))
     task.check_trained_folder(folder, cfg)
     data = task.read_eval_data(cfg)  # bad data fails before the model is loaded
@@ -334,11 +343,14 @@ def evaluate_folder(task: Task, model_dir: str | os.PathLike, cfg: Any, *, outpu
     out = Path(output_dir) if output_dir else folder / EVAL_DIR
     current().track(out)
     evaluator = task.evaluator(data, tokenizer, cfg, batch_size)
-    metrics = evaluator(model, None, out) if evaluator is not None else {}
+    with computing_in(precision, next(model.parameters()).device) as name:
+        metrics = evaluator(model, None, out) if evaluator is not None else {}
     if metrics:
+        metrics["precision"] = name
         write_json(out / "eval_results.json", metrics)
         print_summary(f"{task.name} ({folder}, backend {backend})", metrics)
-    task.extra_outputs(model, tokenizer, data, cfg, out, None, batch_size)
+    with computing_in(precision, next(model.parameters()).device):
+        task.extra_outputs(model, tokenizer, data, cfg, out, None, batch_size)
     return metrics
 
 

@@ -3,13 +3,15 @@ and its Accelerator."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration
 
-from ..config import TrainConfig
+from ..config import TrainConfig, trained_recipe
 from ..errors import BertTasksError
 from .hardware import cpu_bf16_flag
 from .sharding import cpu_fsdp_plugin, deepspeed_requested, process_group_kwargs, shard_on_cpu
@@ -29,6 +31,31 @@ def resolve_precision(setting: str) -> tuple[str, str]:
     if native:
         return "bf16", f"auto: this {device} computes bf16 natively{how}"
     return "no", f"auto: this {device} has no native bf16, so fp32"
+
+
+#: how results name each precision (Accelerate's "no" is fp32)
+PRECISION_NAMES = {"no": "fp32", "bf16": "bf16", "fp16": "fp16"}
+
+
+def folder_precision(model_dir: str | Path, given: str | None = None) -> str:
+    """The precision ``eval`` and ``predict`` compute in: ``given`` (a flag), else what the folder was trained in
+    (its recipe.yaml), else fp32; ``auto`` resolved as training resolves it."""
+    setting = given or (trained_recipe(model_dir).get("train") or {}).get("mixed_precision") or "no"
+    if setting not in ("auto", *PRECISION_NAMES):
+        setting = "no"  # a recipe.yaml this version cannot read: fp32, which every backend computes alike
+    return resolve_precision(setting)[0]
+
+
+@contextmanager
+def computing_in(precision: str, device: torch.device | str = "cpu") -> Iterator[str]:
+    """Compute as training in ``precision`` does (Accelerate's autocast: bf16 on CPU or CUDA, fp16 on CUDA; "no"
+    is fp32), for evaluation and prediction outside a run; yields the precision's name for the results."""
+    device = torch.device(device)
+    if precision == "fp16" and device.type != "cuda":
+        raise BertTasksError("mixed_precision fp16 needs a CUDA GPU; on CPU use bf16 or no")
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    with (torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()):
+        yield PRECISION_NAMES[precision]
 
 
 #: the precision this process's first Accelerator was made with: Accelerate keeps it for the life of the process

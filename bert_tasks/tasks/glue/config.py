@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ...config import DataSettings, require, setting
+from ...io import input_problem
 from .spec import TASK_NAMES, get_spec, label_lookup
 
 ALL_TASKS = "all"
@@ -68,7 +69,8 @@ class GlueDataConfig(DataSettings):
         if self.data_dir:
             require(Path(self.data_dir).is_dir(), "data_dir", f"data_dir is not a folder: {self.data_dir}")
         for split, path in self.user_files.items():
-            require(Path(path).is_file(), f"{split}_file", f"{split}_file does not exist: {path}")
+            problem = input_problem(path)
+            require(problem is None, f"{split}_file", f"{split}_file {problem}: {path}")
         if self.max_eval_samples == 1 and self.task not in (None, ALL_TASKS):
             require(not get_spec(self.task).is_regression, "max_eval_samples",
                     f"max_eval_samples 1: {self.task}'s correlations need at least two dev examples")

@@ -20,8 +20,9 @@ from typing import Any, Collection, Iterator
 
 import datasets
 
-from ...errors import BertTasksError
 from ...checkpoint.hub import require_hub
+from ...errors import BertTasksError, shown
+from ...io import input_problem
 from .config import GlueDataConfig
 from .spec import TASK_NAMES, GlueTaskSpec, get_spec, label_lookup
 
@@ -213,6 +214,8 @@ def _json_records(path: Path) -> tuple[list[str], Iterator[tuple[int, dict]]]:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise BertTasksError(f"not a JSON object per line: {exc.msg}", file=path, record=f"line {n}") from None
+        except RecursionError:
+            raise BertTasksError("JSON nested too deeply", file=path, record=f"line {n}") from None
         if not isinstance(record, dict):
             raise BertTasksError("not a JSON object per line", file=path, record=f"line {n}")
         records.append((n, record))
@@ -228,6 +231,9 @@ def _json_records(path: Path) -> tuple[list[str], Iterator[tuple[int, dict]]]:
 
 
 def _read_text(path: Path) -> str:
+    problem = input_problem(path)
+    if problem is not None and problem != "does not exist":
+        raise BertTasksError(problem, file=path)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -316,13 +322,18 @@ def glue_features(spec: GlueTaskSpec):
     return datasets.Features(features)
 
 
+#: an index is stored as a 64-bit integer
+INDEX_RANGE = (-(2**63), 2**63 - 1)
+
+
 def _parse_index(value: Any, column: str, where: dict) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
     try:
-        return int(str(value).strip())
+        index = value if isinstance(value, int) and not isinstance(value, bool) else int(str(value).strip())
     except ValueError:
-        raise BertTasksError(f"{column} {value!r} is not an integer", **where) from None
+        raise BertTasksError(f"{column} {shown(value)} is not an integer", **where) from None
+    if not INDEX_RANGE[0] <= index <= INDEX_RANGE[1]:
+        raise BertTasksError(f"{column} {shown(value)} is out of range for a 64-bit index", **where)
+    return index
 
 
 def _parse_label(value: Any, spec: GlueTaskSpec, lookup: dict[str, int], where: dict) -> int | float:

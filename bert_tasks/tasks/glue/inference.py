@@ -17,6 +17,7 @@ from ...checkpoint.tokenizer import check_vocab_fits, load_tokenizer, max_tokens
 from ...config import trained_settings
 from ...errors import BertTasksError
 from ...protocol import model_inputs
+from ...training.precision import computing_in, folder_precision
 from .config import GlueDataConfig
 from .spec import TASK_NAMES, get_spec
 
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 def predict_text(model_dir: str | Path, text: str, text_pair: str | None = None,
-                 backend: str = "scratch") -> dict[str, Any]:
+                 backend: str = "scratch", precision: str | None = None) -> dict[str, Any]:
     """The predicted label of one sentence (pair) and every label's probability (STS-B: the score).
 
     A model with an attention pooling head also gives its weights over the input's tokens: ``pooling_weights``,
@@ -55,7 +56,7 @@ def predict_text(model_dir: str | Path, text: str, text_pair: str | None = None,
         log.warning(note)
     inputs = tokenizer(text, text_pair, truncation=True, max_length=cfg.max_seq_length, return_tensors="pt",
                        return_token_type_ids=True)
-    with torch.no_grad():
+    with torch.no_grad(), computing_in(folder_precision(folder, precision)):
         output = model(**model_inputs(inputs, model))
     logits = output.logits[0].float()
     out: dict[str, Any] = {"text": text, **({"text_pair": text_pair} if text_pair is not None else {})}

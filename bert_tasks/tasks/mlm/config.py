@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ...config import DataSettings, require, setting
@@ -64,6 +65,13 @@ class MlmDataConfig(DataSettings):
         require(bool(self.train_files) != bool(self.dataset), "train_files",
                 "give exactly one text source: train_files or dataset")
         require(not self.dataset_config or bool(self.dataset), "dataset_config", "dataset_config needs dataset")
+        resolved = [Path(f).expanduser().resolve() for f in self.train_files]
+        twice = next((f for f, r in zip(self.train_files, resolved) if resolved.count(r) > 1), None)
+        require(twice is None, "train_files", f"train_files names {twice} twice: its documents would count twice, and "
+                "some held out for evaluation would also be trained on")
+        require(self.validation_file is None or Path(self.validation_file).expanduser().resolve() not in resolved,
+                "validation_file", f"validation_file {self.validation_file} is also a training file: the held-out "
+                "score would be measured on training text")
         require(bool(self.text_column), "text_column", "text_column must be a non-empty column name")
         if self.tokenizer is None:
             require(self.vocab_size >= MIN_VOCAB_SIZE, "vocab_size",

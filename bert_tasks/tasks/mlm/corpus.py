@@ -31,8 +31,9 @@ import numpy as np
 from datasets.exceptions import DatasetGenerationError
 from datasets.fingerprint import Hasher
 
-from ...errors import BertTasksError
 from ...checkpoint.hub import require_hub
+from ...errors import BertTasksError
+from ...io import input_problem
 from .config import MlmDataConfig
 
 JSON_LINES_SUFFIXES = (".jsonl", ".json", ".ndjson")
@@ -63,18 +64,20 @@ def _is_json_lines(path: str) -> bool:
 
 
 def _check_readable(path: str) -> None:
-    p = Path(path)
-    if not p.exists():
+    problem = input_problem(path)
+    if problem == "does not exist":
         raise BertTasksError("file not found", file=path)
-    if p.is_dir():
+    if problem == "is a folder, not a file":
         raise BertTasksError("is a folder; expected a text or JSON Lines file", file=path)
-    if not os.access(p, os.R_OK):
-        raise BertTasksError("file is not readable (permission denied)", file=path)
+    if problem is not None:
+        raise BertTasksError(problem, file=path)
 
 
 def _text_of_json_line(line: str, path: str, line_no: int, text_column: str) -> str:
     try:
         record = json.loads(line)
+    except RecursionError:
+        raise BertTasksError("JSON nested too deeply", file=path, record=f"line {line_no}") from None
     except json.JSONDecodeError as err:
         hint = "; expected JSON Lines (one object a line), not a JSON array" if line_no == 1 and line.lstrip().startswith("[") else ""
         raise BertTasksError(f"invalid JSON: {err.msg} at column {err.colno}{hint}", file=path, record=f"line {line_no}") from None

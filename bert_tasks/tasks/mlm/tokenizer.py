@@ -17,6 +17,7 @@ from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, process
 from tokenizers.models import WordPiece
 from transformers import AutoTokenizer, BertTokenizer, PreTrainedTokenizerFast
 
+from ...checkpoint.tokenizer import check_tokenizer_files
 from ...errors import BertTasksError
 from ...io import atomic_write_text, write_json
 from .config import SPECIAL_TOKENS, MlmDataConfig
@@ -142,9 +143,11 @@ def load_or_train_tokenizer(cfg: MlmDataConfig, train_split=None) -> PreTrainedT
 
 def load_tokenizer(name_or_path: str | os.PathLike) -> PreTrainedTokenizerFast:
     """A fast tokenizer with a mask token; word boundaries for whole-word masking need the fast one."""
+    if Path(name_or_path).is_dir():
+        check_tokenizer_files(Path(name_or_path))  # an empty folder would give an empty tokenizer, not an error
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(name_or_path))
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, AttributeError, TypeError) as err:
         where = "folder" if Path(name_or_path).exists() else "Hub id (the Hub is unreachable offline)"
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise BertTasksError(f"cannot load the tokenizer from this {where}: {reason}", file=name_or_path) from None

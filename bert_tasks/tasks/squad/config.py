@@ -64,6 +64,16 @@ class SquadDataConfig(DataSettings):
                 f"doc_stride {self.doc_stride} must be smaller than the context room of each window ({context_budget} = "
                 f"max_seq_length - max_query_length - {SPECIAL_TOKENS_IN_PAIR}); windows would not advance")
 
+    def fit_positions(self, positions: int | None, where: Any) -> str | None:
+        """:meth:`DataSettings.fit_positions`; a window lowered to the positions also lowers a default stride that
+        would no longer advance (run_qa.py's 128 of 384: a third of the window)."""
+        note = super().fit_positions(positions, where)
+        room = self.max_seq_length - self.max_query_length - SPECIAL_TOKENS_IN_PAIR
+        if note and "doc_stride" not in self.given and room >= 2 and self.doc_stride >= room:
+            stride, self.doc_stride = self.doc_stride, room // 2
+            note += f"; the default doc_stride {stride} to {self.doc_stride}, half the context room of a window"
+        return note
+
     @property
     def task(self) -> str:
         return "squad_v2" if self.version_2_with_negative else "squad"

@@ -21,6 +21,7 @@ import datasets
 
 from ...errors import BertTasksError
 from ...checkpoint.hub import require_hub
+from ...io import input_problem
 
 from .config import HUB_DATASETS, SquadDataConfig
 
@@ -70,6 +71,8 @@ def _decode(raw: bytes, path: Path) -> str:
 def _parse_json(text: str, path: Path, line_offset: int = 0) -> Any:
     try:
         return json.loads(text, parse_constant=_reject_non_finite)
+    except RecursionError:
+        raise BertTasksError("JSON nested too deeply", file=path) from None
     except _NonFiniteNumber as err:
         match = re.search(rf"[:\[,]\s*{re.escape(str(err))}", text)
         line = text.count("\n", 0, match.start()) + 1 + line_offset if match else None
@@ -144,7 +147,7 @@ def _flat_answers(answers: Any, path: Path, where: str) -> tuple[Any, Any]:
     if isinstance(answers, str):  # CSV stores the answers struct as JSON text
         try:
             answers = json.loads(answers, parse_constant=_reject_non_finite)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise BertTasksError("'answers' is not valid JSON text", file=path, record=where) from None
     if isinstance(answers, list):  # also accept [{"text": ..., "answer_start": ...}, ...]
         texts = [_require(a, "text", path, where, str) for a in answers]
@@ -191,7 +194,7 @@ def _looks_like_json_lines(text: str) -> bool:
     first = text.lstrip().split("\n", 1)[0].strip()
     try:
         return isinstance(json.loads(first), dict) and first != text.strip()
-    except ValueError:
+    except (ValueError, RecursionError):  # not one object a line; _parse_json says what it is
         return False
 
 
@@ -298,8 +301,8 @@ def _check_rows(rows: Iterable[Row], path: Path | None, *, version_2: bool, skip
 
 def _misaligned_answer(context: str, texts: list, starts: list) -> str | None:
     for k, (text, start) in enumerate(zip(texts, starts)):
-        if not isinstance(text, str) or not text:
-            return f"answer {k} has empty or non-text 'text'"
+        if not isinstance(text, str) or not text.strip():
+            return f"answer {k} has empty, whitespace-only or non-text 'text'"
         if not isinstance(start, int) or isinstance(start, bool):
             return f"answer {k} has non-integer answer_start {start!r}"
         if start < 0 or start + len(text) > len(context):
@@ -342,6 +345,8 @@ def load_squad_examples(
             raise BertTasksError(
                 "unsupported file type; use official SQuAD .json, .jsonl, .parquet, .csv or a save_to_disk folder", file=path
             )
+    elif input_problem(path) not in (None, "does not exist"):  # a FIFO, socket or device: never opened
+        raise BertTasksError(input_problem(path), file=path)
     elif name in HUB_DATASETS:
         hub = _load_hub(name, split_hint)
         path = None

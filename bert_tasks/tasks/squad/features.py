@@ -87,7 +87,10 @@ def _encode_windows(batch: dict[str, list], tokenizer: Any, cfg: SquadDataConfig
     return encoded, 0 if context_first else 1
 
 
-def _context_span(sequence_ids: list[int | None], context_sequence: int) -> tuple[int, int]:
+def _context_span(sequence_ids: list[int | None], context_sequence: int, example_id: Any = None) -> tuple[int, int]:
+    if context_sequence not in sequence_ids:  # a context of invisible characters (zero-width spaces) has no tokens
+        raise BertTasksError("the context gives no tokens at all (only invisible or unknown characters?); fix or drop "
+                             "this question", record=f"question {example_id}")
     first = sequence_ids.index(context_sequence)
     last = len(sequence_ids) - 1 - sequence_ids[::-1].index(context_sequence)
     return first, last
@@ -129,7 +132,7 @@ def prepare_train_features(batch: dict[str, list], tokenizer: Any, cfg: SquadDat
         if answers["text"]:
             start_char = answers["answer_start"][0]
             end_char = start_char + len(answers["text"][0])
-            first, last = _context_span(encoded.sequence_ids(window), context_sequence)
+            first, last = _context_span(encoded.sequence_ids(window), context_sequence, batch["id"][sample])
             span = answer_token_span(all_offsets[window], first, last, start_char, end_char)
         start, end = span or (cls_index, cls_index)
         starts.append(start)

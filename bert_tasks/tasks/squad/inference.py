@@ -35,6 +35,8 @@ from ...checkpoint.locate import resolve_model_dir
 from ...checkpoint.tokenizer import check_vocab_fits, load_tokenizer, max_tokens
 from ...config import trained_settings
 from ...errors import BertTasksError
+from ...io import require_input_file
+from ...training.precision import computing_in, folder_precision
 from ...training.prediction import predict
 from .config import SquadDataConfig, trained_version_2
 from .features import prepare_eval_features
@@ -82,6 +84,7 @@ class QuestionAnswerer:
         version_2: bool | None = None,
         null_score_diff_threshold: float | None = None,
         batch_size: int = 32,
+        precision: str | None = None,
     ):
         given = {"max_seq_length": max_seq_length, "doc_stride": doc_stride, "max_query_length": max_query_length,
                  "n_best_size": n_best_size, "max_answer_length": max_answer_length,
@@ -92,6 +95,7 @@ class QuestionAnswerer:
             tokenizer = tokenizer or load_tokenizer(str(folder))
             version_2 = trained_version_2(folder) if version_2 is None else version_2
             cfg = trained_settings(folder, SquadDataConfig, {**given, "version_2_with_negative": bool(version_2)})
+            precision = folder_precision(folder, precision)
         else:
             model = model_dir_or_model
             if tokenizer is None:
@@ -111,6 +115,8 @@ class QuestionAnswerer:
         if note:
             log.warning(note)
         self.cfg = cfg.validate()
+        #: what the model computes in: the folder's training precision by default (fp32 for a loaded model)
+        self.precision = precision or "no"
         self.task = SquadTask(version_2=self.version_2)
         if tokenizer.pad_token_id is not None:
             self.task.pad_token_id = tokenizer.pad_token_id
@@ -138,7 +144,8 @@ class QuestionAnswerer:
         examples = {"id": [str(i) for i in range(len(records))], "question": questions, "context": contexts}
         features = prepare_eval_features(examples, self.tokenizer, self.cfg)
         model_rows = datasets.Dataset.from_dict({k: features[k] for k in features if k not in ("offset_mapping", "example_id")})
-        logits = predict(self.model, self.task, model_rows, batch_size=self.batch_size)
+        with computing_in(self.precision, next(self.model.parameters()).device):
+            logits = predict(self.model, self.task, model_rows, batch_size=self.batch_size)
         found = postprocess_predictions(
             examples, features, logits["start_logits"], logits["end_logits"], n_best_size=self.cfg.n_best_size,
             max_answer_length=self.cfg.max_answer_length, version_2_with_negative=self.version_2,
@@ -160,7 +167,7 @@ class QuestionAnswerer:
 
 def read_question_file(path: str | os.PathLike) -> list[dict[str, Any]]:
     """JSON Lines of ``{"id"?, "question", "context"}``; a bad line is one error naming file and line."""
-    path = Path(path)
+    path = require_input_file(path, "question file")
     try:
         raw = path.read_bytes()
     except OSError as exc:
