@@ -180,6 +180,7 @@ def test_cli_sharded_saves_the_plain_runs_whole_folder(data, engines, engine, ta
     sharded, plain = load_file(tmp_path / "fsdp" / "model.safetensors"), load_file(tmp_path / "plain" / "model.safetensors")
     assert max_diff(sharded, plain) <= 1e-6
     scores = [json.loads((tmp_path / kind / "eval_results.json").read_text()) for kind in ("fsdp", "plain")]
+    assert scores[0].pop("precision") == scores[1].pop("precision") == "fp32"  # the results say what they ran in
     assert scores[0] == pytest.approx(scores[1], rel=1e-6, abs=1e-6)
     if task == "glue":
         assert (tmp_path / "fsdp" / "eval_predictions.jsonl").read_text() == (tmp_path / "plain" / "eval_predictions.jsonl").read_text()
