@@ -16,6 +16,7 @@ from torch import nn
 
 from .spec import POOLING_FIELDS, POOLING_KEY, Pooling, read_pooling_json
 
+
 @dataclass
 class BertConfig:
     """Model hyper-parameters; field names are those of a Hugging Face BERT ``config.json``."""

@@ -345,8 +345,8 @@ def load_squad_examples(
             raise BertTasksError(
                 "unsupported file type; use official SQuAD .json, .jsonl, .parquet, .csv or a save_to_disk folder", file=path
             )
-    elif input_problem(path) not in (None, "does not exist"):  # a FIFO, socket or device: never opened
-        raise BertTasksError(input_problem(path), file=path)
+    elif (problem := input_problem(path)) not in (None, "does not exist"):  # a FIFO, socket or device: never opened
+        raise BertTasksError(problem, file=path)
     elif name in HUB_DATASETS:
         hub = _load_hub(name, split_hint)
         path = None
