@@ -602,6 +602,12 @@ def tiny_tokenizer(tmp: Path) -> Path:
 @pytest.mark.timeout(120)  # a hang (a FIFO read, a runaway error message) fails the case instead of the suite
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_bad_input_gets_one_clear_line_and_leaves_nothing(case, tmp_path, tiny_model, capsys):
+    assert_one_clear_line(case, tmp_path, tiny_model, capsys)
+
+
+def assert_one_clear_line(case: Case, tmp_path: Path, tiny_model: Path, capsys) -> None:
+    """Exit 2, one ``error:`` line holding every expected fragment, no traceback, nothing new in the output folder
+    (the other corpora, e.g. tests/test_bad_inputs_classify.py, run their cases through this too)."""
     argv = case.build(tmp_path, tiny_model)
     before = sorted(p.name for p in (tmp_path / "out").iterdir()) if (tmp_path / "out").exists() else None
     code = main(argv)

@@ -23,6 +23,7 @@ from ..errors import BertTasksError
 
 if TYPE_CHECKING:  # the protocol imports torch; the registry is read by `--help`, which must not
     from ..protocol import Task
+from .classify.config import ClassifyDataConfig
 from .glue.config import ALL_TASKS, GlueDataConfig
 from .glue.spec import TASK_NAMES as GLUE_TASKS
 from .mlm.config import MlmDataConfig
@@ -152,6 +153,26 @@ SQUAD = register(TaskFamily(
     eval_flags=("validation_file", "dataset", "version_2_with_negative", "null_score_diff_threshold", "n_best_size",
                 "max_answer_length", "max_seq_length", "doc_stride", "max_eval_samples"),
     predict_flags=("null_score_diff_threshold", "max_seq_length", "doc_stride", "max_answer_length"),
+))
+CLASSIFY = register(TaskFamily(
+    name="classify", command="finetune", config_class=ClassifyDataConfig, default_task="classify",
+    tasks={"classify": lazy("bert_tasks.tasks.classify.task", "ClassifyTask")},
+    defaults={  # run_classification.py's settings are run_glue.py's: TrainingArguments' defaults but lr and batch
+        "train.learning_rate": 2e-5, "train.batch_size": 32, "train.epochs": 3.0,
+        "train.weight_decay": 0.0,  # TrainingArguments' default
+        "train.eval_batch_size": 64,
+    },
+    help="Fine-tune text classification on your own data: any labels (inferred from the training file), multi-label "
+         "or regression; CSV, TSV, JSON Lines, Parquet or a Hub dataset.\n\n"
+         "The problem type follows the labels: a list per row (JSON) or --label-delimiter is multi-label (sigmoid, "
+         "a threshold tuned on dev), fractional numbers are regression, anything else single-label classes.",
+    examples=("bert-tasks finetune classify --train-file train.csv --validation-file dev.csv --output-dir runs/mine",
+              "bert-tasks finetune classify --train-file train.jsonl --validation-file dev.jsonl "
+              "--text-columns question,answer --label-column topics --output-dir runs/topics"),
+    model_flags=("name_or_path", "backend", "pooling", "attention_score", "attention_query"),
+    eval_flags=("validation_file", "test_file", "dataset", "dataset_config", "text_columns", "label_column",
+                "label_delimiter", "threshold", "max_seq_length", "max_eval_samples", "do_predict"),
+    predict_flags=("threshold",),
 ))
 MLM = register(TaskFamily(
     name="mlm", command="pretrain", config_class=MlmDataConfig, default_task="mlm",

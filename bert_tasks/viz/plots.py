@@ -209,7 +209,8 @@ def predictions_confusion(path: Path, id2label: dict[int, str] | None) -> dict[s
     records = read_jsonl(path)
     values = [v for r in records for v in (r.get("label"), r.get("prediction")) if v is not None]
     # STS-B: JSON keeps 3.0 apart from 3, so any float marks regression scores, as does a single-output model.
-    if (id2label and len(id2label) == 1) or any(isinstance(v, float) for v in values):
+    # a multi-label row names a list of labels: one matrix per label would be needed, not one matrix
+    if (id2label and len(id2label) == 1) or any(isinstance(v, (float, list)) for v in values):
         return {}
     if id2label is None:  # no config.json: name the classes in sorted order
         id2label = dict(enumerate(sorted({v for v in values if isinstance(v, str)})))

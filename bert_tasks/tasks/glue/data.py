@@ -12,21 +12,18 @@ Bad input is reported as one line naming the file, the line and the reason.
 from __future__ import annotations
 
 import csv
-import io
-import json
 import math
 from pathlib import Path
-from typing import Any, Collection, Iterator
+from typing import Any, Collection
 
 import datasets
 
 from ...checkpoint.hub import require_hub
-from ...errors import BertTasksError, shown
-from ...io import input_problem
+from ...errors import BertTasksError
+from ..tabular import UNLABELED, check_width, delimited_rows, json_records, named_rows, parse_index, read_header
 from .config import GlueDataConfig
 from .spec import TASK_NAMES, GlueTaskSpec, get_spec, label_lookup
 
-UNLABELED = -1
 SPLIT_GROUPS = ("train", "validation", "test")
 HUB_NAME = "nyu-mll/glue"
 #: text-column pairs recognised in user files and Hub splits, tried in this order after the task's own
@@ -139,15 +136,15 @@ def read_glue_tsv(path: str | Path, spec: GlueTaskSpec | str, *, split: str) -> 
     spec = get_spec(spec) if isinstance(spec, str) else spec
     path = Path(path)
     labeled = split_group(split) != "test"
-    rows = _delimited_rows(path, delimiter="\t", quoting=csv.QUOTE_NONE)
+    rows = delimited_rows(path, delimiter="\t", quoting=csv.QUOTE_NONE)
     if spec.headerless_columns and labeled:
         width = len(spec.headerless_columns)
         named = (
-            (line, dict(zip(spec.headerless_columns, _check_width(fields, width, path, line, "in CoLA's headerless layout"))))
+            (line, dict(zip(spec.headerless_columns, check_width(fields, width, path, line, "in CoLA's headerless layout"))))
             for line, fields in rows
         )
         return _build(path, spec, named, text_columns=spec.text_columns, label_column=spec.label_column, index_column=None, split=split)
-    header = _header(rows, path)
+    header = read_header(rows, path)
     required = [*spec.text_columns, *([spec.label_column] if labeled else [])]
     missing = [c for c in required if c not in header]
     if missing:
@@ -159,7 +156,7 @@ def read_glue_tsv(path: str | Path, spec: GlueTaskSpec | str, *, split: str) -> 
         )
     index_column = next((c for c in ("index", "id") if c in header), None)
     return _build(
-        path, spec, _named_rows(rows, header, path), text_columns=spec.text_columns,
+        path, spec, named_rows(rows, header, path), text_columns=spec.text_columns,
         label_column=spec.label_column if labeled else None, index_column=index_column, split=split,
     )
 
@@ -173,11 +170,11 @@ def read_user_file(path: str | Path, spec: GlueTaskSpec | str, *, split: str = "
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in (".json", ".jsonl"):
-        columns, records = _json_records(path)
+        columns, records = json_records(path)
     elif suffix in (".csv", ".tsv"):
-        rows = _delimited_rows(path, delimiter="," if suffix == ".csv" else "\t", quoting=csv.QUOTE_MINIMAL if suffix == ".csv" else csv.QUOTE_NONE)
-        columns = _header(rows, path)
-        records = _named_rows(rows, columns, path)
+        rows = delimited_rows(path, delimiter="," if suffix == ".csv" else "\t", quoting=csv.QUOTE_MINIMAL if suffix == ".csv" else csv.QUOTE_NONE)
+        columns = read_header(rows, path)
+        records = named_rows(rows, columns, path)
     else:
         raise BertTasksError("unsupported file type; use .csv, .tsv, .json or .jsonl", file=path)
     text_columns = _pick_text_columns(columns, spec, path)
@@ -204,87 +201,6 @@ def _pick_text_columns(columns: list[str], spec: GlueTaskSpec, path: Path) -> tu
     )
 
 
-def _json_records(path: Path) -> tuple[list[str], Iterator[tuple[int, dict]]]:
-    lines = [(n, line) for n, line in enumerate(_read_text(path).split("\n"), start=1) if line.strip()]
-    if not lines:
-        raise BertTasksError("file is empty", file=path, record="line 1")
-    records = []
-    for n, line in lines:
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise BertTasksError(f"not a JSON object per line: {exc.msg}", file=path, record=f"line {n}") from None
-        except RecursionError:
-            raise BertTasksError("JSON nested too deeply", file=path, record=f"line {n}") from None
-        if not isinstance(record, dict):
-            raise BertTasksError("not a JSON object per line", file=path, record=f"line {n}")
-        records.append((n, record))
-    columns = list(records[0][1])
-    for n, record in records:
-        absent = [c for c in columns if c not in record]
-        if absent:
-            raise BertTasksError(f"missing key {absent[0]!r} present in the first record", file=path, record=f"line {n}")
-    return columns, iter(records)
-
-
-# --- shared parsing ------------------------------------------------------------------------------
-
-
-def _read_text(path: Path) -> str:
-    problem = input_problem(path)
-    if problem is not None and problem != "does not exist":
-        raise BertTasksError(problem, file=path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise BertTasksError("missing file", file=path) from None
-    except IsADirectoryError:
-        raise BertTasksError("expected a file, found a folder", file=path) from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise BertTasksError("not UTF-8 text", file=path, record=f"line {line}") from None
-
-
-def _delimited_rows(path: Path, *, delimiter: str, quoting: int) -> Iterator[tuple[int, list[str]]]:
-    """(line number, fields) for each non-blank row; an empty file is an error."""
-    reader = csv.reader(io.StringIO(_read_text(path), newline=""), delimiter=delimiter, quoting=quoting)
-    seen = False
-    while True:
-        try:
-            fields = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            raise BertTasksError(f"unreadable row: {exc}", file=path, record=f"line {reader.line_num}") from None
-        if not any(f.strip() for f in fields):
-            continue
-        seen = True
-        yield reader.line_num, fields
-    if not seen:
-        raise BertTasksError("file is empty", file=path, record="line 1")
-
-
-def _header(rows: Iterator[tuple[int, list[str]]], path: Path) -> list[str]:
-    _, header = next(rows)
-    header = [c.strip() for c in header]
-    if len(set(header)) != len(header):
-        raise BertTasksError("repeated column name in the header", file=path, record="line 1")
-    return header
-
-
-def _check_width(fields: list[str], width: int, path: Path, line: int, where: str = "as in the header") -> list[str]:
-    if len(fields) != width:
-        raise BertTasksError(f"expected {width} columns {where}, got {len(fields)}", file=path, record=f"line {line}")
-    return fields
-
-
-def _named_rows(rows: Iterator[tuple[int, list[str]]], header: list[str], path: Path) -> Iterator[tuple[int, dict]]:
-    for line, fields in rows:
-        yield line, dict(zip(header, _check_width(fields, len(header), path, line)))
-
-
 def _build(path: Path, spec: GlueTaskSpec, records, *, text_columns, label_column, index_column, split: str):
     """Validate records into the common schema and make a Dataset of them."""
     lookup = label_lookup(spec.name) if not spec.is_regression else {}
@@ -298,7 +214,7 @@ def _build(path: Path, spec: GlueTaskSpec, records, *, text_columns, label_colum
             if not text.strip():
                 raise BertTasksError(f"empty {column!r}", **where)
             columns[out].append(text)
-        columns["idx"].append(row_number if index_column is None else _parse_index(record[index_column], index_column, where))
+        columns["idx"].append(row_number if index_column is None else parse_index(record[index_column], index_column, where))
         columns["label"].append(UNLABELED if label_column is None else _parse_label(record[label_column], spec, lookup, where))
     if not columns["idx"]:
         raise BertTasksError("no examples after the header", file=path, record="line 2")
@@ -320,20 +236,6 @@ def glue_features(spec: GlueTaskSpec):
     # float64: an STS-B score keeps exactly the value its file gives (1.53333333, not 1.5333333015)
     features["label"] = datasets.Value("float64" if spec.is_regression else "int64")
     return datasets.Features(features)
-
-
-#: an index is stored as a 64-bit integer
-INDEX_RANGE = (-(2**63), 2**63 - 1)
-
-
-def _parse_index(value: Any, column: str, where: dict) -> int:
-    try:
-        index = value if isinstance(value, int) and not isinstance(value, bool) else int(str(value).strip())
-    except ValueError:
-        raise BertTasksError(f"{column} {shown(value)} is not an integer", **where) from None
-    if not INDEX_RANGE[0] <= index <= INDEX_RANGE[1]:
-        raise BertTasksError(f"{column} {shown(value)} is out of range for a 64-bit index", **where)
-    return index
 
 
 def _parse_label(value: Any, spec: GlueTaskSpec, lookup: dict[str, int], where: dict) -> int | float:

@@ -19,8 +19,6 @@ from typing import Any, Mapping
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from datasets.fingerprint import Hasher
 
 from ...checkpoint.files import read_config
 from ...checkpoint.load import require_trained_head
@@ -28,91 +26,37 @@ from ...errors import BertTasksError
 from ...io import atomic_write_text
 from ...metrics import load_metric
 from ...checkpoint.modelcard import eval_set_text
-from ...protocol import PAD_MULTIPLE, Evaluator, TaskBase, pad_batch
+from ...protocol import PAD_MULTIPLE, Evaluator
 from ...training.prediction import predict
+from ..sentences import SentenceTask
 from .config import GlueDataConfig, explicit_class_weights
 from .data import UNLABELED, load_glue_splits, split_group
 from .report import task_results, task_score, write_submission
 from .spec import EVAL_SPLIT_SUFFIX, get_spec, id2label
 
-#: bump when preprocessing changes, so cached tokenized datasets are not reused
-PREPROCESS_VERSION = 1
 SUBMISSION_DIR = "submission"
 
 
-class GlueTask(TaskBase):
-    head = "glue"
-    prediction_outputs = {"logits": "example"}
+class GlueTask(SentenceTask):
+    """One GLUE task: a fixed row of the sentence head (:class:`~bert_tasks.tasks.sentences.SentenceTask`), its labels,
+    metric and leaderboard files from the GLUE table."""
 
     def __init__(self, name: str = "sst2", *, pad_token_id: int = 0, pad_to_multiple_of: int | None = PAD_MULTIPLE):
+        super().__init__(pad_token_id=pad_token_id, pad_to_multiple_of=pad_to_multiple_of)
         self.spec = get_spec(name)
         self.name = name
-        #: both are taken from the tokenizer and config by :meth:`preprocess`, since collate sees neither
-        self.pad_token_id = pad_token_id
-        self.pad_to_multiple_of = pad_to_multiple_of
-        #: the cross-entropy's weight per class id ([K]), when the recipe sets data.class_weights (read_data)
-        self.class_weights: torch.Tensor | None = None
+
+    @property
+    def problem_type(self) -> str:
+        return "regression" if self.spec.is_regression else "single_label_classification"
 
     def num_labels(self, cfg: GlueDataConfig | None = None) -> int:
         return get_spec(cfg.task).num_labels if cfg is not None else self.spec.num_labels
 
     def preprocess(self, raw, tokenizer, cfg: GlueDataConfig, *, train: bool):
-        """Tokenize ``text_a``/``text_b``; keep ``idx``, rename ``label`` to ``labels`` (dropped when unlabeled), add ``length``."""
         if cfg.task != self.name:
             raise ValueError(f"GlueTask({self.name!r}) got a config for task {cfg.task!r}")
-        self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        self.pad_to_multiple_of = None if cfg.pad_to_max_length else PAD_MULTIPLE
-        labels = np.asarray(raw["label"])
-        labeled = bool(len(labels)) and bool((labels != UNLABELED).all())
-        if train and not labeled:
-            raise BertTasksError(f"the {self.name} training data has unlabeled examples")
-        pair = "text_b" in raw.column_names
-        max_length, padding = cfg.max_seq_length, "max_length" if cfg.pad_to_max_length else False
-
-        def encode(batch):
-            encoded = tokenizer(
-                batch["text_a"], batch["text_b"] if pair else None,
-                truncation=True, max_length=max_length, padding=padding, return_token_type_ids=True,
-            )
-            encoded["length"] = [sum(mask) for mask in encoded["attention_mask"]]
-            return encoded
-
-        fingerprint = Hasher.hash(
-            [raw._fingerprint, _tokenizer_fingerprint(tokenizer), max_length, padding, PREPROCESS_VERSION]
-        )
-        dropped = [c for c in raw.column_names if c not in ("idx", "label")]
-        features = raw.map(encode, batched=True, remove_columns=dropped, new_fingerprint=fingerprint, desc=f"Tokenizing {self.name}")
-        return features.rename_column("label", "labels") if labeled else features.remove_columns("label")
-
-    def collate(self, features: list[dict]) -> dict[str, torch.Tensor]:
-        """Pad to the longest example (rounded up to a multiple of 8); keep only model inputs and labels."""
-        batch = pad_batch(features, {"input_ids": self.pad_token_id, "attention_mask": 0, "token_type_ids": 0},
-                          self.pad_to_multiple_of)
-        if "labels" in features[0]:
-            dtype = torch.float32 if self.spec.is_regression else torch.long
-            batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=dtype)
-        return batch
-
-    def loss(self, outputs: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        logits = outputs["logits"] if isinstance(outputs, Mapping) else outputs.logits
-        labels = batch["labels"]
-        if self.spec.is_regression:
-            return F.mse_loss(logits.squeeze(-1).float(), labels.view(-1).float())
-        weight = None if self.class_weights is None else self.class_weights.to(logits.device)
-        return F.cross_entropy(logits.view(-1, logits.size(-1)).float(), labels.view(-1).long(), weight=weight)
-
-    def postprocess(self, logits: Any) -> np.ndarray:
-        """Class ids (argmax), or one float score per example for STS-B."""
-        if isinstance(logits, torch.Tensor):
-            logits = logits.detach().float().cpu().numpy()
-        logits = np.asarray(logits)
-        if not self.spec.is_regression:
-            return logits.argmax(axis=-1)
-        if logits.ndim == 2 and logits.shape[1] == 1:
-            logits = logits[:, 0]
-        if logits.ndim != 1:
-            raise ValueError(f"stsb logits must have shape [N] or [N, 1], got {list(logits.shape)}")
-        return logits.astype(np.float32)
+        return super().preprocess(raw, tokenizer, cfg, train=train)
 
     def metrics(self, predictions: Any, references: Any) -> dict[str, float]:
         return {k: float(v) for k, v in load_metric("glue", self.name).compute(predictions=predictions, references=references).items()}
@@ -192,10 +136,6 @@ class GlueTask(TaskBase):
     def model_labels(self, cfg: GlueDataConfig) -> dict[int, str]:
         return id2label(cfg.task, names="hub")
 
-    def model_config(self, cfg: GlueDataConfig) -> dict[str, Any]:
-        # the text-classification pipeline reads problem_type: no sigmoid on STS-B's score
-        return {"problem_type": "regression" if get_spec(cfg.task).is_regression else "single_label_classification"}
-
     def extra_outputs(self, model, tokenizer, data, cfg: GlueDataConfig, output_dir: Path, accelerator: Any,
                       batch_size: int) -> None:
         """Leaderboard files for every test split (MNLI: MNLI-m, MNLI-mm and AX when present), with ``do_predict``."""
@@ -241,16 +181,6 @@ def class_weight_tensor(setting: str, task: str, train_labels: Any) -> torch.Ten
         raise BertTasksError(f"class_weights auto: label {', '.join(absent)} never occurs in the {len(train_labels)} "
                              "training examples; give the weights per label instead", record="key class_weights")
     return torch.tensor(counts.sum() / (len(names) * counts), dtype=torch.float32)
-
-
-def _tokenizer_fingerprint(tokenizer) -> str:
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is None:
-        return Hasher.hash(tokenizer)
-    # the serialized fast tokenizer holds vocab, normalizer and special tokens: all that changes ids;
-    # its truncation/padding fields change with every call's arguments, which we hash separately
-    state = {k: v for k, v in json.loads(backend.to_str()).items() if k not in ("truncation", "padding")}
-    return Hasher.hash([type(tokenizer).__name__, state, getattr(tokenizer, "model_max_length", None)])
 
 
 def check_label_mapping(model_config_id2label: Mapping[Any, str] | None, task: str, *, source: str | None = None) -> None:

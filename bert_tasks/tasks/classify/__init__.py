@@ -1,0 +1,1 @@
+"""``classify``: text classification and regression on the user's own data (any labels; multi-label too)."""
