@@ -7,6 +7,7 @@ as written in the slow suite and with ``--max-steps 5`` in the default one.
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import shlex
@@ -68,6 +69,15 @@ def write_tiny_data(root: Path) -> None:
     write_synthetic_squad(root / "train.json", n_articles=1, seed=1, version_2=False)
     write_synthetic_squad(root / "dev.json", n_articles=1, seed=2, version_2=False)
     (root / "corpus.txt").write_text("\n".join(sentences(300)) + "\n")
+    reviews, tickets = root / "reviews", root / "tickets"
+    reviews.mkdir()
+    tickets.mkdir()
+    for name in ("train", "dev"):  # "Your own data": labels by name, and a multi-label file with two text columns
+        (reviews / f"{name}.csv").write_text("text,label\n" + "".join(
+            f"{s},{('pos', 'neg', 'neu')[i % 3]}\n" for i, s in enumerate(sentences(18))))
+        (tickets / f"{name}.jsonl").write_text("".join(
+            json.dumps({"subject": a, "body": b, "topics": [w for w in ("film", "music") if w in a + b]}) + "\n"
+            for a, b in zip(sentences(12), sentences(12))))
     # the Hub ids the README names, as tiny local folders of their model types (a local folder wins over the Hub)
     from toy import tiny_checkpoint
 
