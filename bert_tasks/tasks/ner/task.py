@@ -81,9 +81,13 @@ class NerTask(TaskBase):
         return [[self.labels[i] for i in values.argmax(axis=-1).tolist()] for values in per_word]
 
     def metrics(self, predictions: list[list[str]], references: list[list[str]]) -> dict[str, Any]:
+        """seqeval's overall scores, then each type's as ``TYPE_precision``, ``TYPE_recall``, ``TYPE_f1`` and
+        ``TYPE_number`` (its gold entities), flat as run_ner.py's ``return_entity_level_metrics`` writes them."""
         scores = load_metric("seqeval").compute(predictions=predictions, references=references)
         overall = {k: v for k, v in scores.items() if k.startswith("overall_")}
-        return {**overall, "per_type": {k: v for k, v in scores.items() if not k.startswith("overall_")}}
+        per_type = {f"{kind}_{name}": value for kind, values in scores.items() if not kind.startswith("overall_")
+                    for name, value in values.items()}
+        return {**overall, **per_type}
 
     # ------------------------------------------------------------------ run hooks
 
