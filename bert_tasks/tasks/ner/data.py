@@ -46,9 +46,14 @@ class RawSplit:
     lines: list[int] = field(default_factory=list)
     #: the Hub's ClassLabel names, when the tags are its ids
     names: list[str] | None = None
+    #: one word per line (CoNLL): word j of a sentence is j lines below its first
+    word_lines: bool = False
 
-    def where(self, i: int) -> dict[str, Any]:
-        return {"file": self.source, "record": f"line {self.lines[i]}" if self.lines[i] else f"sentence {i}"}
+    def where(self, i: int, word: int = 0) -> dict[str, Any]:
+        """File and record of sentence ``i`` (CoNLL: of its word ``word``)."""
+        if not self.lines[i]:
+            return {"file": self.source, "record": f"sentence {i}"}
+        return {"file": self.source, "record": f"line {self.lines[i] + (word if self.word_lines else 0)}"}
 
 
 def read_text(path: Path) -> str:
@@ -86,7 +91,7 @@ def looks_like_sentences(header: list[str]) -> bool:
 
 
 def _read_conll(path: Path, lines: list[str]) -> RawSplit:
-    split = RawSplit(str(path))
+    split = RawSplit(str(path), word_lines=True)
     width: tuple[int, int] | None = None  # (columns, the line that set them)
     words: list[str] = []
     tags: list[str] = []
@@ -215,10 +220,10 @@ def to_dataset(split: RawSplit, labels: list[str], scheme: str, what: str) -> da
     shown_labels = ", ".join(labels) if len(labels) <= 12 else ", ".join(labels[:12]) + ", ..."
     columns: dict[str, list] = {"idx": [], "tokens": [], "tags": [], "line": []}
     for i, (tokens, tags) in enumerate(zip(split.tokens, split.tags)):
-        for tag in tags:
-            check_tag(tag, scheme, split.where(i))
+        for j, tag in enumerate(tags):
+            check_tag(tag, scheme, split.where(i, j))
             if tag not in ids:
-                raise BertTasksError(f"tag {shown(tag)} is not among the {what} ({shown_labels})", **split.where(i))
+                raise BertTasksError(f"tag {shown(tag)} is not among the {what} ({shown_labels})", **split.where(i, j))
         columns["idx"].append(i)
         columns["tokens"].append(list(tokens))
         columns["tags"].append([ids[t] for t in tags])
@@ -253,8 +258,8 @@ def load_ner_data(cfg: NerDataConfig, *, labels: list[str] | None = None, scheme
     tag_set = given or hub_names or infer_labels(first)
     what = "model's labels" if labels else "--labels" if cfg.labels else "Hub dataset's labels" if hub_names \
         else "training tags"
-    for tag in tag_set:
-        check_tag(tag, scheme, {"record": "key labels"} if given else first.where(0))
+    for tag in tag_set if given or hub_names else ():  # inferred tags are checked where they stand, below
+        check_tag(tag, scheme, {"record": "key labels"} if given else {"file": first.source})
     if len(tag_set) < 2:
         raise BertTasksError(f"only one tag ({tag_set[0]}) in the {what}: nothing to tell apart; a token classifier "
                              "needs at least two", file=None if given else first.source)
