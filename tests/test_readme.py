@@ -68,6 +68,10 @@ def write_tiny_data(root: Path) -> None:
     write_synthetic_squad(root / "train.json", n_articles=1, seed=1, version_2=False)
     write_synthetic_squad(root / "dev.json", n_articles=1, seed=2, version_2=False)
     (root / "corpus.txt").write_text("\n".join(sentences(300)) + "\n")
+    names, places = ("Ada", "Alan", "Grace"), ("London", "Paris")
+    for name, n in (("train.conll", 16), ("dev.conll", 8)):  # CoNLL columns: word and tag, blank lines between
+        rows = [[(rng.choice(names), "B-PER"), ("went", "O"), ("to", "O"), (rng.choice(places), "B-LOC")] for _ in range(n)]
+        (root / name).write_text("".join("".join(f"{w} {t}\n" for w, t in row) + "\n" for row in rows))
     # the Hub ids the README names, as tiny local folders of their model types (a local folder wins over the Hub)
     from toy import tiny_checkpoint
 
