@@ -77,6 +77,8 @@ CASES = [
              extra=("--labels", "O,B-PER,I-PER")),
     ner_case("sentence-csv", "text,label\na fine film,1\na dull film,0\n", "train.csv", "line 1",
              "this looks like a sentence classification file", "use finetune classify", suffix=".csv"),
+    ner_case("other-csv", "word,tag\nAda,B-PER\n", "train.csv", "line 1", "a CSV file is no token classification format",
+             suffix=".csv"),
     ner_case("sentence-tsv", "sentence\tlabel\na fine film\t1\n", "train.tsv", "line 1",
              "use finetune classify", suffix=".tsv"),
     ner_case("sentence-jsonl", jsonl({"text": "a fine film", "label": 1}), "train.jsonl", "line 1",

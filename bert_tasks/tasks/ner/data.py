@@ -78,10 +78,11 @@ def read_file(path: str | Path) -> RawSplit:
         raise BertTasksError("file is empty", file=path, record="line 1")
     if path.suffix.lower() in (".json", ".jsonl"):
         return _read_jsonl(path, lines)
-    if path.suffix.lower() == ".csv" or looks_like_sentences(re.split(r"[\t,]", first[1].strip())):
-        reason = SENTENCE_FILE_HINT if looks_like_sentences(first[1].strip().split(",")) or path.suffix.lower() != ".csv" \
-            else "a CSV file is no token classification format; give CoNLL columns or JSON Lines"
-        raise BertTasksError(reason, file=path, record=f"line {first[0]}")
+    if looks_like_sentences(re.split(r"[\t,]", first[1].strip())):
+        raise BertTasksError(SENTENCE_FILE_HINT, file=path, record=f"line {first[0]}")
+    if path.suffix.lower() == ".csv":
+        raise BertTasksError("a CSV file is no token classification format; give CoNLL columns or JSON Lines",
+                             file=path, record=f"line {first[0]}")
     return _read_conll(path, lines)
 
 
@@ -138,8 +139,7 @@ def _read_jsonl(path: Path, lines: list[str]) -> RawSplit:
             raise BertTasksError("not a JSON object per line", **where)
         key = "tags" if "tags" in record else "ner_tags"
         if "tokens" not in record or key not in record:
-            if looks_like_sentences([next((k for k in record if k.lower() in TEXT_HEADERS), ""), "label"]) \
-                    and "label" in record:
+            if "label" in record and any(k.lower() in TEXT_HEADERS for k in record):
                 raise BertTasksError(SENTENCE_FILE_HINT, **where)
             raise BertTasksError("expected keys tokens and tags (or ner_tags)", **where)
         tokens, tags = record["tokens"], record[key]
@@ -254,6 +254,8 @@ def load_ner_data(cfg: NerDataConfig, *, labels: list[str] | None = None, scheme
     first = raw.get("train") or next(iter(raw.values()), None)
     if first is None:
         raise BertTasksError("no validation data: give --validation-file (or --dataset)")
+    if labels and not (scheme or cfg.scheme):  # a trained model's tags say its scheme (IOB1 reads as BIO)
+        scheme = detect_scheme(RawSplit("", tags=[[tag] for tag in labels]))
     scheme = scheme or cfg.scheme or detect_scheme(first)
     tag_set = given or hub_names or infer_labels(first)
     what = "model's labels" if labels else "--labels" if cfg.labels else "Hub dataset's labels" if hub_names \

@@ -17,8 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...checkpoint.files import read_config
-from ...checkpoint.load import load_pretrained, require_trained_head
+from ...checkpoint.load import load_pretrained
 from ...checkpoint.locate import resolve_model_dir
 from ...checkpoint.tokenizer import check_vocab_fits, load_tokenizer, max_tokens
 from ...config import trained_settings
@@ -27,6 +26,7 @@ from ...protocol import model_inputs
 from ...training.precision import computing_in, folder_precision
 from .config import NerDataConfig
 from .data import TAG
+from .features import encode, word_logits
 from .task import NerTask
 
 log = logging.getLogger(__name__)
@@ -71,11 +71,9 @@ class EntityTagger:
 
     def __init__(self, model_dir: str | Path, backend: str = "scratch", precision: str | None = None, **settings: Any):
         folder = resolve_model_dir(str(model_dir))
-        require_trained_head(folder, "ner")
-        labels = {int(k): str(v) for k, v in (read_config(folder).get("id2label") or {}).items()}
         self.task = NerTask()
-        self.task.check_trained_folder(folder, NerDataConfig())
-        self.model = load_pretrained(folder, task="ner", num_labels=len(labels), backend=backend,
+        self.task.check_trained_folder(folder, NerDataConfig())  # the trained head, and its tags (id2label)
+        self.model = load_pretrained(folder, task="ner", num_labels=len(self.task.labels), backend=backend,
                                      trained_head=True).eval()
         self.tokenizer = load_tokenizer(str(folder))
         check_vocab_fits(self.tokenizer, self.model.config, source=folder)
@@ -93,8 +91,6 @@ class EntityTagger:
         if not spans:
             return []
         words = [text[start:end] for start, end in spans]
-        from .features import encode, word_logits
-
         features = encode([words], self.tokenizer, max_seq_length=self.cfg.max_seq_length,
                           doc_stride=self.cfg.doc_stride)
         self.task.pad_token_id = self.tokenizer.pad_token_id or 0
