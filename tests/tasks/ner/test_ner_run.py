@@ -105,3 +105,26 @@ def test_pooling_is_refused_in_one_line(tiny_model, ner_files, tmp_path, capsys)
     err = capsys.readouterr().err
     assert "model.pooling mean is for sentence classification" in err and not (tmp_path / "p").exists()
     assert main(finetune(tiny_model, ner_files, tmp_path / "p", "--pooling", "mean")) == 2
+
+
+def test_the_grid_chooses_on_overall_f1(tiny_model, ner_files, tmp_path):
+    out = tmp_path / "grid"
+    assert main(finetune(tiny_model, ner_files, out, "--max-steps", "4", "--grid", "train.learning_rate=3e-3,1e-5")) == 0
+    summary = json.loads((out / "grid_summary.json").read_text())
+    assert summary["main_metric"] == "overall_f1"
+    f1 = {}
+    for point in summary["points"]:
+        results = [json.loads(p.read_text()) for p in Path(point["folder"]).glob("**/eval_results.json")]
+        f1[point["point"]] = results[0]["overall_f1"]
+        assert point["main_metric_median"] == f1[point["point"]]
+    assert summary["best"]["point"] == max(f1, key=f1.get)
+
+
+def test_label_all_tokens_trains_and_is_recorded(tiny_model, ner_files, tmp_path):
+    import yaml
+
+    out = tmp_path / "all"
+    assert main(finetune(tiny_model, ner_files, out, "--max-steps", "2", "--label-all-tokens")) == 0
+    data = yaml.safe_load((out / "recipe.yaml").read_text())["data"]
+    assert data["label_all_tokens"] is True and data["tag_scheme"] == "BIO"
+    assert data["labels"] == "O,B-LOC,I-LOC,B-PER,I-PER"
