@@ -39,7 +39,7 @@ def eval_ner(**values) -> None:
     cfg = trained_settings(model, NerDataConfig, values)
     cfg.validate()
     evaluate_folder(get_task("ner"), model, cfg, output_dir=output_dir, backend=backend or "scratch",
-                    batch_size=eval_batch_size or NER.defaults["train.eval_batch_size"], precision=precision)
+                    batch_size=eval_batch_size or TrainConfig.eval_batch_size, precision=precision)
 
 
 eval_app.command("ner")(with_signature(eval_ner, data_options(NerDataConfig, NER.eval_flags), switches=(
