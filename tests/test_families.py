@@ -197,3 +197,28 @@ def test_the_compiled_model_matches_transformers(folders, family):
     assert not compile_failed(ours)
     with torch.no_grad():
         assert (hf(input_ids=ids, attention_mask=mask).last_hidden_state - got).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_ner_run_loads_in_the_token_classification_pipeline(folders, family, tmp_path, capsys):
+    """The token head's rows in every family: the folder is transformers' <Family>ForTokenClassification; on a
+    WordPiece tokenizer the pipeline's entities are ours (a byte-level BPE one gets the pipeline's space heuristic,
+    so there only the run and the class are checked)."""
+    rows = [(["Ada", "went", "to", "Paris"], ["B-PER", "O", "O", "B-LOC"]), (["Alan", "saw", "Berlin"], ["B-PER", "O", "B-LOC"])]
+    conll = "".join("".join(f"{w} {t}\n" for w, t in zip(*row)) + "\n" for row in rows * 6)
+    (tmp_path / "train.conll").write_text(conll)
+    out = tmp_path / "ner"
+    assert run("finetune", "ner", "--model", folders / family, "--train-file", tmp_path / "train.conll",
+               "--validation-file", tmp_path / "train.conll", "--output-dir", out, "--learning-rate", "1e-3",
+               "--mixed-precision", "no", *FAST) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_type"] == family and config["architectures"] == [f"{CLASS_PREFIX[family]}ForTokenClassification"]
+    if family in ROBERTAS:
+        return
+    text = "Ada went to Paris, then Alan saw Berlin."
+    expected = transformers.pipeline("token-classification", model=str(out), aggregation_strategy="first")(text)
+    capsys.readouterr()
+    assert run("predict", "ner", "--model", out, "--text", text, "--json") == 0
+    ours = json.loads(capsys.readouterr().out)["entities"]
+    assert [(e["entity_group"], e["start"], e["end"]) for e in ours] == [(e["entity_group"], e["start"], e["end"]) for e in expected]
+    assert all(abs(a["score"] - float(b["score"])) < 1e-4 for a, b in zip(ours, expected))

@@ -78,6 +78,10 @@ def write_tiny_data(root: Path) -> None:
         (tickets / f"{name}.jsonl").write_text("".join(
             json.dumps({"subject": a, "body": b, "topics": [w for w in ("film", "music") if w in a + b]}) + "\n"
             for a, b in zip(sentences(12), sentences(12))))
+    names, places = ("Ada", "Alan", "Grace"), ("London", "Paris")
+    for name, n in (("train.conll", 16), ("dev.conll", 8)):  # CoNLL columns: word and tag, blank lines between
+        rows = [[(rng.choice(names), "B-PER"), ("went", "O"), ("to", "O"), (rng.choice(places), "B-LOC")] for _ in range(n)]
+        (root / name).write_text("".join("".join(f"{w} {t}\n" for w, t in row) + "\n" for row in rows))
     # the Hub ids the README names, as tiny local folders of their model types (a local folder wins over the Hub)
     from toy import tiny_checkpoint
 

@@ -16,7 +16,7 @@ from bert_tasks.cli import main
 from bert_tasks.config import ModelSettings, trained_settings
 from bert_tasks.errors import BertTasksError
 from bert_tasks.model.families import FAMILIES
-from bert_tasks.model.heads import ENCODER, HEADS, MASKED_LM, SEQUENCE, SPAN
+from bert_tasks.model.heads import ENCODER, HEADS, MASKED_LM, SEQUENCE, SPAN, TOKEN
 from bert_tasks.model.spec import POOLING_KEY, Pooling, read_pooling_json
 from bert_tasks.model import BertConfig, BertForSequenceClassification, BertModel
 from bert_tasks.runner.outputs import current, open_ledger
@@ -57,7 +57,8 @@ def test_every_classifier_pools_through_one_module_whatever_the_pooling():
 
 def test_heads_say_what_the_code_used_to_infer_from_their_names():
     assert [h.outputs for h in (ENCODER, SPAN, SEQUENCE, MASKED_LM)] == ["encoder", "span", "sequence", "masked-lm"]
-    assert [h for h in HEADS.values() if h.labels] == [SEQUENCE] == [h for h in HEADS.values() if h.pools]
+    assert [h for h in HEADS.values() if h.labels] == [SEQUENCE, TOKEN]  # the token head takes labels, no pooling
+    assert [h for h in HEADS.values() if h.pools] == [SEQUENCE] and TOKEN.outputs == "token"
     assert MASKED_LM.pretraining and ENCODER.bare and not SPAN.bare
     roberta, bert, electra = FAMILIES["roberta"], FAMILIES["bert"], FAMILIES["electra"]
     assert SEQUENCE.rows_in(roberta)[0] == ("classifier.out_proj.weight", "classifier.weight")

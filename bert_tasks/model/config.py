@@ -63,6 +63,9 @@ class BertConfig:
     bare_pooler: bool = True
     #: dropout on the attention output before its residual (BERT); DistilBERT has none there
     attention_output_dropout: bool = True
+    #: the token classifier drops out with classifier_dropout when it is set (BERT, RoBERTa, ELECTRA); DistilBERT's
+    #: reads its ``dropout`` (our hidden_dropout_prob) always, its ``seq_classif_dropout`` being the sentence head's
+    token_classifier_dropout: bool = True
     #: HF keys we do not model (e.g. ``_name_or_path``), kept so a saved config round-trips.
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -166,7 +169,8 @@ class BertConfig:
 
 
 #: BertConfig fields a family fixes from its model type (bert_tasks/families.py); config.json never holds them
-FAMILY_FIELDS = ("positions_from_padding", "pooler_dropout", "pooler_activation", "bare_pooler", "attention_output_dropout")
+FAMILY_FIELDS = ("positions_from_padding", "pooler_dropout", "pooler_activation", "bare_pooler", "attention_output_dropout",
+                 "token_classifier_dropout")
 
 
 #: The compact BERTs of Turc et al. 2019 and the two originals: (layers L, hidden H, heads A).

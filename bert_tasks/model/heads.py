@@ -1,7 +1,8 @@
 """The task heads over the encoder, and the one head table that describes each of them once.
 
 The modules: span QA (:class:`BertForQuestionAnswering`), sequence classification and regression
-(:class:`BertForSequenceClassification`, with any pooling of :mod:`bert_tasks.model.pooling`), masked LM
+(:class:`BertForSequenceClassification`, with any pooling of :mod:`bert_tasks.model.pooling`), token
+classification (:class:`BertForTokenClassification`, NER), masked LM
 (:class:`BertForMaskedLM`). The table: a :class:`Head` names our model class, the transformers architecture
 it is saved as, what it outputs and whether it takes labels or a pooling, and its rows of the key table,
 BERT's and each family's own. Loading, saving, the model card and the "does this folder hold a trained head"
@@ -85,6 +86,26 @@ class BertForSequenceClassification(nn.Module):
                             pooling_weights=weights)
 
 
+class BertForTokenClassification(nn.Module):
+    """Dropout and a linear layer over every token state: K logits per token ([B, T, K]), as transformers'
+    ``BertForTokenClassification`` (no pooler). The dropout is ``classifier_dropout`` when set, else the hidden
+    dropout (DistilBERT: always its ``dropout``, ``config.token_classifier_dropout``)."""
+
+    def __init__(self, config: BertConfig, encoder: nn.Module | None = None):
+        super().__init__()
+        self.config = config
+        self.bert = encoder if encoder is not None else BertModel(config, add_pooler=False)
+        own = config.classifier_dropout is not None and config.token_classifier_dropout
+        self.dropout = Dropout(config.classifier_dropout if own else config.hidden_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        init_weights(self.classifier, config.initializer_range)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, output_attentions=False):
+        types = {"token_type_ids": token_type_ids} if takes_token_types(self.bert) else {}  # DistilBERT's takes none
+        out = self.bert(input_ids=input_ids, attention_mask=attention_mask, output_attentions=output_attentions, **types)
+        return LogitsOutput(logits=self.classifier(self.dropout(out.last_hidden_state)), attentions=out.attentions)
+
+
 class MaskedLMHead(nn.Module):
     """Transform (dense, activation, LayerNorm), then a decoder tied to the word embeddings.
 
@@ -140,7 +161,7 @@ class Head:
     #: the transformers class this head is saved as, BERT's name (``architectures`` in config.json)
     architecture: str
     #: what it outputs: the token states, a start and end logit per token, K logits per sequence, V per token
-    outputs: Literal["encoder", "span", "sequence", "masked-lm"]
+    outputs: Literal["encoder", "span", "sequence", "token", "masked-lm"]
     #: (HF name, our name) of the head's own parameters in BERT
     rows: Rows
     #: the encoder keeps BERT's tanh pooler (the bare encoder, sequence classification)
@@ -203,6 +224,10 @@ SEQUENCE = Head("glue", BertForSequenceClassification, "BertForSequenceClassific
                 family_rows={"roberta": _OUT_PROJ, "xlm-roberta": _OUT_PROJ, "electra": _OUT_PROJ},
                 family_dense={"roberta": "classifier.dense", "xlm-roberta": "classifier.dense",
                               "electra": "classifier.dense", "distilbert": "pre_classifier"})
+TOKEN = Head("ner", BertForTokenClassification, "BertForTokenClassification", "token",
+             (("classifier.weight", "classifier.weight"), ("classifier.bias", "classifier.bias")),
+             False, "token-classification", "token-classification", "Token Classification",
+             "AutoModelForTokenClassification", labels=True)  # every family names it classifier.*
 MASKED_LM = Head("mlm", BertForMaskedLM, "BertForMaskedLM", "masked-lm",
                  _mlm_rows("cls.predictions.transform.dense", "cls.predictions.transform.LayerNorm", "cls.predictions.bias"),
                  False, "masked-LM", "fill-mask", "Masked Language Modeling", "AutoModelForMaskedLM", pretraining=True,
@@ -212,7 +237,7 @@ MASKED_LM = Head("mlm", BertForMaskedLM, "BertForMaskedLM", "masked-lm",
                               "distilbert": _mlm_rows("vocab_transform", "vocab_layer_norm", "vocab_projector.bias")})
 
 #: every head by ``load_pretrained``'s ``task`` name
-HEADS: dict[str | None, Head] = {head.name: head for head in (ENCODER, SPAN, SEQUENCE, MASKED_LM)}
+HEADS: dict[str | None, Head] = {head.name: head for head in (ENCODER, SPAN, SEQUENCE, TOKEN, MASKED_LM)}
 
 
 def get_head(name: "str | Head | None") -> Head:

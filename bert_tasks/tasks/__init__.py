@@ -27,6 +27,7 @@ from .classify.config import ClassifyDataConfig
 from .glue.config import ALL_TASKS, GlueDataConfig
 from .glue.spec import TASK_NAMES as GLUE_TASKS
 from .mlm.config import MlmDataConfig
+from .ner.config import NerDataConfig
 from .squad.config import SquadDataConfig
 
 
@@ -173,6 +174,28 @@ CLASSIFY = register(TaskFamily(
     eval_flags=("validation_file", "test_file", "dataset", "dataset_config", "text_columns", "label_column",
                 "label_delimiter", "threshold", "max_seq_length", "max_eval_samples", "do_predict"),
     predict_flags=("threshold",),
+))
+NER = register(TaskFamily(
+    name="ner", command="finetune", config_class=NerDataConfig, default_task="ner",
+    tasks={"ner": lazy("bert_tasks.tasks.ner.task", "NerTask")},
+    defaults={  # run_ner.py's README run (bert-base on conll2003) with TrainingArguments' defaults, below any recipe:
+        # lr 5e-5, batch 8 (train and eval), 3 epochs, no weight decay. run_ner.py's max_seq_length defaults to the
+        # model's 512; the data settings default to 128 (NerDataConfig): CoNLL sentences are short, and a longer one
+        # becomes overlapping windows, so nothing is cut
+        "train.learning_rate": 5e-5, "train.batch_size": 8, "train.epochs": 3.0,
+        "train.weight_decay": 0.0, "train.eval_batch_size": 8,
+    },
+    help="Fine-tune token classification (NER) with run_ner.py's defaults: lr 5e-5, batch 8, 3 epochs.\n\n"
+         "Data: CoNLL columns (word ... tag, blank lines between sentences), JSON Lines (tokens, tags) or a Hub "
+         "dataset (tokens, ner_tags). Tags: IO, BIO, IOB1 or BIOES, found or given; an I-X after O or after another "
+         "type starts an entity (conlleval's rule), in training, scoring and prediction alike.\n\n"
+         "The first sub-token of a word carries its tag; a sentence longer than --max-seq-length becomes "
+         "overlapping windows (--doc-stride), each word scored once, from the window where it has most context.",
+    examples=("bert-tasks finetune ner --model minilm --train-file train.conll --validation-file dev.conll "
+              "--output-dir runs/ner",),
+    eval_flags=("validation_file", "dataset", "dataset_config", "tag_scheme", "max_seq_length", "doc_stride",
+                "max_eval_samples"),
+    predict_flags=("max_seq_length", "doc_stride"),
 ))
 MLM = register(TaskFamily(
     name="mlm", command="pretrain", config_class=MlmDataConfig, default_task="mlm",
