@@ -7,28 +7,14 @@ the file (and the line where there is one) and the reason, with no traceback and
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
 from bert_tasks.cli import main
+from test_bad_inputs import Case, assert_one_clear_line, write
 
 GOOD_CONLL = "Ada B-PER\nLovelace I-PER\nwent O\nto O\nLondon B-LOC\n\nAlan B-PER\nsaw O\nParis B-LOC\n"
-
-
-@dataclass
-class Case:
-    name: str
-    build: Callable[[Path, Path], list[str]]  # (tmp_path, tiny_model) -> argv; the run's output is tmp_path / "out"
-    expect: tuple[str, ...]  # substrings of the one error line
-
-
-def write(path: Path, data: str | bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
-    return path
 
 
 def jsonl(*records) -> str:
@@ -98,17 +84,8 @@ CASES = [
 @pytest.mark.timeout(120)  # a hang fails the case instead of the suite
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_bad_ner_input_gets_one_clear_line_and_leaves_nothing(case, tmp_path, tiny_model, capsys):
-    argv = case.build(tmp_path, tiny_model)
-    code = main(argv)
-    err = capsys.readouterr().err.strip()
-    lines = [line for line in err.splitlines() if line.strip() and not line.startswith(("WARNING", "INFO"))]
-    assert code == 2, err
-    assert "Traceback" not in err
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert len(lines[0]) <= 700, lines[0][:300]
-    for fragment in case.expect:
-        assert fragment in lines[0], (fragment, lines[0])
-    assert not (tmp_path / "out").exists()  # no output folder, no partial files
+    assert_one_clear_line(case, tmp_path, tiny_model, capsys)
+    assert not (tmp_path / "out").exists()  # no output folder at all
 
 
 def test_the_ner_corpus_is_large_enough():

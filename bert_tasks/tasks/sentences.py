@@ -17,6 +17,7 @@ same features, the same batches and the same weights under either command.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any, Literal, Mapping
 
 import numpy as np
@@ -128,6 +129,31 @@ class SentenceTask(TaskBase):
     def model_config(self, cfg: Any) -> dict[str, Any]:
         # the text-classification pipeline reads problem_type: softmax, sigmoid per label, or the raw score
         return {"problem_type": self.problem_type}
+
+
+def run_on_text(folder: Any, cfg: Any, text: str, text_pair: str | None, *, num_labels: int, backend: str,
+                precision: str | None) -> tuple[Any, Any, Any]:
+    """One text (pair) through a trained sentence head: (the model's output, the tokenized inputs, the tokenizer).
+
+    ``cfg`` is the folder's trained data settings (its ``max_seq_length``, lowered to the model's positions with a
+    warning, as training would); the computation runs in the folder's precision unless ``precision`` says another.
+    """
+    from ..checkpoint.load import load_pretrained
+    from ..checkpoint.tokenizer import check_vocab_fits, load_tokenizer, max_tokens
+    from ..protocol import model_inputs
+    from ..training.precision import computing_in, folder_precision
+
+    model = load_pretrained(folder, task="glue", num_labels=num_labels, backend=backend, trained_head=True).eval()
+    tokenizer = load_tokenizer(str(folder))
+    check_vocab_fits(tokenizer, model.config, source=folder)
+    note = cfg.fit_positions(max_tokens(model.config), folder)
+    if note:
+        logging.getLogger(__name__).warning(note)
+    inputs = tokenizer(text, text_pair, truncation=True, max_length=cfg.max_seq_length, return_tensors="pt",
+                       return_token_type_ids=True)
+    with torch.no_grad(), computing_in(folder_precision(folder, precision)):
+        output = model(**model_inputs(inputs, model))
+    return output, inputs, tokenizer
 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ...checkpoint.load import load_pretrained
 from ...checkpoint.locate import resolve_model_dir
-from ...checkpoint.tokenizer import check_vocab_fits, load_tokenizer, max_tokens
 from ...config import trained_settings
 from ...errors import BertTasksError
-from ...protocol import model_inputs
-from ...training.precision import computing_in, folder_precision
+from ..sentences import run_on_text
 from .config import ClassifyDataConfig
 from .data import MULTI, REGRESSION
 from .task import trained_space, trained_threshold
-
-log = logging.getLogger(__name__)
 
 
 def predict_text(model_dir: str | Path, text: str, text_pair: str | None = None, *, backend: str = "scratch",
@@ -37,16 +31,9 @@ def predict_text(model_dir: str | Path, text: str, text_pair: str | None = None,
     if columns is not None and (len(columns) == 2) != (text_pair is not None):
         raise BertTasksError("this model was trained on " + ("text pairs: pass --text-pair too" if len(columns) == 2
                              else "single texts: drop --text-pair"), file=folder)
-    model = load_pretrained(folder, task="glue", num_labels=space.num_labels, backend=backend, trained_head=True).eval()
-    tokenizer = load_tokenizer(str(folder))
-    check_vocab_fits(tokenizer, model.config, source=folder)
-    note = cfg.fit_positions(max_tokens(model.config), folder)
-    if note:
-        log.warning(note)
-    inputs = tokenizer(text, text_pair, truncation=True, max_length=cfg.max_seq_length, return_tensors="pt",
-                       return_token_type_ids=True)
-    with torch.no_grad(), computing_in(folder_precision(folder, precision)):
-        logits = model(**model_inputs(inputs, model)).logits[0].float()
+    output, _, _ = run_on_text(folder, cfg, text, text_pair, num_labels=space.num_labels, backend=backend,
+                              precision=precision)
+    logits = output.logits[0].float()
     out: dict[str, Any] = {"text": text, **({"text_pair": text_pair} if text_pair is not None else {})}
     if space.problem_type == REGRESSION:
         return {**out, "score": float(logits[0])}

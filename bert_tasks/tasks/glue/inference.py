@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -11,17 +10,13 @@ import numpy as np
 import torch
 
 from ...checkpoint.files import read_config
-from ...checkpoint.load import load_pretrained
 from ...checkpoint.locate import resolve_model_dir
-from ...checkpoint.tokenizer import check_vocab_fits, load_tokenizer, max_tokens
 from ...config import trained_settings
 from ...errors import BertTasksError
-from ...protocol import model_inputs
-from ...training.precision import computing_in, folder_precision
+from ..sentences import run_on_text
 from .config import GlueDataConfig
 from .spec import TASK_NAMES, get_spec
 
-log = logging.getLogger(__name__)
 
 
 def predict_text(model_dir: str | Path, text: str, text_pair: str | None = None,
@@ -42,22 +37,14 @@ def predict_text(model_dir: str | Path, text: str, text_pair: str | None = None,
         held = ", ".join(config.get("architectures") or []) or "no recorded architecture"
         raise BertTasksError(f"config.json has no id2label: not a fine-tuned classifier (it holds {held})",
                              file=folder / "config.json")
-    model = load_pretrained(folder, task="glue", num_labels=len(labels), backend=backend, trained_head=True).eval()
     cfg = trained_settings(folder, GlueDataConfig)
     task = cfg.task
     if task in TASK_NAMES and get_spec(task).is_pair != (text_pair is not None):
         raise BertTasksError(f"this model was fine-tuned on {task}, which "
                              + ("compares two sentences: pass --text-pair too" if get_spec(task).is_pair
                                 else "classifies one sentence: drop --text-pair"), file=folder)
-    tokenizer = load_tokenizer(str(folder))
-    check_vocab_fits(tokenizer, model.config, source=folder)
-    note = cfg.fit_positions(max_tokens(model.config), folder)
-    if note:
-        log.warning(note)
-    inputs = tokenizer(text, text_pair, truncation=True, max_length=cfg.max_seq_length, return_tensors="pt",
-                       return_token_type_ids=True)
-    with torch.no_grad(), computing_in(folder_precision(folder, precision)):
-        output = model(**model_inputs(inputs, model))
+    output, inputs, tokenizer = run_on_text(folder, cfg, text, text_pair, num_labels=len(labels), backend=backend,
+                                            precision=precision)
     logits = output.logits[0].float()
     out: dict[str, Any] = {"text": text, **({"text_pair": text_pair} if text_pair is not None else {})}
     extra: dict[str, Any] = {}
