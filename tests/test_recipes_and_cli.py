@@ -11,7 +11,8 @@ from bert_tasks.config import list_recipes, read_yaml
 from bert_tasks.tasks import resolve_recipe
 
 RECIPES = list_recipes()
-COMMAND = {"squad": ["finetune", "squad"], "squad_v2": ["finetune", "squad"], "mlm": ["pretrain", "mlm"]}
+COMMAND = {"squad": ["finetune", "squad"], "squad_v2": ["finetune", "squad"], "mlm": ["pretrain", "mlm"],
+           "classify": ["finetune", "classify"], "ner": ["finetune", "ner"]}
 
 
 def command_for(task: str) -> list[str]:
@@ -21,7 +22,7 @@ def command_for(task: str) -> list[str]:
 def test_recipes_cover_every_job():
     names = {p.stem for p in RECIPES}
     glue = {f"glue-{t}" for t in ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli", "all")}
-    assert glue | {"mlm-tiny", "mlm-small", "mlm-base", "quickstart"} <= names
+    assert glue | {"mlm-tiny", "mlm-small", "mlm-base", "quickstart", "classify-minilm-cpu", "ner-minilm-cpu"} <= names
     squad = [read_yaml(p) for p in RECIPES if p.stem.startswith("squad")]
     models = {(r["task"], r["model"]["name_or_path"]) for r in squad}
     assert {("squad", "bert-base-uncased"), ("squad_v2", "bert-base-uncased"), ("squad", "minilm"), ("squad_v2", "minilm")} <= models
