@@ -9,10 +9,11 @@ nothing behind.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -87,6 +88,20 @@ def dev_evaluator(folder: Path, head: Head, validation_file: str, tokenizer: Any
     return task, task.evaluator(data, tokenizer, cfg, batch_size)
 
 
+@contextlib.contextmanager
+def removed_on_error(made: Path | None) -> Iterator[None]:
+    """On an error, remove ``made``: the first folder above the output that did not exist (it is empty by then,
+    the export's own temporary folder removed), so a failed export leaves the disk as it found it."""
+    try:
+        yield
+    except BaseException:
+        if made is not None:
+            for folder in sorted((p for p in made.rglob("*") if p.is_dir()), reverse=True) + [made]:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # rmdir, never rmtree: a folder someone wrote into meanwhile stays
+        raise
+
+
 def export_folder(model_dir: str | os.PathLike, output_dir: str | os.PathLike, *, quantize: str | None = None,
                   opset: int = DEFAULT_OPSET, max_drop: float = 1.0, validation_file: str | None = None,
                   overwrite: bool = False, batch_size: int = 32) -> dict[str, Any]:
@@ -111,7 +126,8 @@ def export_folder(model_dir: str | os.PathLike, output_dir: str | os.PathLike, *
     report: dict[str, Any] = {"head": head.name, "outputs": head.outputs, "opset": opset, "source": str(folder),
                               "versions": {"bert_tasks": __version__, "torch": torch.__version__,
                                            "onnx": onnx.__version__, "onnxruntime": ort.__version__}}
-    with atomic_directory(out) as tmp:
+    made = next((p for p in reversed(out.absolute().parents) if not p.exists()), None)  # folders made for it
+    with removed_on_error(made), atomic_directory(out) as tmp:
         names = export_onnx(model, head, tmp / EXPORT_FILE, opset)
         models = {"pytorch": model, "onnx_fp32": OnnxModel(tmp / EXPORT_FILE, head, model.config)}
         if quantize:
