@@ -156,3 +156,19 @@ def test_predict_glue_on_an_export_folder_gives_pytorchs_json(name, folders, tmp
         assert ours["pooling_weights"]["tokens"] == theirs["pooling_weights"]["tokens"]
         assert max(abs(a - b) for a, b in zip(ours["pooling_weights"]["weights"],
                                               theirs["pooling_weights"]["weights"])) <= 1e-4
+
+
+@pytest.mark.timeout(300)
+def test_predict_squad_on_an_export_folder_gives_pytorchs_answer(folders, tmp_path, capsys):
+    export(folders["squad"], tmp_path / "onnx")
+    capsys.readouterr()
+    results = []
+    for model in (folders["squad"], tmp_path / "onnx"):
+        assert main(["predict", "squad", "--model", str(model), "--question", "Who wrote the first program?",
+                     "--context", "Ada Lovelace wrote the first program, long before computers.", "--json"]) == 0
+        results.append(json.loads(capsys.readouterr().out))
+    ours, theirs = results
+    assert ours.keys() == theirs.keys() and ours["answer"] == theirs["answer"], (ours, theirs)
+    for key, value in ours.items():
+        if isinstance(value, float):
+            assert abs(theirs[key] - value) <= 1e-4, key
