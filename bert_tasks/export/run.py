@@ -124,6 +124,7 @@ def export_folder(model_dir: str | os.PathLike, output_dir: str | os.PathLike, *
         task, evaluator = dev_evaluator(folder, head, validation_file, tokenizer, model, batch_size)
     longest = min(max_tokens(model.config) or 512, 512)
     report: dict[str, Any] = {"head": head.name, "outputs": head.outputs, "opset": opset, "source": str(folder),
+                              "precision": "fp32",  # PyTorch's side of every comparison, and the ONNX graph's
                               "versions": {"bert_tasks": __version__, "torch": torch.__version__,
                                            "onnx": onnx.__version__, "onnxruntime": ort.__version__}}
     made = next((p for p in reversed(out.absolute().parents) if not p.exists()), None)  # folders made for it
