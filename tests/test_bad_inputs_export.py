@@ -32,6 +32,23 @@ def an_export(tmp: Path, model: Path, task: str = "sst2") -> Path:
     return tmp / f"{task}-onnx"
 
 
+def mlm_folder(tmp: Path, model: Path) -> Path:
+    import torch
+    from transformers import AutoTokenizer
+
+    from bert_tasks.checkpoint import save_pretrained
+    from bert_tasks.model import BertConfig
+    from bert_tasks.model.heads import BertForMaskedLM
+
+    torch.manual_seed(0)
+    folder = tmp / "mlm-model"
+    save_pretrained(BertForMaskedLM(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1,
+                                               num_attention_heads=4, intermediate_size=37, max_position_embeddings=128)),
+                    folder, tokenizer=AutoTokenizer.from_pretrained(model))
+    write(folder / "recipe.yaml", "task: mlm\ndata: {}\n")
+    return folder
+
+
 def not_empty(tmp: Path, model: Path) -> list[str]:
     write(tmp / "out" / "onnx" / "precious.txt", "keep me")
     return export_argv(sst2(tmp, model), tmp)
@@ -73,6 +90,9 @@ CASES = [
     Case("export-validation-file-missing",
          lambda tmp, model: export_argv(sst2(tmp, model), tmp, "--validation-file", str(tmp / "nope.tsv")),
          ("nope.tsv", "does not exist")),
+    Case("export-mlm-with-validation-file", lambda tmp, model: export_argv(
+        mlm_folder(tmp, model), tmp, "--validation-file", str(write(tmp / "corpus.txt", "a b c\n"))),
+        ("--validation-file", "masked-LM", "probe batches")),
     Case("export-missing-model", lambda tmp, model: export_argv(tmp / "no-such-run", tmp), ("no-such-run",)),
     Case("predict-glue-on-an-ner-export", ner_export_for_predict_glue, ("ner-onnx", "token-classification",
                                                                        "not a sequence-classification")),

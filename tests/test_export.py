@@ -32,6 +32,8 @@ HEADS = {
     "squad": ("BertForQuestionAnswering", {}, "task: squad\ndata: {}\n"),
     "ner": ("BertForTokenClassification", {"id2label": NER_LABELS}, "task: ner\ndata: {}\n"),
     "mlm": ("BertForMaskedLM", {}, "task: mlm\ndata: {}\n"),
+    "reviews": ("BertForSequenceClassification", {"id2label": {0: "neg", 1: "neu", 2: "pos"}},
+                "task: classify\ndata: {}\n"),
 }
 
 
@@ -172,3 +174,32 @@ def test_predict_squad_on_an_export_folder_gives_pytorchs_answer(folders, tmp_pa
     for key, value in ours.items():
         if isinstance(value, float):
             assert abs(theirs[key] - value) <= 1e-4, key
+
+
+def close(ours, theirs, where: str = "") -> None:
+    """The same JSON, floats within 1e-4."""
+    if isinstance(ours, float):
+        assert abs(ours - theirs) <= 1e-4, where
+    elif isinstance(ours, dict):
+        assert ours.keys() == theirs.keys(), where
+        for key in ours:
+            close(ours[key], theirs[key], f"{where}.{key}")
+    elif isinstance(ours, list):
+        assert len(ours) == len(theirs), where
+        for i, (a, b) in enumerate(zip(ours, theirs)):
+            close(a, b, f"{where}[{i}]")
+    else:
+        assert ours == theirs, where
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("name, command", [("reviews", ["predict", "classify", "--text", "the battery died"]),
+                                           ("ner", ["predict", "ner", "--text", "Ada Lovelace was born in London."])])
+def test_predict_classify_and_ner_on_an_export_folder_give_pytorchs_json(name, command, folders, tmp_path, capsys):
+    export(folders[name], tmp_path / "onnx")
+    capsys.readouterr()
+    results = []
+    for model in (folders[name], tmp_path / "onnx"):
+        assert main([*command, "--model", str(model), "--json"]) == 0
+        results.append(json.loads(capsys.readouterr().out))
+    close(*results)

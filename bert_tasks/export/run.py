@@ -76,7 +76,10 @@ def dev_evaluator(folder: Path, head: Head, validation_file: str, tokenizer: Any
         raise BertTasksError("no recipe.yaml naming the task it was trained on, so --validation-file cannot be "
                              "read; export without it (the probe sentences still check the graph)", file=folder)
     family, task = family_of(str(name), file=folder / "recipe.yaml"), get_task(str(name), file=folder / "recipe.yaml")
-    if task.head != head.name or not any(f == "validation_file" for f in family.config_class.__dataclass_fields__):
+    if head.outputs == "masked-lm":  # its evaluator masks at random and asks for the masked positions only
+        raise BertTasksError("--validation-file scores sentence, token and span heads; a masked-LM export is checked "
+                             "on the probe batches (drop --validation-file)", record="--validation-file")
+    if task.head != head.name or "validation_file" not in family.config_class.__dataclass_fields__:
         raise BertTasksError(f"--validation-file is for sentence, token and span heads; this folder's task "
                              f"{name} takes none", record="--validation-file")
     cfg = trained_settings(folder, family.config_class, {"validation_file": validation_file})
