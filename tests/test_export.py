@@ -203,3 +203,18 @@ def test_predict_classify_and_ner_on_an_export_folder_give_pytorchs_json(name, c
         assert main([*command, "--model", str(model), "--json"]) == 0
         results.append(json.loads(capsys.readouterr().out))
     close(*results)
+
+
+def test_a_folders_own_dev_texts_join_the_probes(folders, tmp_path):
+    """NER's eval_predictions.jsonl keeps each sentence's words: they are probed too (GLUE's keeps ids only)."""
+    import shutil
+
+    folder = tmp_path / "ner"
+    shutil.copytree(folders["ner"], folder)
+    rows = [{"idx": i, "tokens": ["Ada", "went", "to", "Paris"][: 2 + i % 3], "predictions": ["O"], "labels": ["O"]}
+            for i in range(11)]
+    (folder / "eval_predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"idx": 11, "tok')
+    report = export(folder, tmp_path / "onnx")
+    assert report["probe_texts_from_folder"] == 11 and report["max_abs_diff_fp32"] <= 1e-4
+    plain = export(folders["sst2"], tmp_path / "plain")
+    assert plain["probe_texts_from_folder"] == 0 and report["probe_batches"] == plain["probe_batches"] + 2

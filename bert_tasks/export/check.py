@@ -2,7 +2,8 @@
 
 * **Probes** (:func:`probe_batches`): fixed sentences tokenized with the folder's own tokenizer, one at a time, in
   padded batches of 2, 3 and 7, as pairs (two segments), and one cut at the longest length the model trains on:
-  lengths and batch sizes the trace never saw.
+  lengths and batch sizes the trace never saw; and the folder's own dev texts where its eval_predictions.jsonl
+  keeps them (:func:`folder_texts`).
 * **Dev data** (:func:`score_on_dev`): the task's own evaluator (the one ``eval`` and training use) runs each model;
   :class:`Recorder` keeps every batch's outputs, so the same batches compare PyTorch with ONNX Runtime too.
 * **Figures**: the largest |difference| of any output (:func:`max_difference`), and the share of equal argmax
@@ -11,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable
@@ -35,8 +37,42 @@ PROBES = (
 )
 
 
-def probe_batches(tokenizer: Any, max_length: int) -> list[dict[str, torch.Tensor]]:
-    """Batches of 1, 2, 3 and 7 probe sentences (padded), two of pairs, and one truncated to ``max_length``."""
+#: the most texts taken from a folder's own eval_predictions.jsonl
+FOLDER_TEXTS = 32
+#: the rows' fields that are ids, predictions or labels, never the input's text
+NOT_TEXT = {"idx", "prediction", "predictions", "label", "labels", "split", "probabilities"}
+
+
+def folder_texts(folder: Path, limit: int = FOLDER_TEXTS) -> list[str]:
+    """Up to ``limit`` input texts from the folder's eval_predictions.jsonl, where its rows keep them (NER's
+    ``tokens``, a classify run's text columns); GLUE's rows keep ids only, and give none."""
+    path = folder / "eval_predictions.jsonl"
+    texts: list[str] = []
+    if not path.is_file():
+        return texts
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue  # a torn last line
+            if not isinstance(row, dict):
+                continue
+            for key, value in row.items():
+                if key in NOT_TEXT:
+                    continue
+                if isinstance(value, list) and value and all(isinstance(w, str) for w in value):
+                    value = " ".join(value)
+                if isinstance(value, str) and value.strip():
+                    texts.append(value)
+            if len(texts) >= limit:
+                break
+    return texts[:limit]
+
+
+def probe_batches(tokenizer: Any, max_length: int, extra: list[str] = ()) -> list[dict[str, torch.Tensor]]:
+    """Batches of 1, 2, 3 and 7 probe sentences (padded), two of pairs, one truncated to ``max_length``, and
+    ``extra`` texts (the folder's own) in batches of 8."""
     def encode(texts, pairs=None):
         return dict(tokenizer(list(texts), list(pairs) if pairs else None, padding=True, truncation=True,
                               max_length=max_length, return_token_type_ids=True, return_tensors="pt"))
@@ -45,6 +81,7 @@ def probe_batches(tokenizer: Any, max_length: int) -> list[dict[str, torch.Tenso
     batches += [encode(PROBES[1:3]), encode(PROBES[3:6]), encode(PROBES)]
     batches += [encode(PROBES[4:5], PROBES[2:3]), encode(PROBES[:3], PROBES[3:6])]
     batches.append(encode([" ".join(PROBES) * 8]))  # longer than max_length: cut to it
+    batches += [encode(extra[i:i + 8]) for i in range(0, len(extra), 8)]
     return batches
 
 

@@ -28,8 +28,8 @@ from ..io import atomic_directory, write_json
 from ..model.heads import HEADS, Head
 from ..tasks import family_of, get_task
 from ..version import __version__
-from .check import (FP32_TOLERANCE, agreement, main_metric, max_difference, points, probe_batches, run_probes,
-                    score_on_dev)
+from .check import (FP32_TOLERANCE, agreement, folder_texts, main_metric, max_difference, points, probe_batches,
+                    run_probes, score_on_dev)
 from .graph import DEFAULT_OPSET, export_onnx, quantize_int8
 
 QUANTIZATIONS = ("int8",)
@@ -137,9 +137,10 @@ def export_folder(model_dir: str | os.PathLike, output_dir: str | os.PathLike, *
         if quantize:
             quantize_int8(tmp / EXPORT_FILE, tmp / INT8_FILE)
             models["onnx_int8"] = OnnxModel(tmp / INT8_FILE, head, model.config)
-        batches = probe_batches(tokenizer, longest)
+        own = folder_texts(folder)
+        batches = probe_batches(tokenizer, longest, own)
         probes = {key: run_probes(m, batches, names) for key, m in models.items()}
-        report["probe_batches"] = len(batches)
+        report.update(probe_batches=len(batches), probe_texts_from_folder=len(own))
         parity = {"probes": max_difference(probes["pytorch"], probes["onnx_fp32"])}
         if evaluator is not None:
             metrics, recorded = score_on_dev(evaluator, task, models, names)
