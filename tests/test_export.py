@@ -218,3 +218,29 @@ def test_a_folders_own_dev_texts_join_the_probes(folders, tmp_path):
     assert report["probe_texts_from_folder"] == 11 and report["max_abs_diff_fp32"] <= 1e-4
     plain = export(folders["sst2"], tmp_path / "plain")
     assert plain["probe_texts_from_folder"] == 0 and report["probe_batches"] == plain["probe_batches"] + 2
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("family", ["roberta", "distilbert", "electra"])
+def test_every_family_exports_at_parity(family, tmp_path):
+    """RoBERTa counts positions after padding (a cumsum in the graph), DistilBERT has no token types (the graph's
+    third input is gone), ELECTRA projects smaller embeddings up: ONNX Runtime still equals PyTorch."""
+    from toy import tiny_checkpoint
+
+    from bert_tasks.checkpoint import load_pretrained, load_tokenizer, save_pretrained
+    from bert_tasks.checkpoint.onnx import load_export
+
+    tiny_checkpoint(tmp_path / "base", family)
+    torch.manual_seed(0)
+    model = load_pretrained(tmp_path / "base", task="glue", num_labels=3)
+    save_pretrained(model, tmp_path / "trained", tokenizer=load_tokenizer(str(tmp_path / "base")))
+    report = export(tmp_path / "trained", tmp_path / "onnx")
+    assert report["max_abs_diff_fp32"] <= 1e-4
+    onnx_model = load_export(tmp_path / "onnx")
+    assert ("token_type_ids" in onnx_model.input_names) == (family != "distilbert")
+    ids = torch.randint(5, 200, (3, 19))
+    mask = torch.ones_like(ids)
+    mask[2, 9:] = 0
+    ids[2, 9:] = model.config.pad_token_id
+    with torch.no_grad():
+        assert torch.allclose(onnx_model(ids, mask).logits, model.eval()(ids, mask).logits, atol=1e-4)
