@@ -93,6 +93,9 @@ CASES = [
     Case("export-mlm-with-validation-file", lambda tmp, model: export_argv(
         mlm_folder(tmp, model), tmp, "--validation-file", str(write(tmp / "corpus.txt", "a b c\n"))),
         ("--validation-file", "masked-LM", "probe batches")),
+    Case("eval-glue-on-an-export", lambda tmp, model: ["eval", "glue", "--model", str(an_export(tmp, model)),
+                                                        "--validation-file", str(write(tmp / "dev.tsv", "sentence\tlabel\na\t1\n"))],
+         ("sst2-onnx", "ONNX export folder", "predict takes it")),
     Case("export-missing-model", lambda tmp, model: export_argv(tmp / "no-such-run", tmp), ("no-such-run",)),
     Case("predict-glue-on-an-ner-export", ner_export_for_predict_glue, ("ner-onnx", "token-classification",
                                                                        "not a sequence-classification")),
