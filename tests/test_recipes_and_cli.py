@@ -68,7 +68,7 @@ def test_recipes_list_show_validate(capsys):
 
 
 COMMANDS = [["finetune", "squad"], ["finetune", "glue"], ["eval", "squad"], ["eval", "glue"], ["predict", "squad"],
-            ["predict", "glue"], ["pretrain", "mlm"], ["recipes", "list"], ["recipes", "cp"], ["plot"], ["attention"], ["env"]]
+            ["predict", "glue"], ["pretrain", "mlm"], ["recipes", "list"], ["recipes", "cp"], ["plot"], ["attention"], ["env"], ["export"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)

@@ -112,6 +112,9 @@ def read_state_dict(model_dir: Path) -> dict[str, torch.Tensor]:
                                  "only plain tensors are accepted: convert it to model.safetensors", file=bin_path) from None
         return state.get("state_dict", state) if isinstance(state, dict) else state
     else:
+        if (model_dir / "model.onnx").is_file():  # `bert-tasks export` keeps the graph, not the PyTorch weights
+            raise BertTasksError("an ONNX export folder (model.onnx) holds no PyTorch weights: predict takes it; "
+                                 "eval, fine-tune and plot the trained folder it was exported from", file=model_dir)
         raise BertTasksError("no model.safetensors or pytorch_model.bin in the model folder", file=model_dir)
     state: dict[str, torch.Tensor] = {}
     for file in files:

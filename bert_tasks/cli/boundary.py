@@ -35,7 +35,7 @@ from .app import app
 from .interrupts import InterruptWatch
 
 #: command modules, each attaching its commands to the groups in app.py
-COMMAND_MODULES = ("general", "squad", "glue", "classify", "ner", "viz", "training")
+COMMAND_MODULES = ("general", "squad", "glue", "classify", "ner", "viz", "training", "export")
 PROG = "bert-tasks"
 EXIT_BUG = 1
 EXIT_INTERRUPTED = 130

@@ -135,15 +135,20 @@ def run_on_text(folder: Any, cfg: Any, text: str, text_pair: str | None, *, num_
                 precision: str | None) -> tuple[Any, Any, Any]:
     """One text (pair) through a trained sentence head: (the model's output, the tokenized inputs, the tokenizer).
 
+    ``folder`` may be an export folder (``bert-tasks export``): then ONNX Runtime runs its model.onnx.
     ``cfg`` is the folder's trained data settings (its ``max_seq_length``, lowered to the model's positions with a
     warning, as training would); the computation runs in the folder's precision unless ``precision`` says another.
     """
     from ..checkpoint.load import load_pretrained
+    from ..checkpoint.onnx import is_export_folder, load_export
     from ..checkpoint.tokenizer import check_vocab_fits, load_tokenizer, max_tokens
     from ..protocol import model_inputs
     from ..training.precision import computing_in, folder_precision
 
-    model = load_pretrained(folder, task="glue", num_labels=num_labels, backend=backend, trained_head=True).eval()
+    if is_export_folder(folder):  # a `bert-tasks export` folder: its model.onnx on ONNX Runtime, fp32
+        model, precision = load_export(folder, head="glue"), "no"
+    else:
+        model = load_pretrained(folder, task="glue", num_labels=num_labels, backend=backend, trained_head=True).eval()
     tokenizer = load_tokenizer(str(folder))
     check_vocab_fits(tokenizer, model.config, source=folder)
     note = cfg.fit_positions(max_tokens(model.config), folder)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ...checkpoint.load import load_pretrained
+from ...checkpoint.onnx import is_export_folder, load_export
 from ...checkpoint.locate import resolve_model_dir
 from ...checkpoint.tokenizer import check_vocab_fits, load_tokenizer, max_tokens
 from ...config import trained_settings
@@ -67,14 +68,17 @@ def group_entities(text: str, spans: list[tuple[int, int]], tags: list[str], sco
 
 
 class EntityTagger:
-    """A fine-tuned NER folder, loaded once: ``tagger(text)`` -> its entities."""
+    """A fine-tuned NER folder (or its export: ONNX Runtime), loaded once: ``tagger(text)`` -> its entities."""
 
     def __init__(self, model_dir: str | Path, backend: str = "scratch", precision: str | None = None, **settings: Any):
         folder = resolve_model_dir(str(model_dir))
         self.task = NerTask()
         self.task.check_trained_folder(folder, NerDataConfig())  # the trained head, and its tags (id2label)
-        self.model = load_pretrained(folder, task="ner", num_labels=len(self.task.labels), backend=backend,
-                                     trained_head=True).eval()
+        if is_export_folder(folder):  # a `bert-tasks export` folder: its model.onnx on ONNX Runtime, in fp32
+            self.model, precision = load_export(folder, head="ner"), "no"
+        else:
+            self.model = load_pretrained(folder, task="ner", num_labels=len(self.task.labels), backend=backend,
+                                         trained_head=True).eval()
         self.tokenizer = load_tokenizer(str(folder))
         check_vocab_fits(self.tokenizer, self.model.config, source=folder)
         self.cfg = trained_settings(folder, NerDataConfig, settings)

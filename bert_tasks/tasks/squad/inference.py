@@ -31,6 +31,7 @@ import datasets
 import torch
 
 from ...checkpoint.load import load_pretrained
+from ...checkpoint.onnx import OnnxModel, is_export_folder, load_export
 from ...checkpoint.locate import resolve_model_dir
 from ...checkpoint.tokenizer import check_vocab_fits, load_tokenizer, max_tokens
 from ...config import trained_settings
@@ -62,7 +63,9 @@ class Answer:
 
 
 class QuestionAnswerer:
-    """Answer questions about a context with a fine-tuned SQuAD model (folder or loaded model).
+    """Answer questions about a context with a fine-tuned SQuAD model (folder, export folder or loaded model).
+
+    An export folder (``bert-tasks export``) runs its model.onnx on ONNX Runtime.
 
     Window and search settings left as None come from the folder's recipe.yaml (what the model was
     trained with), else from :class:`SquadDataConfig` (run_qa.py's defaults). ``version_2=None`` reads
@@ -91,7 +94,10 @@ class QuestionAnswerer:
                  "null_score_diff_threshold": null_score_diff_threshold}
         if isinstance(model_dir_or_model, (str, os.PathLike)):
             folder = resolve_model_dir(str(model_dir_or_model))
-            model = load_pretrained(folder, task="squad", backend=backend, trained_head=True)
+            if is_export_folder(folder):  # a `bert-tasks export` folder: its model.onnx on ONNX Runtime, in fp32
+                model, precision = load_export(folder, head="squad"), "no"
+            else:
+                model = load_pretrained(folder, task="squad", backend=backend, trained_head=True)
             tokenizer = tokenizer or load_tokenizer(str(folder))
             version_2 = trained_version_2(folder) if version_2 is None else version_2
             cfg = trained_settings(folder, SquadDataConfig, {**given, "version_2_with_negative": bool(version_2)})
@@ -105,7 +111,7 @@ class QuestionAnswerer:
                                   version_2_with_negative=bool(version_2))
             cfg.given = frozenset(k for k, v in given.items() if v is not None)
         check_vocab_fits(tokenizer, model.config)
-        if torch.cuda.is_available() and next(model.parameters()).device.type == "cpu":
+        if torch.cuda.is_available() and next(model.parameters()).device.type == "cpu" and not isinstance(model, OnnxModel):
             model = model.to("cuda")
         self.model = model.eval()
         self.tokenizer = tokenizer
