@@ -124,6 +124,11 @@ class GlueTask(SentenceTask):
         keys = self.spec.score_keys
         return keys[0] if len(keys) == 1 else f"mean of {' and '.join(keys)}"
 
+    def metric_names(self, cfg: GlueDataConfig) -> tuple[str, ...]:
+        """Every metric of every dev split (MNLI's under ``_m``/``_mm``), as :meth:`score` reports them."""
+        return tuple(f"{name}{EVAL_SPLIT_SUFFIX.get(split, '')}" for split in self.spec.eval_files
+                     for name in self.spec.metrics)
+
     def main_metric(self, metrics: dict[str, Any]) -> float | None:
         """The task's GLUE score: its metric, or the mean of its two (MRPC, QQP, STS-B, MNLI-m/mm)."""
         return task_score(self.name, metrics) if all(k in metrics for k in self.spec.score_keys) else None
