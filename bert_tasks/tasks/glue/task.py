@@ -25,6 +25,7 @@ from ...checkpoint.load import require_trained_head
 from ...errors import BertTasksError
 from ...io import atomic_write_text
 from ...metrics import load_metric
+from ...metrics.calibration import expected_calibration_error, softmax
 from ...checkpoint.modelcard import eval_set_text
 from ...protocol import PAD_MULTIPLE, Evaluator
 from ...training.prediction import predict
@@ -109,6 +110,8 @@ class GlueTask(SentenceTask):
             if (references == UNLABELED).any():
                 raise BertTasksError(f"the {self.name} {split} data has unlabeled examples; it cannot be scored")
             by_split[split] = self.metrics(predictions, references)
+            if not self.spec.is_regression:  # how far the softmax confidences are from the accuracy they promise
+                by_split[split]["ece"] = expected_calibration_error(softmax(logits), references)
             samples[split] = len(raw)
             tag = {"split": split} if len(eval_sets) > 1 else {}
             for idx, pred, gold in zip(raw["idx"], predictions.tolist(), references.tolist()):
@@ -126,8 +129,8 @@ class GlueTask(SentenceTask):
 
     def metric_names(self, cfg: GlueDataConfig) -> tuple[str, ...]:
         """Every metric of every dev split (MNLI's under ``_m``/``_mm``), as :meth:`score` reports them."""
-        return tuple(f"{name}{EVAL_SPLIT_SUFFIX.get(split, '')}" for split in self.spec.eval_files
-                     for name in self.spec.metrics)
+        names = (*self.spec.metrics, *(() if self.spec.is_regression else ("ece",)))
+        return tuple(f"{name}{EVAL_SPLIT_SUFFIX.get(split, '')}" for split in self.spec.eval_files for name in names)
 
     def main_metric(self, metrics: dict[str, Any]) -> float | None:
         """The task's GLUE score: its metric, or the mean of its two (MRPC, QQP, STS-B, MNLI-m/mm)."""

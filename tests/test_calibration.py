@@ -1,0 +1,37 @@
+"""Expected calibration error: a by-hand case, and ``ece`` in the eval results of GLUE classification runs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bert_tasks.cli import main
+from bert_tasks.metrics.calibration import expected_calibration_error, softmax
+from test_bad_inputs import sst2_dir
+
+
+def test_ece_by_hand():
+    # confidences 0.85, 0.7, 0.62, 0.55 fall in four different bins of width 1/15; right, wrong, right, wrong
+    probs = np.array([[0.85, 0.15], [0.7, 0.3], [0.38, 0.62], [0.45, 0.55]])
+    labels = np.array([0, 1, 1, 0])
+    assert expected_calibration_error(probs, labels) == pytest.approx((0.15 + 0.7 + 0.38 + 0.55) / 4)
+    # two in one bin (0.9 and 0.92 -> bin 14 of 15): their mean accuracy 0.5 against mean confidence 0.91
+    probs = np.array([[0.9, 0.1], [0.08, 0.92], [0.3, 0.7]])
+    labels = np.array([0, 0, 1])
+    assert expected_calibration_error(probs, labels) == pytest.approx(2 / 3 * abs(0.5 - 0.91) + 1 / 3 * abs(1 - 0.7))
+    assert expected_calibration_error(np.eye(3), np.arange(3)) == 0.0  # sure and right: perfectly calibrated
+    assert softmax(np.array([[0.0, np.log(3.0)]])) == pytest.approx(np.array([[0.25, 0.75]]))
+
+
+def test_glue_classification_reports_ece_and_can_select_by_it(tiny_model, tmp_path):
+    folder = sst2_dir(tmp_path / "glue", train="sentence\tlabel\n" + "a fine film\t1\na dull film\t0\n" * 8)
+    out = tmp_path / "out"
+    assert main(["finetune", "glue", "--task", "sst2", "--data-dir", str(folder), "--model", str(tiny_model),
+                 "--output-dir", str(out), "--max-steps", "4", "--eval-steps", "2", "--select-best", "ece",
+                 "--set", "train.num_threads=1"]) == 0
+    results = json.loads((out / "eval_results.json").read_text())
+    evals = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines() if '"eval"' in line]
+    assert 0.0 <= results["ece"] <= 1.0 and all("ece" in r for r in evals)
+    assert results["best_metric"] == min(r["ece"] for r in evals)  # lower is better
