@@ -21,6 +21,7 @@ from ..checkpoint.files import weights_file
 from ..training.checkpoints import checkpoint_dirs
 from ..training.precision import resolve_precision
 from . import template
+from .compare import compare
 from .outputs import current
 from .statistics import print_grid, print_table, seed_summary
 from .template import claim_run_folder, print_plan, read_results, root_of, run_is_main
@@ -152,6 +153,21 @@ def grid_points(recipe: Recipe, grid: dict[str, list[Any]]) -> dict[str, tuple[d
     return points
 
 
+def _against_runner_up(best: dict[str, Any] | None, scored: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Whether the chosen point can be told apart from the second best on the dev set (:mod:`.compare`), or why
+    that cannot be said (no per-example predictions)."""
+    others = sorted((row for row in scored if row is not best), key=lambda row: row["main_metric_median"], reverse=True)
+    if best is None or not others:
+        return None
+    runner_up = others[0]
+    try:
+        found = compare(Path(best["folder"]), Path(runner_up["folder"]))
+    except BertTasksError as exc:
+        return {"runner_up": runner_up["point"], "verdict": f"not compared: {exc.reason}"}
+    return {"runner_up": runner_up["point"], "verdict": found["verdict"], "bootstrap": found["bootstrap"],
+            "rank_test": found["rank_test"]}
+
+
 def _shown(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
@@ -185,7 +201,8 @@ def _train_grid(recipe: Recipe, grid: dict[str, list[Any]], seeds: list[int] | N
     best = max(scored, key=lambda row: row["main_metric_median"]) if scored else None
     summary = {"chosen_on": "the dev set: the evaluation data of these runs, so its score is optimistic; "
                             "confirm the choice on held-out data",
-               "main_metric": task.main_metric_name, "seeds": seeds, "best": best, "points": rows}
+               "main_metric": task.main_metric_name, "seeds": seeds, "best": best, "points": rows,
+               "best_vs_runner_up": _against_runner_up(best, scored)}
     if run_is_main():
         write_json(root / GRID_SUMMARY, summary)
         print_grid(recipe.task, summary, root)

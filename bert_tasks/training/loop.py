@@ -91,7 +91,8 @@ def fit(
     model, optimizer, scheduler, loader = _prepare(model, task, train_dataset, sampler, cfg, plan, accelerator, collate)
     log_path = output_dir / "train_log.jsonl"
     state = _resume(accelerator, resolve_resume(resume_from, output_dir), log_path)
-    if select is not None and evaluate is not None and any(k in str(accelerator.distributed_type) for k in ("FSDP", "DEEPSPEED")):
+    sharded = any(kind in str(accelerator.distributed_type) for kind in ("FSDP", "DEEPSPEED"))
+    if select is not None and evaluate is not None and sharded:
         raise BertTasksError("--select-best and early stopping keep a full copy of the weights; they do not run under "
                              "FSDP or DeepSpeed yet: use plain data parallelism")
     loop = _Loop(model, task, cfg, accelerator, optimizer, scheduler, plan, state, output_dir, log_path, evaluate,
