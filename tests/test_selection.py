@@ -135,3 +135,15 @@ def test_select_best_per_seed_by_a_named_metric(tiny_model, stsb, tmp_path):
     summary = json.loads((out / "seeds_summary.json").read_text())
     assert summary["metrics"]["pearson"]["values"] == [json.loads((out / f"seed-{s}" / "eval_results.json").read_text())
                                                        ["pearson"] for s in (1, 2)]
+
+
+def test_early_stopping_per_grid_point(tiny_model, stsb, tmp_path):
+    out = tmp_path / "grid"
+    assert main(args(tiny_model, stsb, out, "--early-stopping-patience", "2", "--grid", "train.learning_rate=3e-3,1e-3")) == 0
+    summary = json.loads((out / "grid_summary.json").read_text())
+    for point in summary["points"]:
+        folder = Path(point["folder"]) / "seed-42"
+        results, history = json.loads((folder / "eval_results.json").read_text()), evals(folder)
+        scores = {r["step"]: (r["pearson"] + r["spearmanr"]) / 2 for r in history}
+        assert results["best_step"] == max(scores, key=scores.get)
+        assert point["median_metrics"]["pearson"] == results["pearson"]  # the grid chooses by the kept states

@@ -77,7 +77,8 @@ def training_summary(recipe: Any, fit_result: Any = None) -> str:
     done = f"{fit_result.global_step} optimizer steps ({fit_result.epochs_completed:.2f} epochs)"
     why = "stopped early by the time budget" if fit_result.stopped_by_budget else f"set by {planned}"
     if getattr(fit_result, "stopped_early", False):
-        why = f"stopped early after {train.early_stopping_patience} evaluations without improvement"
+        n = train.early_stopping_patience
+        why = f"stopped early after {n} evaluation{'s' * (n > 1)} without improvement"
     text = f"Trained for {done}, {why}; mean training loss {fit_result.train_loss:.4f}."
     best = getattr(fit_result, "best", None)
     if best:  # the saved weights are the best evaluated state, not the last

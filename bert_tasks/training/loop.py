@@ -184,7 +184,7 @@ class _Loop:
         if patience and evaluated and not _on_every_process(
                 accelerator, state.evals_without_improvement < patience):
             state.stopped_early = True
-            accelerator.print(f"early stopping: {patience} evaluations without an improvement of {self.select.name}; "
+            accelerator.print(f"early stopping: {patience} evaluation{'s' * (patience > 1)} without an improvement of {self.select.name}; "
                               f"stopping at step {step} (best: step {state.best_step})")
         finished = step >= self.plan.total or out_of_budget or state.stopped_early
         if cfg.save_steps and (step % cfg.save_steps == 0 or finished):
