@@ -35,3 +35,48 @@ def test_glue_classification_reports_ece_and_can_select_by_it(tiny_model, tmp_pa
     evals = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines() if '"eval"' in line]
     assert 0.0 <= results["ece"] <= 1.0 and all("ece" in r for r in evals)
     assert results["best_metric"] == min(r["ece"] for r in evals)  # lower is better
+
+
+def test_the_fitted_temperature_recovers_a_known_one():
+    from bert_tasks.metrics.calibration import fit_temperature, nll
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3, (4000, 3))
+    probs = softmax(logits / 2.0)  # the labels are drawn as if the true temperature were 2
+    labels = np.array([rng.choice(3, p=p) for p in probs])
+    found = fit_temperature(logits, labels)
+    assert found == pytest.approx(2.0, rel=0.1)
+    assert nll(logits, labels, found) <= min(nll(logits, labels, t) for t in (1.0, 1.5, 2.5, 3.0))
+
+
+def test_eval_calibrate_keeps_a_temperature_that_predict_applies(tiny_model, tmp_path, capsys):
+    import shutil
+
+    folder = sst2_dir(tmp_path / "glue", train="sentence\tlabel\n" + "a fine film\t1\na dull film\t0\n" * 8)
+    raw = tmp_path / "raw"
+    assert main(["finetune", "glue", "--task", "sst2", "--data-dir", str(folder), "--model", str(tiny_model),
+                 "--output-dir", str(raw), "--max-steps", "3", "--learning-rate", "1e-3", "--set", "train.num_threads=1"]) == 0
+    calibrated = tmp_path / "calibrated"
+    shutil.copytree(raw, calibrated)
+    assert main(["eval", "glue", "--task", "sst2", "--model", str(calibrated), "--data-dir", str(folder), "--calibrate"]) == 0
+    assert "predict glue applies it" in capsys.readouterr().out
+    temperature = json.loads((calibrated / "config.json").read_text())["calibration_temperature"]
+    results = json.loads((calibrated / "eval" / "eval_results.json").read_text())
+    assert results["temperature"] == temperature and results["nll_calibrated"] <= results["nll"] + 1e-12
+    assert 0 <= results["ece_calibrated"] <= 1
+
+    def positive(model):
+        assert main(["predict", "glue", "--model", str(model), "--text", "a fine film", "--json"]) == 0
+        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])["probabilities"]["positive"]
+
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731  two classes: the log-odds are divided by T
+    assert logit(positive(calibrated)) == pytest.approx(logit(positive(raw)) / temperature, rel=1e-3, abs=1e-6)
+
+
+@pytest.mark.parametrize("task, expect", [("stsb", "stsb is a regression"), ("all", "pass --task")])
+def test_calibrate_refuses_what_has_no_class_probabilities(task, expect, tiny_model, tmp_path, capsys):
+    from test_bad_inputs import Case, assert_one_clear_line
+
+    case = Case(f"calibrate-{task}", lambda tmp, model: ["eval", "glue", "--task", task, "--model", str(model),
+                                                         "--data-dir", str(tmp), "--calibrate"], ("--calibrate", expect))
+    assert_one_clear_line(case, tmp_path, tiny_model, capsys)

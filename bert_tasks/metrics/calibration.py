@@ -32,3 +32,21 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bi
         if members.any():
             total += members.mean() * abs(correct[members].mean() - confidence[members].mean())
     return float(total)
+
+
+def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
+    """Mean negative log-likelihood of ``labels`` under ``softmax(logits / temperature)``."""
+    scaled = np.asarray(logits, dtype=np.float64) / temperature
+    shifted = scaled - scaled.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return float(-log_probs[np.arange(len(labels)), np.asarray(labels).astype(np.int64)].mean())
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Temperature scaling (Guo et al., 2017): the one T > 0 minimising the dev NLL of ``softmax(logits / T)``,
+    searched over log T in [-4, 4] (T from 0.018 to 55) by :func:`scipy.optimize.minimize_scalar`."""
+    from scipy.optimize import minimize_scalar
+
+    found = minimize_scalar(lambda log_t: nll(logits, labels, float(np.exp(log_t))), bounds=(-4.0, 4.0),
+                            method="bounded", options={"xatol": 1e-6})
+    return float(np.exp(found.x))

@@ -46,6 +46,8 @@ class GlueTask(SentenceTask):
         super().__init__(pad_token_id=pad_token_id, pad_to_multiple_of=pad_to_multiple_of)
         self.spec = get_spec(name)
         self.name = name
+        #: split -> (logits, class ids) of the last scoring: what ``eval glue --calibrate`` fits a temperature on
+        self.dev_logits: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     @property
     def problem_type(self) -> str:
@@ -112,6 +114,7 @@ class GlueTask(SentenceTask):
             by_split[split] = self.metrics(predictions, references)
             if not self.spec.is_regression:  # how far the softmax confidences are from the accuracy they promise
                 by_split[split]["ece"] = expected_calibration_error(softmax(logits), references)
+                self.dev_logits[split] = (logits, references)
             samples[split] = len(raw)
             tag = {"split": split} if len(eval_sets) > 1 else {}
             for idx, pred, gold in zip(raw["idx"], predictions.tolist(), references.tolist()):
