@@ -76,8 +76,10 @@ def training_summary(recipe: Any, fit_result: Any = None) -> str:
         return f"Planned: {planned}."
     done = f"{fit_result.global_step} optimizer steps ({fit_result.epochs_completed:.2f} epochs)"
     why = "stopped early by the time budget" if fit_result.stopped_by_budget else f"set by {planned}"
-    if getattr(fit_result, "stopped_early", False):
-        n = train.early_stopping_patience
+    if getattr(fit_result, "stopped_by_rule", False):
+        why = "stopped early by the hyperparameter search's pruner"
+    elif getattr(fit_result, "stopped_early", False):
+        n = train.early_stopping_patience or 0
         why = f"stopped early after {n} evaluation{'s' * (n > 1)} without improvement"
     text = f"Trained for {done}, {why}; mean training loss {fit_result.train_loss:.4f}."
     best = getattr(fit_result, "best", None)

@@ -31,7 +31,8 @@ GRID_SUMMARY = "grid_summary.json"
 
 
 def train(recipe: Recipe, *, overwrite: bool = False, resume_from: str | None = None, dry_run: bool = False,
-          seeds: list[int] | None = None, grid: dict[str, list[Any]] | None = None) -> dict:
+          seeds: list[int] | None = None, grid: dict[str, list[Any]] | None = None,
+          search: dict[str, Any] | None = None) -> dict:
     """Fine-tune or pretrain as ``recipe`` says; returns the final metrics ({name: metrics} for several runs).
 
     ``seeds`` runs the recipe once per seed into ``OUTPUT/seed-N`` and summarises every metric over them;
@@ -39,6 +40,13 @@ def train(recipe: Recipe, *, overwrite: bool = False, resume_from: str | None = 
     picks the best by the task's main dev metric.
     """
     switches = {"overwrite": overwrite, "resume_from": resume_from, "dry_run": dry_run}
+    if search:
+        if grid or seeds or _expands(recipe):
+            raise BertTasksError("--search picks settings for one task and one seed by its own trials: drop "
+                                 + ("--grid" if grid else "--seeds" if seeds else "task all"))
+        from .search import parse_space, search as run_search  # optuna: imported only by a search
+
+        return run_search(recipe, parse_space(search["space"]), search["trials"], **switches)
     if grid:
         return _train_grid(recipe, grid, seeds, **switches)
     if seeds:

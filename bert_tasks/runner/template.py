@@ -242,12 +242,16 @@ def set_config_entries(model: torch.nn.Module, entries: dict[str, Any]) -> None:
 
 
 def train_one(task: Task, recipe: Recipe, *, overwrite: bool = False, resume_from: str | None = None,
-              dry_run: bool = False) -> dict:
-    """One run of the template (see the module docstring)."""
+              dry_run: bool = False, stop_rule: Any = None) -> dict:
+    """One run of the template (see the module docstring). ``stop_rule(step, score)``: asked after each evaluation
+    during training, True stops it (a search's pruner); the run then keeps its best state by the selection's
+    metric (default the main one)."""
     if dry_run:
         print_plan(recipe, f"task '{recipe.task}'")
         return {}
-    select = selection(task, recipe)  # a metric the task does not report is refused before anything is read
+    select = selection(task, recipe, always=stop_rule is not None)  # an unreported metric: refused before reading
+    if select is not None:
+        select.stop_rule = stop_rule
     data = task.read_data(recipe)
     check_positions(recipe, *known_positions(recipe))  # still before anything is written or loaded
     run = start_run(recipe, overwrite=overwrite, resume_from=resume_from)
@@ -290,11 +294,11 @@ def train_one(task: Task, recipe: Recipe, *, overwrite: bool = False, resume_fro
     return metrics
 
 
-def selection(task: Task, recipe: Recipe) -> Selection | None:
+def selection(task: Task, recipe: Recipe, *, always: bool = False) -> Selection | None:
     """What ``train.select_best`` / ``train.early_stopping_patience`` ask of the loop: the metric ('main', or
     unset with a patience: the task's main metric, which is maximised), its direction and the patience."""
     train = recipe.train
-    if train.select_best is None and train.early_stopping_patience is None:
+    if train.select_best is None and train.early_stopping_patience is None and not always:
         return None
     name = (train.select_best or "main").strip()
     if name == "main":

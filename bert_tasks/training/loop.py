@@ -50,6 +50,8 @@ class FitResult:
     #: with a selection: the kept evaluation (``step``, ``metric``, ``score``, ``metrics``), None otherwise
     best: dict[str, Any] | None = None
     stopped_early: bool = False
+    #: stopped by the selection's own stop rule (a search's pruner), not by the patience
+    stopped_by_rule: bool = False
 
 
 class NonFiniteLoss(BertTasksError):
@@ -174,14 +176,18 @@ class _Loop:
             _log_step(record, accelerator, self.log_path, self.progress)
         evaluated = bool(self.evaluate and cfg.eval_steps and step % cfg.eval_steps == 0 and step < self.plan.total)
         if evaluated:
-            self._judge(_run_eval(self.evaluate, self.model, accelerator, step, self.log_path, self.result,
-                                  self.progress), step)
+            value = self._judge(_run_eval(self.evaluate, self.model, accelerator, step, self.log_path, self.result,
+                                          self.progress), step)
             self.model.train()
+            rule = self.select.stop_rule if self.select is not None else None
+            if rule is not None and not _on_every_process(accelerator, not rule(step, value)):
+                state.stopped_early = self.result.stopped_by_rule = True
+                accelerator.print(f"stopped at step {step} by the search's pruner")
         # every process stops at the same step: each clock is its own, and a lone stop would hang the others
         out_of_budget = self.budget is not None and not _on_every_process(
             accelerator, time.monotonic() - self.start < self.budget)
         patience = self.select.patience if self.select is not None else None
-        if patience and evaluated and not _on_every_process(
+        if patience and evaluated and not state.stopped_early and not _on_every_process(
                 accelerator, state.evals_without_improvement < patience):
             state.stopped_early = True
             accelerator.print(f"early stopping: {patience} evaluation{'s' * (patience > 1)} without an improvement of {self.select.name}; "
@@ -217,11 +223,11 @@ class _Loop:
         self.accelerator.wait_for_everyone()
         return result
 
-    def _judge(self, record: dict[str, Any], step: int) -> None:
+    def _judge(self, record: dict[str, Any], step: int) -> float | None:
         """With a selection: keep this evaluation's state if it is the best so far, else count it against the
         patience. Every process decides alike (a lone keeper would restore other weights than the rest)."""
         if self.select is None:
-            return
+            return None
         state, value = self.state, self.select.value_of(record)
         if _on_every_process(self.accelerator, self.select.improves(value, state.best_score)):
             state.best_step, state.best_score, state.evals_without_improvement = step, value, 0
@@ -229,6 +235,7 @@ class _Loop:
             self.best.keep(self.model, step)
         else:
             state.evals_without_improvement += 1
+        return value
 
     def _keep_best(self, result: FitResult) -> None:
         """The kept state becomes the model's; re-evaluated when it is not the last one evaluated, so that the

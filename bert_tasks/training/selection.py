@@ -33,6 +33,8 @@ class Selection:
     maximize: bool = True
     patience: int | None = None
     threshold: float = 0.0
+    #: a caller's own stop rule, asked after each evaluation during training with (step, score): a search's pruner
+    stop_rule: Callable[[int, float], bool] | None = None
 
     def improves(self, value: float, best: float | None) -> bool:
         """Better than ``best`` by more than the threshold (the first evaluation always is; NaN never is)."""
