@@ -35,6 +35,10 @@ def test_glue_classification_reports_ece_and_can_select_by_it(tiny_model, tmp_pa
     evals = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines() if '"eval"' in line]
     assert 0.0 <= results["ece"] <= 1.0 and all("ece" in r for r in evals)
     assert results["best_metric"] == min(r["ece"] for r in evals)  # lower is better
+    rows = [json.loads(line) for line in (out / "eval_predictions.jsonl").read_text().splitlines()]
+    labels = [("negative", "positive").index(r["label"]) for r in rows]  # the file's probabilities give the same ECE
+    assert expected_calibration_error(np.array([r["probabilities"] for r in rows]), np.array(labels)) == pytest.approx(
+        results["ece"], abs=1e-5)
 
 
 def test_the_fitted_temperature_recovers_a_known_one():
@@ -80,3 +84,23 @@ def test_calibrate_refuses_what_has_no_class_probabilities(task, expect, tiny_mo
     case = Case(f"calibrate-{task}", lambda tmp, model: ["eval", "glue", "--task", task, "--model", str(model),
                                                          "--data-dir", str(tmp), "--calibrate"], ("--calibrate", expect))
     assert_one_clear_line(case, tmp_path, tiny_model, capsys)
+
+
+def test_plot_draws_a_reliability_diagram_whose_ece_is_the_metric(tmp_path):
+    from bert_tasks.viz.plots import plot_run, predictions_confidence, reliability_figure
+
+    rng = np.random.default_rng(2)
+    probs = softmax(rng.normal(0, 2, (60, 3)))
+    labels = rng.integers(0, 3, 60)
+    names = ["a", "b", "c"]
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "train_log.jsonl").write_text(json.dumps({"step": 1, "loss": 1.0, "learning_rate": 1e-3}) + "\n")
+    (run / "eval_predictions.jsonl").write_text("".join(
+        json.dumps({"idx": i, "prediction": names[int(p.argmax())], "label": names[y], "probabilities": p.tolist()}) + "\n"
+        for i, (p, y) in enumerate(zip(probs, labels))))
+    confidence, correct = predictions_confidence(run / "eval_predictions.jsonl")
+    assert confidence == pytest.approx(probs.max(axis=1)) and correct.sum() == (probs.argmax(axis=1) == labels).sum()
+    title = reliability_figure(confidence, correct).axes[0].get_title()
+    assert f"ECE {expected_calibration_error(probs, labels):.4f}" in title
+    assert run / "reliability.png" in plot_run(run)

@@ -19,19 +19,26 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
+def calibration_bins(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per equal-width confidence bin: (examples, accuracy, mean confidence); an empty bin has NaN for both."""
+    confidence = np.asarray(confidence, dtype=np.float64)
+    correct = np.asarray(correct, dtype=np.float64)
+    which = np.clip(np.ceil(confidence * bins).astype(np.int64) - 1, 0, bins - 1)
+    counts = np.bincount(which, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        accuracy = np.bincount(which, weights=correct, minlength=bins) / counts
+        mean_confidence = np.bincount(which, weights=confidence, minlength=bins) / counts
+    return counts, accuracy, mean_confidence
+
+
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
     """ECE of ``probabilities`` [N, K] (each row sums to 1) against class ids ``labels`` [N]."""
     probabilities = np.asarray(probabilities, dtype=np.float64)
-    labels = np.asarray(labels).astype(np.int64)
-    confidence = probabilities.max(axis=1)
-    correct = (probabilities.argmax(axis=1) == labels).astype(np.float64)
-    which = np.clip(np.ceil(confidence * bins).astype(np.int64) - 1, 0, bins - 1)
-    total = 0.0
-    for b in range(bins):
-        members = which == b
-        if members.any():
-            total += members.mean() * abs(correct[members].mean() - confidence[members].mean())
-    return float(total)
+    correct = probabilities.argmax(axis=1) == np.asarray(labels).astype(np.int64)
+    counts, accuracy, confidence = calibration_bins(probabilities.max(axis=1), correct, bins)
+    filled = counts > 0
+    return float((counts[filled] / counts.sum() * np.abs(accuracy[filled] - confidence[filled])).sum())
 
 
 def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:

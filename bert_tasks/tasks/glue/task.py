@@ -117,8 +117,10 @@ class GlueTask(SentenceTask):
                 self.dev_logits[split] = (logits, references)
             samples[split] = len(raw)
             tag = {"split": split} if len(eval_sets) > 1 else {}
-            for idx, pred, gold in zip(raw["idx"], predictions.tolist(), references.tolist()):
-                rows.append({"idx": int(idx), **tag, "prediction": self.label_text(pred), "label": self.label_text(gold)})
+            probabilities = [None] * len(raw) if self.spec.is_regression else softmax(logits).round(6).tolist()
+            for idx, pred, gold, probs in zip(raw["idx"], predictions.tolist(), references.tolist(), probabilities):
+                rows.append({"idx": int(idx), **tag, "prediction": self.label_text(pred), "label": self.label_text(gold),
+                             **({"probabilities": probs} if probs is not None else {})})
         metrics: dict[str, Any] = task_results(by_split)
         if len(samples) > 1:
             metrics.update({f"eval_samples{EVAL_SPLIT_SUFFIX.get(s, '_' + s)}": n for s, n in samples.items()})
