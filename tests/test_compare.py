@@ -106,7 +106,7 @@ CASES = [
     compare_case("other-example-ids", lambda tmp, y: run(tmp / "b", y, y, ids=[0, 1, 2, 9]), "different dev sets",
                  "example ids"),
     compare_case("other-labels", lambda tmp, y: run(tmp / "b", y[::-1], y), "different dev sets", "labels"),
-    compare_case("squad-predictions", squad_run, "eval_predictions.jsonl", "SQuAD"),
+    compare_case("squad-without-its-dev-file", squad_run, "recipe.yaml", "names none"),
     compare_case("not-a-run", lambda tmp, y: tmp.joinpath("empty").mkdir() or tmp / "empty", "not a finished run"),
     compare_case("missing", lambda tmp, y: tmp / "nowhere", "no such run folder"),
 ]
@@ -115,3 +115,40 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
 def test_bad_comparisons_are_one_line(case, tmp_path, tiny_model, capsys):
     assert_one_clear_line(case, tmp_path, tiny_model, capsys)
+
+
+def squad_dev(tmp: Path) -> Path:
+    names = ["Ada", "Bob", "Cy", "Dee"]
+    paragraphs = [{"context": f"{n} wrote the program in {1900 + i}.", "qas": [
+        {"id": f"q{i}", "question": "Who wrote it?", "answers": [{"text": n, "answer_start": 0}]}]}
+        for i, n in enumerate(names * 5)]
+    path = tmp / "dev.json"
+    path.write_text(json.dumps({"version": "1.1", "data": [{"title": "T", "paragraphs": paragraphs}]}))
+    return path
+
+
+def squad_folder(folder: Path, dev: Path, answers: dict[str, str]) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "recipe.yaml").write_text(f"task: squad\ndata:\n  validation_file: {dev}\n  version_2_with_negative: false\n")
+    (folder / "predictions.json").write_text(json.dumps(answers))
+    (folder / "eval_results.json").write_text(json.dumps({"exact_match": 0.0, "f1": 0.0, "total": len(answers)}))
+    return folder
+
+
+def test_squad_runs_compare_f1_per_question(tmp_path):
+    from bert_tasks.metrics.squad.squad import f1_score
+    from bert_tasks.runner.compare import compare
+
+    dev = squad_dev(tmp_path)
+    gold = {f"q{i}": n for i, n in enumerate(["Ada", "Bob", "Cy", "Dee"] * 5)}
+    good = {qid: (name if i % 4 else f"{name} wrote") for i, (qid, name) in enumerate(gold.items())}
+    bad = {qid: (name if i % 2 else "the program") for i, (qid, name) in enumerate(gold.items())}
+    result = compare(squad_folder(tmp_path / "good", dev, good), squad_folder(tmp_path / "bad", dev, bad))
+    direct = np.mean([f1_score(good[q], gold[q]) - f1_score(bad[q], gold[q]) for q in gold])
+    assert result["bootstrap"]["statistic"] == "f1" and result["bootstrap"]["difference"] == pytest.approx(direct)
+    assert result["verdict"].startswith("A is better by")
+    stranger = squad_folder(tmp_path / "stranger", dev, {**good, "q99": "Ada"})
+    from bert_tasks.errors import BertTasksError
+
+    with pytest.raises(BertTasksError, match="q99"):
+        compare(stranger, tmp_path / "good")

@@ -4,7 +4,8 @@ A side is a run folder, a seed folder, a ``--seeds`` root (every ``seed-N``) or 
 point's seeds). For every metric both report: the medians over each side's seeds and their difference. Over the
 dev examples: a paired bootstrap confidence interval (:func:`scipy.stats.bootstrap`, 10,000 resamples, seeded) of
 the difference in accuracy (classification; a per-seed mean) or Pearson correlation (regression), from each run's
-``eval_predictions.jsonl`` (GLUE, classify). Over seeds, where both sides have several: the Mann-Whitney U test
+``eval_predictions.jsonl`` (GLUE, classify), or SQuAD F1 per question from ``predictions.json`` and the dev file the
+run's recipe.yaml names. Over seeds, where both sides have several: the Mann-Whitney U test
 (:func:`scipy.stats.mannwhitneyu`) of the main metric. Then one verdict line, in points (x100).
 """
 
@@ -43,13 +44,40 @@ def run_folders(path: Path) -> list[Path]:
     return seeds
 
 
+def squad_predictions(folder: Path) -> tuple[list[tuple], list[Any], list[Any]]:
+    """A SQuAD run's (keys, gold answer texts, predicted text) from its ``predictions.json`` and the dev file its
+    recipe.yaml names (unanswerable SQuAD 2.0 questions: no gold text, predicted "")."""
+    from ..config import trained_recipe
+    from ..tasks.squad.data import load_squad_examples
+
+    data = trained_recipe(folder)["data"]
+    source = data.get("validation_file") or data.get("dataset")
+    if not source:
+        raise BertTasksError("compare reads a SQuAD run's gold answers from the dev file its recipe.yaml names "
+                             "(data.validation_file); this folder names none", file=folder)
+    try:
+        predicted = json.loads((folder / "predictions.json").read_text(encoding="utf-8"))
+    except ValueError:
+        raise BertTasksError("unreadable predictions", file=folder / "predictions.json") from None
+    examples = load_squad_examples(source, version_2=bool(data.get("version_2_with_negative")),
+                                   skip_bad_examples=bool(data.get("skip_bad_examples")), split_hint="validation")
+    golds = {qid: tuple(answers["text"]) for qid, answers in zip(examples["id"], examples["answers"])}
+    unknown = next((qid for qid in predicted if qid not in golds), None)
+    if unknown is not None:
+        raise BertTasksError(f"predictions.json answers question {unknown!r}, which the dev file {source} lacks: "
+                             "these predictions are of another dev set", file=folder / "predictions.json")
+    keys = [("", qid) for qid in predicted]
+    return keys, [golds.get(qid) for qid in predicted], [str(predicted[qid]) for qid in predicted]
+
+
 def read_predictions(folder: Path) -> tuple[list[tuple], list[Any], list[Any]]:
     """(keys, labels, predictions) of one run's dev examples, in file order; keys are (split, idx)."""
     path = folder / PREDICTIONS
+    if not path.is_file() and (folder / "predictions.json").is_file():
+        return squad_predictions(folder)
     if not path.is_file():
-        other = " (SQuAD's predictions.json is not supported yet)" if (folder / "predictions.json").is_file() else ""
-        raise BertTasksError(f"compare needs per-example predictions ({PREDICTIONS}, written by glue and classify "
-                             f"runs){other}", file=folder)
+        raise BertTasksError(f"compare needs per-example predictions ({PREDICTIONS} of glue and classify runs, "
+                             "predictions.json of squad runs)", file=folder)
     keys, labels, predictions = [], [], []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         try:
@@ -89,6 +117,13 @@ def _pearson(pred: np.ndarray, gold: np.ndarray) -> np.ndarray:
 def example_statistic(labels: list[Any], a: list[list[Any]], b: list[list[Any]]):
     """The per-run dev statistic compared (accuracy, or Pearson for float labels), and a function of resampled
     example indices [..., n] giving mean-over-A-seeds minus mean-over-B-seeds."""
+    if any(isinstance(y, tuple) for y in labels):  # SQuAD: gold answer texts; F1 per question
+        from ..metrics.squad.squad import best_over_golds, f1_score
+
+        def f1s(run: list[Any]) -> list[float]:
+            return [best_over_golds(f1_score, p, golds) if golds else float(p == "") for p, golds in zip(run, labels)]
+        delta = np.mean([f1s(run) for run in a], axis=0) - np.mean([f1s(run) for run in b], axis=0)
+        return "f1", lambda idx: delta[idx].mean(axis=-1)
     regression = all(isinstance(y, (int, float)) and not isinstance(y, bool) for y in labels) and any(
         isinstance(y, float) for y in labels)
     if regression:
