@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from test_bad_inputs import Case, assert_one_clear_line, glue_run
+from test_bad_inputs import Case, assert_one_clear_line, glue_run, write
+from test_bad_inputs_classify import GOOD
 
 
 def selection_case(name: str, extra: tuple[str, ...], *expect: str) -> Case:
@@ -22,6 +23,10 @@ CASES = [
     selection_case("metric-not-reported", ("--eval-steps", "1", "--select-best", "f1"),
                    "--select-best f1", "does not report", "accuracy"),
     selection_case("empty-metric", ("--eval-steps", "1", "--select-best", " "), "select_best is empty"),
+    Case("selection-no-validation-data", lambda tmp, model: [
+        "finetune", "classify", "--model", str(model), "--train-file", str(write(tmp / "train.csv", GOOD)),
+        "--output-dir", str(tmp / "out"), "--max-steps", "2", "--eval-steps", "1", "--early-stopping-patience", "1"],
+        ("no validation data",)),
 ]
 
 

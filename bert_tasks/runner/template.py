@@ -259,6 +259,9 @@ def train_one(task: Task, recipe: Recipe, *, overwrite: bool = False, resume_fro
     tokenizer = task.run_tokenizer(recipe, data, run) or load_tokenizer(recipe.model.tokenizer or recipe.model.name_or_path)
     features = task.train_features(data, tokenizer, recipe, run)
     evaluator = task.evaluator(data, tokenizer, recipe.data, recipe.train.eval_batch_size)
+    if select is not None and evaluator is None:
+        raise BertTasksError("--select-best and early stopping choose among evaluations, and this run has no "
+                             "validation data to evaluate on: give it some, or drop them")
     model = build_model(recipe, task, tokenizer, resuming=run.resume_from is not None)
 
     before = None
