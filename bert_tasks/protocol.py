@@ -175,6 +175,11 @@ class TaskBase:
     #: the dev metric a grid search maximises (None: the task has none)
     main_metric_name: str | None = None
 
+    def metric_names(self, cfg: DataSettings) -> tuple[str, ...] | None:
+        """The dev metrics an evaluation reports, where they are known before one runs (``--select-best`` is checked
+        against them before anything is written); None: known only once the first evaluation reports them."""
+        return None
+
     def main_metric(self, metrics: dict[str, Any]) -> float | None:
         value = metrics.get(self.main_metric_name) if self.main_metric_name else None
         return float(value) if isinstance(value, (int, float)) else None

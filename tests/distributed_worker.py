@@ -56,19 +56,33 @@ def main() -> None:
     parser.add_argument("--poison-rank", type=int, default=None, help="this rank's loss turns NaN at --poison-step")
     parser.add_argument("--poison-step", type=int, default=None)
     parser.add_argument("--eval-size", type=int, default=31)  # odd: not divisible by 2 processes
+    parser.add_argument("--select", type=float, default=None, help="keep the best eval loss every 2 steps; early "
+                        "stopping with patience 2 and this threshold")
     args = parser.parse_args()
 
     torch.set_num_threads(1)
     cfg = TrainConfig(learning_rate=5e-4, batch_size=8, max_steps=args.steps, seed=5, gradient_accumulation_steps=args.accum,
                       save_steps=args.save_steps, save_total_limit=None, logging_steps=1,
-                      mixed_precision=args.precision, skip_nonfinite=args.poison_rank is not None)
+                      mixed_precision=args.precision, skip_nonfinite=args.poison_rank is not None,
+                      eval_steps=2 if args.select is not None else None)
     accelerator = make_accelerator(cfg)
     task = FailingTask(accelerator.process_index, args.fail_rank, args.fail_step, args.sleep,
                        args.poison_step if accelerator.process_index == args.poison_rank else None)
     model = new_model(family=args.family, pooling=args.pooling, attention_score=args.attention_score)
     # a kill before the first checkpoint leaves nothing to resume: that run starts over
     resume_from = args.resume_from if args.resume_from != "latest" or checkpoint_dirs(Path(args.out)) else None
-    result = fit(model, task, toy_dataset(), cfg, args.out, accelerator=accelerator, resume_from=resume_from)
+    select = evaluate = None
+    if args.select is not None:  # every process scores the gathered predictions: they must all decide alike
+        from bert_tasks.training.selection import Selection
+
+        dev = toy_dataset(args.eval_size, seed=9)
+        select = Selection("eval_loss", lambda m: m.get("eval_loss"), maximize=False, patience=2, threshold=args.select)
+
+        def evaluate(m, acc):
+            logits = torch.tensor(np.stack(predict(m, task, dev, batch_size=4, accelerator=acc)["logits"]))
+            return {"eval_loss": float(torch.nn.functional.cross_entropy(logits, torch.tensor(dev["labels"])))}
+    result = fit(model, task, toy_dataset(), cfg, args.out, accelerator=accelerator, resume_from=resume_from,
+                 evaluate=evaluate, select=select)
     model = accelerator.unwrap_model(model)
     # after training (before a forward leaves the root unsharded): what this process holds of the weights
     local = sum(p.to_local().numel() if hasattr(p, "to_local") else p.numel() for p in model.parameters())
@@ -89,6 +103,7 @@ def main() -> None:
             "processes": accelerator.num_processes, "distributed_type": str(accelerator.distributed_type),
             "fsdp_units": units, "zero_stage": zero_stage, "local_fraction": local / sum(v.numel() for v in weights.values()), "steps": result.global_step, "skipped": result.skipped_nonfinite, "train_loss": result.train_loss,
             "eval_count": len(logits), "accuracy": accuracy, "predictions": predictions.tolist(),
+            "best": result.best, "stopped_early": result.stopped_early, "evals": result.eval_history,
         }))
     accelerator.wait_for_everyone()
     accelerator.end_training()

@@ -165,3 +165,17 @@ def test_a_nan_on_one_process_is_skipped_by_all_without_a_hang(tmp_path, config)
     assert done.returncode == 0, done.stderr[-2000:]
     _, info = outcome(tmp_path)
     assert info["skipped"] == 1 and info["steps"] == 6
+
+
+def test_best_state_and_early_stopping_agree_in_two_processes(tmp_path):
+    """Every process decides from the gathered dev metrics, so 2 processes keep the same step, stop at the same step
+    (none alone) and end on the same weights as 1 process with the same global batch."""
+    select = ("--steps", "30", "--select", "0.002")
+    one = run([sys.executable, WORKER, "--out", str(tmp_path / "one"), "--accum", "2", *select])
+    two = run(torchrun("--out", str(tmp_path / "two"), "--accum", "1", *select))
+    assert one.returncode == 0 and two.returncode == 0, (one.stderr + two.stderr)[-2000:]
+    (weights, info), (ref_weights, ref) = outcome(tmp_path / "two"), outcome(tmp_path / "one")
+    assert info["processes"] == 2 and ref["stopped_early"] and info["stopped_early"]
+    assert info["steps"] == ref["steps"] < 30 and info["best"]["step"] == ref["best"]["step"] < info["steps"]
+    assert info["best"]["score"] == pytest.approx(ref["best"]["score"], abs=1e-5)
+    assert max_diff(weights, ref_weights) <= 1e-5 and info["predictions"] == ref["predictions"]

@@ -106,7 +106,13 @@ def test_the_grid_picks_the_best_median_on_the_dev_set(tiny_model, sst, tmp_path
         assert point["main_metric_median"] == medians[point["point"]]
     assert set(medians) == {"learning_rate=0.003", "learning_rate=1e-05"}
     assert summary["best"]["point"] == max(medians, key=medians.get)
-    assert summary["chosen_on"].startswith("the dev set") and "chosen on the dev set" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert summary["chosen_on"].startswith("the dev set") and "chosen on the dev set" in printed
+    # whether the chosen point can be told apart from the runner-up (bert-tasks compare's verdict)
+    against = summary["best_vs_runner_up"]
+    assert against["runner_up"] == next(p for p in medians if p != summary["best"]["point"]) and against["rank_test"]["seeds_a"] == 2
+    assert against["verdict"].startswith(("A is better", "B is better", "cannot be told apart"))
+    assert f"against the runner-up {against['runner_up']}" in printed
 
 
 @pytest.mark.parametrize("extra, message", [

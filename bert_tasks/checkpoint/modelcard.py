@@ -20,7 +20,7 @@ from .bundled import BUNDLED_NAMES
 
 def is_score(name: str) -> bool:
     """A metric that scores the model, not a count of what was scored (eval_samples, total, eval_tokens)."""
-    return "_samples" not in name and not name.endswith(("total", "thresh", "_tokens"))
+    return "_samples" not in name and not name.endswith(("total", "thresh", "_tokens")) and not name.startswith("best_")
 
 
 def scores(metrics: dict[str, Any]) -> dict[str, float]:
@@ -76,7 +76,17 @@ def training_summary(recipe: Any, fit_result: Any = None) -> str:
         return f"Planned: {planned}."
     done = f"{fit_result.global_step} optimizer steps ({fit_result.epochs_completed:.2f} epochs)"
     why = "stopped early by the time budget" if fit_result.stopped_by_budget else f"set by {planned}"
-    return f"Trained for {done}, {why}; mean training loss {fit_result.train_loss:.4f}."
+    if getattr(fit_result, "stopped_by_rule", False):
+        why = "stopped early by the hyperparameter search's pruner"
+    elif getattr(fit_result, "stopped_early", False):
+        n = train.early_stopping_patience or 0
+        why = f"stopped early after {n} evaluation{'s' * (n > 1)} without improvement"
+    text = f"Trained for {done}, {why}; mean training loss {fit_result.train_loss:.4f}."
+    best = getattr(fit_result, "best", None)
+    if best:  # the saved weights are the best evaluated state, not the last
+        text += (f" The saved weights are those of step {best['step']}, the best of the evaluations every "
+                 f"{train.eval_steps} steps by {best['metric']} ({best['score']:.4g}); the scores below are that state's.")
+    return text
 
 
 def render_model_card(recipe: Any, metrics: dict[str, Any], *, head: Head, fit_result: Any = None,

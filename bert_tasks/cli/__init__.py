@@ -6,7 +6,7 @@ app        the command groups
 training   ``finetune``/``pretrain <family>``, generated from the task registry
 options    options made from the settings dataclasses, each declared once
 glue squad ``eval``/``predict`` of each task family
-general    ``env``, ``recipes``, ``version``
+general    ``env``, ``recipes``, ``version``, ``compare``
 viz        ``plot``, ``attention``
 interrupts the Ctrl-C watchdog
 ========== =========================================================================

@@ -157,3 +157,36 @@ def recipes_validate(
     """
     path = find_recipe(name)
     print(resolve_recipe(str(path), task=read_yaml(path)["task"], overrides=sets or []).to_yaml(), end="")
+
+
+@app.command()
+def compare(
+    run_a: Annotated[Path, typer.Argument(help="A run folder, seed folder, or --seeds/--grid root.")],
+    run_b: Annotated[Path, typer.Argument(help="The run(s) to compare it with, on the same dev set.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+) -> None:
+    """Is A better than B? Medians over seeds, a paired bootstrap CI over dev examples, a rank test over seeds.
+
+    Example: bert-tasks compare runs/mrpc-weighted runs/mrpc
+    """
+    import json
+
+    from ..runner.compare import compare as compare_runs
+
+    result = compare_runs(run_a, run_b)
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    print(f"A: {run_a} ({len(result['a'])} run{'s' * (len(result['a']) > 1)})")
+    print(f"B: {run_b} ({len(result['b'])} run{'s' * (len(result['b']) > 1)})")
+    table = Table()
+    for column in ("metric", "median A", "median B", "A - B"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for name, row in result["metrics"].items():
+        table.add_row(name, f"{row['median_a']:.4g}", f"{row['median_b']:.4g}", f"{row['difference']:+.4g}")
+    Console().print(table)
+    ranks = result["rank_test"]
+    if ranks:
+        print(f"Mann-Whitney U over seeds ({ranks['metric']}, {ranks['seeds_a']} vs {ranks['seeds_b']}): "
+              f"U={ranks['u']:g}, p={ranks['p_value']:.3g}")
+    print(result["verdict"])

@@ -18,6 +18,7 @@ from ..errors import BertTasksError
 from ..io import write_json
 from ..tasks import GLUE, get_task
 from ..tasks.glue.config import ALL_TASKS, GlueDataConfig
+from ..tasks.glue.spec import get_spec
 from .app import eval_app, predict_app
 from .options import PRECISION_SWITCH, data_options, setting_option, switch, with_signature
 
@@ -29,6 +30,9 @@ EVAL_SWITCHES = (
     switch("model", Annotated[str, typer.Option("--model", "-m", help="A fine-tuned model folder (with --task all: the run's root).")], ...),
     switch("backend", Backend), switch("output_dir", EvalOutput), switch("eval_batch_size", EvalBatchSize),
     PRECISION_SWITCH,
+    switch("calibrate", Annotated[bool, typer.Option(
+        "--calibrate", help="Fit a temperature on the dev set (min NLL) and keep it in the folder's config.json; "
+        "predict glue applies it.")], False),
 )
 
 
@@ -37,8 +41,8 @@ def eval_glue(**values) -> None:
 
     Example: bert-tasks eval glue --model runs/sst2 --task sst2 --data-dir glue_data
     """
-    model, backend, output_dir, eval_batch_size, precision = (
-        values.pop(k) for k in ("model", "backend", "output_dir", "eval_batch_size", "mixed_precision"))
+    model, backend, output_dir, eval_batch_size, precision, calibrate = (
+        values.pop(k) for k in ("model", "backend", "output_dir", "eval_batch_size", "mixed_precision", "calibrate"))
     values["do_predict"] = values["do_predict"] or None
     cfg = trained_settings(model, GlueDataConfig, values)
     first_seed = next(Path(model).glob("seed-*"), None)
@@ -47,12 +51,15 @@ def eval_glue(**values) -> None:
     if cfg.task is None:
         raise BertTasksError("which task? pass --task (the model folder has no recipe.yaml naming it)", file=model)
     cfg.validate()
+    if calibrate and (cfg.task == ALL_TASKS or get_spec(cfg.task).is_regression):
+        raise BertTasksError("--calibrate fits a temperature to one classification task's probabilities"
+                             + (": pass --task" if cfg.task == ALL_TASKS else f"; {cfg.task} is a regression"))
     batch_size, backend = eval_batch_size or TrainConfig.eval_batch_size, backend or ModelSettings.backend
     root = Path(model)
     out = Path(output_dir) if output_dir else root / EVAL_DIR
     seed_dirs = sorted((p for p in root.glob("seed-*") if p.is_dir() and p.name[5:].isdigit()), key=lambda p: int(p.name[5:]))
     if not seed_dirs:
-        _evaluate_run(root, cfg, out, backend=backend, batch_size=batch_size, precision=precision)
+        _evaluate_run(root, cfg, out, backend=backend, batch_size=batch_size, precision=precision, calibrate=calibrate)
         return
     # a --seeds run: every seed's folder, then the median over seeds (per task, and the GLUE average of medians)
     from ..runner.outputs import track_output_dir
@@ -62,7 +69,7 @@ def eval_glue(**values) -> None:
 
     track_output_dir(out)
     per_seed = {int(d.name[5:]): _evaluate_run(d, cfg, out / d.name, backend=backend, batch_size=batch_size,
-                                            precision=precision)
+                                            precision=precision, calibrate=calibrate)
                 for d in seed_dirs}
     summary = seed_summary(per_seed, {}, out)
     write_json(out / f"eval_{SEEDS_SUMMARY}", summary)
@@ -79,7 +86,7 @@ eval_app.command("glue")(with_signature(eval_glue, data_options(GlueDataConfig, 
 
 
 def _evaluate_run(root: Path, cfg: GlueDataConfig, out: Path, *, backend: str, batch_size: int,
-                  precision: str | None) -> dict:
+                  precision: str | None, calibrate: bool = False) -> dict:
     """Score one run folder: one task's, or a --task all run's root (every task folder, then the GLUE table)."""
     from ..runner.outputs import track_output_dir
     from ..runner.template import evaluate_folder
@@ -87,8 +94,14 @@ def _evaluate_run(root: Path, cfg: GlueDataConfig, out: Path, *, backend: str, b
     from ..tasks.glue.task import SUBMISSION_DIR
 
     if cfg.task != ALL_TASKS:
-        return evaluate_folder(get_task(cfg.task), root, cfg, output_dir=out, backend=backend, batch_size=batch_size,
-                               precision=precision)
+        task = get_task(cfg.task)
+        metrics = evaluate_folder(task, root, cfg, output_dir=out, backend=backend, batch_size=batch_size,
+                                  precision=precision)
+        if calibrate:
+            from ..tasks.glue.calibrate import calibrate as fit_and_keep
+
+            metrics = fit_and_keep(task, root, out, metrics)
+        return metrics
     configs = [c for c in expand_configs(cfg) if (root / c.task / "config.json").is_file()]
     if not configs:
         raise BertTasksError("no fine-tuned task folders (e.g. sst2/, mnli/) in the model folder", file=root)

@@ -30,6 +30,9 @@ SWITCHES = (
     ("resume_from", Annotated[Optional[str], typer.Option("--resume-from", help="A checkpoint folder, or 'latest' in the output folder.")], None),
     ("dry_run", Annotated[bool, typer.Option("--dry-run", help="Print the resolved config and what would run, then exit.")], False),
     ("seeds", Annotated[Optional[str], typer.Option("--seeds", help="Run once per seed, e.g. --seeds 1,2,3,4,5: OUTPUT/seed-N each, then the median and spread of every metric (seeds_summary.json).")], None),
+    ("search", Annotated[Optional[str], typer.Option("--search", help="Hyperparameter search: optuna (seeded TPE, median pruning at each --eval-steps evaluation; OUTPUT/search.db resumes with --resume-from latest, OUTPUT/trial-N each). Needs pip install 'bert-tasks[search]'.")], None),
+    ("trials", Annotated[Optional[int], typer.Option("--trials", help="With --search: how many trials in all (a resumed search runs the rest).")], None),
+    ("search_space", Annotated[Optional[list[str]], typer.Option("--search-space", help="With --search: KEY=DIST, DIST uniform:LOW:HIGH, loguniform:LOW:HIGH, int:LOW:HIGH or choice:A,B (repeatable).")], None),
     ("grid", Annotated[Optional[list[str]], typer.Option("--grid", help="Try every value of a recipe key, e.g. --grid train.learning_rate=1e-4,5e-5 (repeatable: every combination, times every seed); the best by the dev score goes in grid_summary.json.")], None),
 )
 
@@ -49,6 +52,20 @@ def parse_seeds(text: str | None) -> list[int] | None:
     if len(set(seeds)) != len(seeds):
         raise BertTasksError(f"--seeds {text!r}: a seed is given twice")
     return seeds
+
+
+def parse_search(kind: str | None, trials: int | None, space: list[str] | None) -> dict[str, Any] | None:
+    """``--search optuna --trials N --search-space ...`` -> {"trials": N, "space": [...]}; the distributions are read by
+    :func:`bert_tasks.runner.search.parse_space`, which the search imports with optuna."""
+    if kind is None:
+        if trials is not None or space:
+            raise BertTasksError(f"{'--trials' if trials is not None else '--search-space'} needs --search optuna")
+        return None
+    if kind != "optuna":
+        raise BertTasksError(f"--search {shown(kind)}: the one search is optuna (--search optuna)")
+    if trials is None or trials < 1:
+        raise BertTasksError("--search optuna needs --trials N, N at least 1")
+    return {"trials": trials, "space": list(space or [])}
 
 
 def parse_grid(items: list[str] | None) -> dict[str, list[Any]] | None:

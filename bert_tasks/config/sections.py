@@ -68,6 +68,14 @@ class TrainConfig(Settings):
     logging_steps: int = setting(10, "Log every N steps.", at_least=1)
     eval_steps: int | None = setting(None, "Evaluate every N steps (default: at the end only).", at_least=1)
     save_steps: int | None = setting(None, "Write a resumable checkpoint every N steps.", at_least=1)
+    select_best: str | None = setting(
+        None, "With --eval-steps: keep the best evaluated state by this dev metric ('main': the task's main metric; "
+        "losses and errors are minimised, other metrics maximised) and save it as the model.", flags=("--select-best",))
+    early_stopping_patience: int | None = setting(
+        None, "With --eval-steps: stop after N evaluations without improvement (keeps the best state; metric: "
+        "--select-best, default the task's main metric).", at_least=1)
+    early_stopping_threshold: float = setting(
+        0.0, "The least change of the metric that counts as an improvement.", at_least=0)
     save_total_limit: int | None = setting(2, "Keep only the newest N checkpoints (null: all).", cli=False, at_least=1)
     budget_minutes: float | None = setting(None, "Stop cleanly after this much wall time, as Cramming does.", above=0)
     skip_nonfinite: bool = setting(False, "Skip NaN/inf steps instead of stopping.",
@@ -90,6 +98,12 @@ class TrainConfig(Settings):
                 "reach its peak; lower warmup_steps or use warmup_ratio")
         require(not (self.unpad and self.compile), "unpad", "unpad and compile cannot be combined: unpadding picks the "
                 "real tokens with a data-dependent nonzero, which splits the compiled graphs")
+        for key in ("select_best", "early_stopping_patience"):
+            flag = "--" + key.replace("_", "-")
+            require(getattr(self, key) is None or self.eval_steps is not None, key,
+                    f"{flag} needs --eval-steps: it chooses among the evaluations made during training")
+        require(self.select_best is None or bool(self.select_best.strip()), "select_best",
+                "select_best is empty: name a dev metric, or 'main' for the task's main metric")
         require(self.mixed_precision != "fp16" or _cuda_available(), "mixed_precision",
                 "mixed_precision fp16 needs a CUDA GPU; on CPU use bf16 or no")
 

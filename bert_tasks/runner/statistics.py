@@ -75,3 +75,6 @@ def print_grid(task: str, summary: dict[str, Any], root: Path) -> None:
     if best is not None:
         print(f"chosen on the dev set: {best['point']} ({best['folder']}); its dev score is optimistic, "
               "confirm it on held-out data", flush=True)
+    against = summary.get("best_vs_runner_up")
+    if against:
+        print(f"against the runner-up {against['runner_up']} (A: chosen, B: runner-up): {against['verdict']}", flush=True)

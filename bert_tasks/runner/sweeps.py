@@ -21,6 +21,7 @@ from ..checkpoint.files import weights_file
 from ..training.checkpoints import checkpoint_dirs
 from ..training.precision import resolve_precision
 from . import template
+from .compare import compare
 from .outputs import current
 from .statistics import print_grid, print_table, seed_summary
 from .template import claim_run_folder, print_plan, read_results, root_of, run_is_main
@@ -30,7 +31,8 @@ GRID_SUMMARY = "grid_summary.json"
 
 
 def train(recipe: Recipe, *, overwrite: bool = False, resume_from: str | None = None, dry_run: bool = False,
-          seeds: list[int] | None = None, grid: dict[str, list[Any]] | None = None) -> dict:
+          seeds: list[int] | None = None, grid: dict[str, list[Any]] | None = None,
+          search: dict[str, Any] | None = None) -> dict:
     """Fine-tune or pretrain as ``recipe`` says; returns the final metrics ({name: metrics} for several runs).
 
     ``seeds`` runs the recipe once per seed into ``OUTPUT/seed-N`` and summarises every metric over them;
@@ -38,6 +40,13 @@ def train(recipe: Recipe, *, overwrite: bool = False, resume_from: str | None = 
     picks the best by the task's main dev metric.
     """
     switches = {"overwrite": overwrite, "resume_from": resume_from, "dry_run": dry_run}
+    if search:
+        if grid or seeds or _expands(recipe):
+            raise BertTasksError("--search picks settings for one task and one seed by its own trials: drop "
+                                 + ("--grid" if grid else "--seeds" if seeds else "task all"))
+        from .search import parse_space, search as run_search  # optuna: imported only by a search
+
+        return run_search(recipe, parse_space(search["space"]), search["trials"], **switches)
     if grid:
         return _train_grid(recipe, grid, seeds, **switches)
     if seeds:
@@ -152,6 +161,21 @@ def grid_points(recipe: Recipe, grid: dict[str, list[Any]]) -> dict[str, tuple[d
     return points
 
 
+def _against_runner_up(best: dict[str, Any] | None, scored: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Whether the chosen point can be told apart from the second best on the dev set (:mod:`.compare`), or why
+    that cannot be said (no per-example predictions)."""
+    others = sorted((row for row in scored if row is not best), key=lambda row: row["main_metric_median"], reverse=True)
+    if best is None or not others:
+        return None
+    runner_up = others[0]
+    try:
+        found = compare(Path(best["folder"]), Path(runner_up["folder"]))
+    except BertTasksError as exc:
+        return {"runner_up": runner_up["point"], "verdict": f"not compared: {exc.reason}"}
+    return {"runner_up": runner_up["point"], "verdict": found["verdict"], "bootstrap": found["bootstrap"],
+            "rank_test": found["rank_test"]}
+
+
 def _shown(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
@@ -185,7 +209,8 @@ def _train_grid(recipe: Recipe, grid: dict[str, list[Any]], seeds: list[int] | N
     best = max(scored, key=lambda row: row["main_metric_median"]) if scored else None
     summary = {"chosen_on": "the dev set: the evaluation data of these runs, so its score is optimistic; "
                             "confirm the choice on held-out data",
-               "main_metric": task.main_metric_name, "seeds": seeds, "best": best, "points": rows}
+               "main_metric": task.main_metric_name, "seeds": seeds, "best": best, "points": rows,
+               "best_vs_runner_up": _against_runner_up(best, scored)}
     if run_is_main():
         write_json(root / GRID_SUMMARY, summary)
         print_grid(recipe.task, summary, root)

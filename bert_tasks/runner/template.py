@@ -46,6 +46,7 @@ from ..checkpoint.tokenizer import check_vocab_fits, load_tokenizer, max_tokens
 from ..config import EVAL_DIR, Recipe
 from ..errors import BertTasksError
 from ..io import append_jsonl, atomic_write_text, write_json
+from ..metrics.direction import higher_is_better
 from ..model.config import BertConfig
 from ..model.encoder import set_unpadding
 from ..model.fast import unwrap
@@ -56,6 +57,7 @@ from ..training.loop import FitResult, fit
 from ..training.precision import (PRECISION_NAMES, apply_num_threads, computing_in, folder_precision,
                                   make_accelerator, resolve_precision)
 from ..training.progress import format_metrics
+from ..training.selection import Selection
 from ..training.sharding import full_state_dict
 from ..training.threads import ThreadChoice
 from .outputs import current
@@ -240,11 +242,16 @@ def set_config_entries(model: torch.nn.Module, entries: dict[str, Any]) -> None:
 
 
 def train_one(task: Task, recipe: Recipe, *, overwrite: bool = False, resume_from: str | None = None,
-              dry_run: bool = False) -> dict:
-    """One run of the template (see the module docstring)."""
+              dry_run: bool = False, stop_rule: Any = None) -> dict:
+    """One run of the template (see the module docstring). ``stop_rule(step, score)``: asked after each evaluation
+    during training, True stops it (a search's pruner); the run then keeps its best state by the selection's
+    metric (default the main one)."""
     if dry_run:
         print_plan(recipe, f"task '{recipe.task}'")
         return {}
+    select = selection(task, recipe, always=stop_rule is not None)  # an unreported metric: refused before reading
+    if select is not None:
+        select.stop_rule = stop_rule
     data = task.read_data(recipe)
     check_positions(recipe, *known_positions(recipe))  # still before anything is written or loaded
     run = start_run(recipe, overwrite=overwrite, resume_from=resume_from)
@@ -252,6 +259,9 @@ def train_one(task: Task, recipe: Recipe, *, overwrite: bool = False, resume_fro
     tokenizer = task.run_tokenizer(recipe, data, run) or load_tokenizer(recipe.model.tokenizer or recipe.model.name_or_path)
     features = task.train_features(data, tokenizer, recipe, run)
     evaluator = task.evaluator(data, tokenizer, recipe.data, recipe.train.eval_batch_size)
+    if select is not None and evaluator is None:
+        raise BertTasksError("--select-best and early stopping choose among evaluations, and this run has no "
+                             "validation data to evaluate on: give it some, or drop them")
     model = build_model(recipe, task, tokenizer, resuming=run.resume_from is not None)
 
     before = None
@@ -269,8 +279,8 @@ def train_one(task: Task, recipe: Recipe, *, overwrite: bool = False, resume_fro
     evaluate = None if evaluator is None else (lambda m, accelerator: evaluator(m, accelerator, run.output_dir))
     result = fit(model, task, features, recipe.train, run.output_dir, evaluate=evaluate, resume_from=run.resume_from,
                  accelerator=run.accelerator, collate=task.train_collate(features, recipe, run),
-                 run_config=recipe.to_dict())
-    metrics = {k: v for k, v in result.eval_history[-1].items() if k != "step"} if result.eval_history else None
+                 run_config=recipe.to_dict(), select=select)
+    metrics = kept_metrics(result)
     if metrics is not None:
         metrics["precision"] = PRECISION_NAMES[recipe.train.mixed_precision]  # what the scores were computed in
     task.extra_outputs(model, tokenizer, data, recipe.data, run.output_dir, run.accelerator, recipe.train.eval_batch_size)
@@ -280,9 +290,45 @@ def train_one(task: Task, recipe: Recipe, *, overwrite: bool = False, resume_fro
         return {}
     if before is not None:
         print_summary("before fine-tuning", task.headline(before))
+    shown = task.headline(metrics) if before is not None else {k: v for k, v in metrics.items() if not k.startswith("best_")}
+    kept = {"kept": f"step {result.best['step']} ({result.best['metric']} {result.best['score']:.4g})"} if result.best else {}
     print_summary(f"{'after fine-tuning' if before is not None else recipe.task} ({run.output_dir})",
-                  {**(task.headline(metrics) if before is not None else metrics), "steps": result.global_step})
+                  {**shown, "steps": result.global_step, **kept})
     return metrics
+
+
+def selection(task: Task, recipe: Recipe, *, always: bool = False) -> Selection | None:
+    """What ``train.select_best`` / ``train.early_stopping_patience`` ask of the loop: the metric ('main', or
+    unset with a patience: the task's main metric, which is maximised), its direction and the patience."""
+    train = recipe.train
+    if train.select_best is None and train.early_stopping_patience is None and not always:
+        return None
+    name = (train.select_best or "main").strip()
+    if name == "main":
+        if task.main_metric_name is None:
+            raise BertTasksError(f"task {task.name} has no main metric: name one with --select-best",
+                                 record="key train.select_best")
+        return Selection(task.main_metric_name, task.main_metric, True, train.early_stopping_patience,
+                         train.early_stopping_threshold)
+
+    def score(metrics: dict[str, Any]) -> float | None:
+        value = metrics.get(name)
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    known = task.metric_names(recipe.data)
+    if known is not None and name not in known:
+        raise BertTasksError(f"--select-best {name}: task {task.name} does not report this metric; it reports "
+                             f"{', '.join(known)} (or 'main': {task.main_metric_name})", record="key train.select_best")
+    return Selection(name, score, higher_is_better(name), train.early_stopping_patience, train.early_stopping_threshold)
+
+
+def kept_metrics(result: FitResult) -> dict[str, Any] | None:
+    """The metrics of the saved state: the best evaluation's, with its step and score, or else the last one's."""
+    if result.best is not None:
+        best = result.best
+        return {**best["metrics"], "best_step": best["step"], "best_metric": best["score"],
+                "best_metric_name": best["metric"]}
+    return {k: v for k, v in result.eval_history[-1].items() if k != "step"} if result.eval_history else None
 
 
 def finish_run(run: Run, task: Task, model: Any, tokenizer: Any, metrics: dict[str, Any] | None,

@@ -80,6 +80,13 @@ class LoopState:
     #: every finite micro-batch loss of the run (resumes included), for FitResult.train_loss
     loss_sum: float = 0.0
     loss_count: int = 0
+    #: best-state selection (:mod:`.selection`): the kept evaluation's step, score and metrics, the evaluations
+    #: since it without improvement, and whether early stopping ended the run
+    best_step: int | None = None
+    best_score: float | None = None
+    best_metrics: dict | None = None
+    evals_without_improvement: int = 0
+    stopped_early: bool = False
 
     @classmethod
     def load(cls, checkpoint: Path) -> "LoopState":

@@ -29,6 +29,7 @@ from .compiled import compile_model, uncompile_model
 from .optim import lr_lambda, make_optimizer
 from .precision import make_accelerator
 from .progress import LogWindow, Progress, format_metrics
+from .selection import BestWeights, Selection
 from .sharding import configure_deepspeed, wrap_at_layers
 
 
@@ -46,6 +47,11 @@ class FitResult:
     stopped_by_budget: bool = False
     seconds_per_epoch: float | None = None
     eval_history: list[dict[str, Any]] = field(default_factory=list)
+    #: with a selection: the kept evaluation (``step``, ``metric``, ``score``, ``metrics``), None otherwise
+    best: dict[str, Any] | None = None
+    stopped_early: bool = False
+    #: stopped by the selection's own stop rule (a search's pruner), not by the patience
+    stopped_by_rule: bool = False
 
 
 class NonFiniteLoss(BertTasksError):
@@ -64,11 +70,13 @@ def fit(
     accelerator: Any = None,
     collate: Callable | None = None,
     run_config: dict[str, Any] | None = None,
+    select: Selection | None = None,
 ) -> FitResult:
     """Train ``model`` on ``train_dataset`` with the task's collate and loss.
 
     ``evaluate(model, accelerator)`` is called every ``cfg.eval_steps`` and at the end;
-    its dict is logged and returned in ``FitResult.eval_history``.
+    its dict is logged and returned in ``FitResult.eval_history``. With ``select`` (:mod:`.selection`) the best
+    evaluated state is kept and is the model's state when ``fit`` returns, and early stopping may end the run.
     """
     output_dir = Path(output_dir)
     accelerator = accelerator or make_accelerator(cfg, output_dir)
@@ -85,9 +93,13 @@ def fit(
     model, optimizer, scheduler, loader = _prepare(model, task, train_dataset, sampler, cfg, plan, accelerator, collate)
     log_path = output_dir / "train_log.jsonl"
     state = _resume(accelerator, resolve_resume(resume_from, output_dir), log_path)
+    sharded = any(kind in str(accelerator.distributed_type) for kind in ("FSDP", "DEEPSPEED"))
+    if select is not None and evaluate is not None and sharded:
+        raise BertTasksError("--select-best and early stopping keep a full copy of the weights; they do not run under "
+                             "FSDP or DeepSpeed yet: use plain data parallelism")
     loop = _Loop(model, task, cfg, accelerator, optimizer, scheduler, plan, state, output_dir, log_path, evaluate,
-                 run_config)
-    finished = state.global_step >= plan.total
+                 run_config, select if evaluate is not None else None)
+    finished = state.global_step >= plan.total or state.stopped_early
     while not finished:
         sampler.start_epoch(state.epoch, skip=state.micro_in_epoch)
         model.train()
@@ -109,7 +121,8 @@ class _Loop:
     checkpoints (:meth:`end_of_step`)."""
 
     def __init__(self, model, task: Task, cfg: TrainConfig, accelerator, optimizer, scheduler, plan: StepPlan,
-                 state: LoopState, output_dir: Path, log_path: Path, evaluate, run_config: dict[str, Any] | None):
+                 state: LoopState, output_dir: Path, log_path: Path, evaluate, run_config: dict[str, Any] | None,
+                 select: Selection | None = None):
         self.model, self.task, self.cfg, self.accelerator = model, task, cfg, accelerator
         self.optimizer, self.scheduler, self.plan, self.state = optimizer, scheduler, plan, state
         self.output_dir, self.log_path, self.evaluate, self.run_config = output_dir, log_path, evaluate, run_config
@@ -120,6 +133,10 @@ class _Loop:
         self.window = LogWindow()
         self.compile_pending = cfg.compile
         self.window_finite = True  # every micro-batch of the step being accumulated had a finite loss
+        self.select = select
+        self.best = BestWeights(output_dir) if select is not None else None
+        if self.best is not None:
+            self.best.load(state.best_step)
 
     def micro_batch(self, batch: Any) -> None:
         """Forward and backward (the first compiled one guarded), the optimizer step when the gradients are
@@ -157,15 +174,29 @@ class _Loop:
         if step % cfg.logging_steps == 0 or step == self.plan.total:
             record = self.window.record(accelerator, state, self.plan, self.scheduler, self.start)
             _log_step(record, accelerator, self.log_path, self.progress)
-        if self.evaluate and cfg.eval_steps and step % cfg.eval_steps == 0 and step < self.plan.total:
-            _run_eval(self.evaluate, self.model, accelerator, step, self.log_path, self.result, self.progress)
+        evaluated = bool(self.evaluate and cfg.eval_steps and step % cfg.eval_steps == 0 and step < self.plan.total)
+        if evaluated:
+            value = self._judge(_run_eval(self.evaluate, self.model, accelerator, step, self.log_path, self.result,
+                                          self.progress), step)
             self.model.train()
+            rule = self.select.stop_rule if self.select is not None else None
+            if rule is not None and not _on_every_process(accelerator, not rule(step, value)):
+                state.stopped_early = self.result.stopped_by_rule = True
+                accelerator.print(f"stopped at step {step} by the search's pruner")
         # every process stops at the same step: each clock is its own, and a lone stop would hang the others
         out_of_budget = self.budget is not None and not _on_every_process(
             accelerator, time.monotonic() - self.start < self.budget)
-        finished = step >= self.plan.total or out_of_budget
+        patience = self.select.patience if self.select is not None else None
+        if patience and evaluated and not state.stopped_early and not _on_every_process(
+                accelerator, state.evals_without_improvement < patience):
+            state.stopped_early = True
+            accelerator.print(f"early stopping: {patience} evaluation{'s' * (patience > 1)} without an improvement of {self.select.name}; "
+                              f"stopping at step {step} (best: step {state.best_step})")
+        finished = step >= self.plan.total or out_of_budget or state.stopped_early
         if cfg.save_steps and (step % cfg.save_steps == 0 or finished):
             _pool_losses(accelerator, state)
+            if self.best is not None:
+                self.best.persist(accelerator.is_main_process)
             save_checkpoint(accelerator, self.output_dir, dataclasses.asdict(state), cfg.save_total_limit,
                             self.run_config)
         if out_of_budget and step < self.plan.total:
@@ -183,10 +214,41 @@ class _Loop:
         result.train_tokens = state.train_tokens
         result.skipped_nonfinite = state.skipped_nonfinite
         result.train_loss = _run_mean_loss(self.accelerator, state)
-        if self.evaluate:
-            _run_eval(self.evaluate, self.model, self.accelerator, state.global_step, self.log_path, result, self.progress)
+        result.stopped_early = state.stopped_early
+        if self.evaluate and not state.stopped_early:  # an early stop comes right after its step's evaluation
+            self._judge(_run_eval(self.evaluate, self.model, self.accelerator, state.global_step, self.log_path, result,
+                                  self.progress), state.global_step)
+        if self.select is not None and state.best_step is not None:
+            self._keep_best(result)
         self.accelerator.wait_for_everyone()
         return result
+
+    def _judge(self, record: dict[str, Any], step: int) -> float | None:
+        """With a selection: keep this evaluation's state if it is the best so far, else count it against the
+        patience. Every process decides alike (a lone keeper would restore other weights than the rest)."""
+        if self.select is None:
+            return None
+        state, value = self.state, self.select.value_of(record)
+        if _on_every_process(self.accelerator, self.select.improves(value, state.best_score)):
+            state.best_step, state.best_score, state.evals_without_improvement = step, value, 0
+            state.best_metrics = {k: v for k, v in record.items() if k != "step"}
+            self.best.keep(self.model, step)
+        else:
+            state.evals_without_improvement += 1
+        return value
+
+    def _keep_best(self, result: FitResult) -> None:
+        """The kept state becomes the model's; re-evaluated when it is not the last one evaluated, so that the
+        task's prediction files in the run folder are the kept state's."""
+        state = self.state
+        metrics = state.best_metrics or {}
+        if state.best_step != state.global_step:
+            self.best.restore(self.model, state.best_step)
+            metrics = {k: v for k, v in self.evaluate(self.model, self.accelerator).items()
+                       if isinstance(v, (int, float, str))}
+        result.best = {"step": state.best_step, "metric": self.select.name, "score": state.best_score,
+                       "metrics": metrics}
+        self.best.remove(self.accelerator.is_main_process)
 
 
 def _prepare(model, task: Task, train_dataset, sampler, cfg: TrainConfig, plan: StepPlan, accelerator, collate):
@@ -305,7 +367,7 @@ def _on_every_process(accelerator: Any, holds: bool) -> bool:
     return bool(accelerator.reduce(flag, reduction="sum").item() == accelerator.num_processes)
 
 
-def _run_eval(evaluate, model, accelerator, step, log_path, result, progress: "Progress") -> None:
+def _run_eval(evaluate, model, accelerator, step, log_path, result, progress: "Progress") -> dict[str, Any]:
     metrics = evaluate(model, accelerator)
     record = {"step": step, **{k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}}
     result.eval_history.append(record)
@@ -313,3 +375,4 @@ def _run_eval(evaluate, model, accelerator, step, log_path, result, progress: "P
         append_jsonl(log_path, {"eval": True, **record})
         progress.write(f"eval  {format_metrics(record)}")
     accelerator.log({"eval/" + k: v for k, v in record.items() if isinstance(v, (int, float)) and k != "step"}, step=step)
+    return record

@@ -1,7 +1,7 @@
 """Plots of a finished (or crashed) run folder: training curves, evaluation metrics, confusion matrices.
 
 :func:`plot_run` reads ``train_log.jsonl`` (and, for GLUE classification runs,
-``eval_predictions.jsonl``, one matrix per dev split) and writes PNGs. The ``*_figure`` builders return
+``eval_predictions.jsonl``, one matrix per dev split, and a reliability diagram from its probabilities) and writes PNGs. The ``*_figure`` builders return
 :class:`matplotlib.figure.Figure` objects and never touch pyplot, so nothing
 here depends on a display or on matplotlib's global state.
 """
@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 
 from ..errors import BertTasksError
 from ..io import atomic_write_bytes, output_folder
+from ..metrics.calibration import ECE_BINS, calibration_bins
 
 TRAIN_LOG = "train_log.jsonl"
 PREDICTIONS = "eval_predictions.jsonl"
@@ -228,6 +229,40 @@ def predictions_confusion(path: Path, id2label: dict[int, str] | None) -> dict[s
     return {split: (confusion_counts(*zip(*pairs), k), names) for split, pairs in by_split.items()}
 
 
+def predictions_confidence(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """(top probability, whether the prediction is right) per labelled example of a single-label classifier's
+    ``eval_predictions.jsonl``; None when its rows carry no probabilities (regression, multi-label, older runs)."""
+    records = [r for r in read_jsonl(path) if r.get("label") not in (None, -1)]
+    if not records or any(not isinstance(r.get("probabilities"), list) or isinstance(r.get("label"), (list, float))
+                          for r in records):
+        return None
+    confidence = np.array([max(r["probabilities"]) for r in records], dtype=np.float64)
+    return confidence, np.array([r["prediction"] == r["label"] for r in records], dtype=np.float64)
+
+
+def reliability_figure(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS,
+                       title: str | None = None) -> Figure:
+    """Accuracy against confidence in equal-width bins (the diagonal is perfect calibration), the examples per bin
+    below, and the ECE in the title."""
+    counts, accuracy, mean_confidence = calibration_bins(confidence, correct, bins)
+    filled = counts > 0
+    ece = float((counts[filled] / counts.sum() * np.abs(accuracy[filled] - mean_confidence[filled])).sum())
+    fig = Figure(figsize=(5.5, 6.0), layout="constrained")
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    top.bar(edges[:-1], np.nan_to_num(accuracy), width=1.0 / bins, align="edge", edgecolor="black", label="accuracy")
+    top.plot([0, 1], [0, 1], linestyle="--", color="gray", label="perfect calibration")
+    top.set_ylabel("accuracy")
+    top.set_ylim(0, 1)
+    top.legend(loc="upper left")
+    top.set_title(title or f"reliability ({int(counts.sum())} examples): ECE {ece:.4f}")
+    bottom.bar(edges[:-1], counts, width=1.0 / bins, align="edge", color="tab:gray")
+    bottom.set_xlabel("confidence (top softmax probability)")
+    bottom.set_ylabel("examples")
+    bottom.set_xlim(0, 1)
+    return fig
+
+
 def save_figure(fig: Figure, path: str | Path) -> Path:
     """Render to PNG in memory, then write atomically: a reader never sees half an image."""
     buffer = io.BytesIO()
@@ -257,4 +292,7 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None) -> list[Pat
         fig = confusion_figure(counts, names, title=f"confusion matrix, {name}: {int(counts.sum())} examples")
         stem = "confusion_matrix" + (f"_{re.sub(SAFE, '_', split)}" if split else "")
         written.append(save_figure(fig, out / f"{stem}.png"))
+    confident = predictions_confidence(predictions) if predictions.is_file() else None
+    if confident is not None:
+        written.append(save_figure(reliability_figure(*confident, title=None), out / "reliability.png"))
     return written

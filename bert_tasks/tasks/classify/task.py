@@ -21,6 +21,7 @@ from ...checkpoint.modelcard import eval_set_text
 from ...errors import BertTasksError
 from ...io import atomic_write_text, write_json
 from ...metrics import load_metric
+from ...metrics.calibration import expected_calibration_error
 from ...protocol import Evaluator
 from ...training.prediction import predict
 from ..sentences import SentenceTask, sigmoid
@@ -130,6 +131,8 @@ class ClassifyTask(SentenceTask):
             extra["micro_f1_at_0.5"] = self.metrics(self.postprocess(logits), references)["micro_f1"]
             self.threshold = saved
             extra["threshold"] = float(self.threshold)
+        if self.problem_type == SINGLE:
+            extra["ece"] = expected_calibration_error(softmax(logits), references)
         predictions = self.postprocess(logits)
         metrics = {**self.metrics(predictions, references), **extra, "eval_samples": len(raw)}
         rows = [{"idx": int(idx), "prediction": self.label_text(p), "label": self.label_text(g),

@@ -25,6 +25,7 @@ from ...checkpoint.load import require_trained_head
 from ...errors import BertTasksError
 from ...io import atomic_write_text
 from ...metrics import load_metric
+from ...metrics.calibration import expected_calibration_error, softmax
 from ...checkpoint.modelcard import eval_set_text
 from ...protocol import PAD_MULTIPLE, Evaluator
 from ...training.prediction import predict
@@ -45,6 +46,8 @@ class GlueTask(SentenceTask):
         super().__init__(pad_token_id=pad_token_id, pad_to_multiple_of=pad_to_multiple_of)
         self.spec = get_spec(name)
         self.name = name
+        #: split -> (logits, class ids) of the last scoring: what ``eval glue --calibrate`` fits a temperature on
+        self.dev_logits: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     @property
     def problem_type(self) -> str:
@@ -109,10 +112,15 @@ class GlueTask(SentenceTask):
             if (references == UNLABELED).any():
                 raise BertTasksError(f"the {self.name} {split} data has unlabeled examples; it cannot be scored")
             by_split[split] = self.metrics(predictions, references)
+            if not self.spec.is_regression:  # how far the softmax confidences are from the accuracy they promise
+                by_split[split]["ece"] = expected_calibration_error(softmax(logits), references)
+                self.dev_logits[split] = (logits, references)
             samples[split] = len(raw)
             tag = {"split": split} if len(eval_sets) > 1 else {}
-            for idx, pred, gold in zip(raw["idx"], predictions.tolist(), references.tolist()):
-                rows.append({"idx": int(idx), **tag, "prediction": self.label_text(pred), "label": self.label_text(gold)})
+            probabilities = [None] * len(raw) if self.spec.is_regression else softmax(logits).round(6).tolist()
+            for idx, pred, gold, probs in zip(raw["idx"], predictions.tolist(), references.tolist(), probabilities):
+                rows.append({"idx": int(idx), **tag, "prediction": self.label_text(pred), "label": self.label_text(gold),
+                             **({"probabilities": probs} if probs is not None else {})})
         metrics: dict[str, Any] = task_results(by_split)
         if len(samples) > 1:
             metrics.update({f"eval_samples{EVAL_SPLIT_SUFFIX.get(s, '_' + s)}": n for s, n in samples.items()})
@@ -123,6 +131,11 @@ class GlueTask(SentenceTask):
     def main_metric_name(self) -> str:
         keys = self.spec.score_keys
         return keys[0] if len(keys) == 1 else f"mean of {' and '.join(keys)}"
+
+    def metric_names(self, cfg: GlueDataConfig) -> tuple[str, ...]:
+        """Every metric of every dev split (MNLI's under ``_m``/``_mm``), as :meth:`score` reports them."""
+        names = (*self.spec.metrics, *(() if self.spec.is_regression else ("ece",)))
+        return tuple(f"{name}{EVAL_SPLIT_SUFFIX.get(split, '')}" for split in self.spec.eval_files for name in names)
 
     def main_metric(self, metrics: dict[str, Any]) -> float | None:
         """The task's GLUE score: its metric, or the mean of its two (MRPC, QQP, STS-B, MNLI-m/mm)."""

@@ -56,6 +56,9 @@ class MlmTask(TaskBase):
     main_metric_name = "masked_accuracy"
     prediction_outputs = {"logits": "token"}
 
+    def metric_names(self, cfg: Any) -> tuple[str, ...]:
+        return ("eval_loss", "perplexity", "masked_accuracy")
+
     def __init__(self, seed: int | None = None):
         #: seeds the training masks; evaluation masks use ``cfg.eval_mask_seed``
         self.seed = seed

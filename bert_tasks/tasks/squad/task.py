@@ -40,6 +40,9 @@ class SquadTask(TaskBase):
     def num_labels(self, cfg: Any) -> int:
         return 2  # start and end logits
 
+    def metric_names(self, cfg: Any) -> tuple[str, ...] | None:
+        return None if self.version_2 else ("exact_match", "f1")  # SQuAD 2.0 adds per-kind scores
+
     def preprocess(self, raw: Any, tokenizer: Any, cfg: SquadDataConfig, *, train: bool, cache_dir: Any = None) -> Any:
         """Examples (Hub squad schema) -> windowed features, cached per data, tokenizer and settings."""
         cfg.validate()

@@ -67,7 +67,7 @@ def test_finetune_writes_a_complete_run_folder(sst2_run):
     assert config["label2id"] == {"negative": 0, "positive": 1}
     assert config["architectures"] == ["BertForSequenceClassification"]
     results = json.loads((out / "eval_results.json").read_text())
-    assert set(results) == {"accuracy", "eval_samples", "precision"} and results["precision"] == "fp32"
+    assert set(results) == {"accuracy", "ece", "eval_samples", "precision"} and results["precision"] == "fp32"
     assert results["eval_samples"] == len(expected["sst2"]["validation"])
     log = read_jsonl(out / "train_log.jsonl")
     assert [r["step"] for r in log if r.get("eval")] == [2, 3]  # every eval_steps and at the end

@@ -1,0 +1,199 @@
+"""``--search optuna --trials N --search-space KEY=DIST``: a seeded TPE search over recipe keys, each trial a
+complete run folder ``OUTPUT/trial-N``, the study in ``OUTPUT/search.db`` (SQLite) so ``--resume-from latest``
+continues it, and unpromising trials pruned by the median rule at their evaluations (``--eval-steps``).
+
+Optuna is an optional extra (``pip install 'bert-tasks[search]'``), imported only here, only when a search runs.
+A distribution is ``uniform:LOW:HIGH``, ``loguniform:LOW:HIGH``, ``int:LOW:HIGH`` or ``choice:A,B,...``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..config import Recipe, with_settings
+from ..errors import BertTasksError
+from ..io import write_json
+from ..tasks import get_task
+from . import template
+from .template import claim_run_folder, print_plan, root_of, run_is_main
+
+SEARCH_DB = "search.db"
+SEARCH_SUMMARY = "search_summary.json"
+KINDS = ("uniform", "loguniform", "int", "choice")
+
+
+@dataclass(frozen=True)
+class Distribution:
+    key: str
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[Any, ...] = ()
+
+    def suggest(self, trial: Any) -> Any:
+        if self.kind == "choice":
+            return trial.suggest_categorical(self.key, list(self.choices))
+        if self.kind == "int":
+            return trial.suggest_int(self.key, int(self.low), int(self.high))
+        return trial.suggest_float(self.key, self.low, self.high, log=self.kind == "loguniform")
+
+    def ends(self) -> list[Any]:
+        """The values a trial may take at the ends of the range (checked against the recipe before any trial)."""
+        if self.kind == "choice":
+            return list(self.choices)
+        return [int(self.low), int(self.high)] if self.kind == "int" else [self.low, self.high]
+
+
+def parse_space(items: list[str] | None) -> dict[str, Distribution]:
+    """``["train.learning_rate=loguniform:1e-5:1e-3"]`` -> {key: Distribution}; one line for anything malformed."""
+    space: dict[str, Distribution] = {}
+    for item in items or []:
+        key, _, spec = item.partition("=")
+        kind, _, args = spec.partition(":")
+        key, kind = key.strip(), kind.strip()
+        example = "e.g. train.learning_rate=loguniform:1e-5:1e-3"
+        if not key or kind not in KINDS or not args:
+            raise BertTasksError(f"--search-space {item!r}: give KEY=DIST, DIST one of uniform:LOW:HIGH, "
+                                 f"loguniform:LOW:HIGH, int:LOW:HIGH, choice:A,B ({example})")
+        if key in space:
+            raise BertTasksError(f"--search-space: {key} is given twice")
+        if kind == "choice":
+            choices = tuple(yaml.safe_load(v) for v in args.split(","))
+            if len(choices) < 2 or any(c is None for c in choices):
+                raise BertTasksError(f"--search-space {item!r}: choice needs two or more non-empty values")
+            space[key] = Distribution(key, kind, choices=choices)
+            continue
+        bounds = args.split(":")
+        try:
+            low, high = (float(b) for b in bounds) if len(bounds) == 2 else (None, None)
+        except ValueError:
+            low = high = None
+        if low is None or not low < high or (kind == "loguniform" and low <= 0) or (
+                kind == "int" and not (low.is_integer() and high.is_integer())):
+            raise BertTasksError(f"--search-space {item!r}: {kind} needs LOW:HIGH with LOW < HIGH"
+                                 + (", both positive" if kind == "loguniform" else "")
+                                 + (", both integers" if kind == "int" else ""))
+        space[key] = Distribution(key, kind, low, high)
+    return space
+
+
+def _optuna():
+    if importlib.util.find_spec("optuna") is None:
+        raise BertTasksError("--search optuna needs the optuna package: pip install 'bert-tasks[search]'")
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def search(recipe: Recipe, space: dict[str, Distribution], trials: int, *, overwrite: bool, resume_from: str | None,
+           dry_run: bool) -> dict[str, Any]:
+    """Run the search (see the module docstring); returns the summary written to ``search_summary.json``.
+    Long because the objective is a closure over the study's setup, and reads best as one piece."""
+    if not space:
+        raise BertTasksError("--search optuna needs at least one --search-space KEY=DIST")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise BertTasksError("--search runs in one process: each process would run its own trials; run it without "
+                             "accelerate launch")
+    for dist in space.values():  # a key that names no setting, or a value it refuses: one line, before anything
+        for value in dist.ends():
+            with_settings(recipe, {dist.key: value}, origin="--search-space")
+    task = get_task(recipe.task)
+    select = template.selection(task, recipe, always=True)
+    root = root_of(recipe)
+    if dry_run:
+        print_plan(recipe, f"task '{recipe.task}': {trials} optuna trials over {', '.join(space)} into {root}/trial-<N>")
+        return {}
+    optuna = _optuna()
+    claim_run_folder(recipe, overwrite=overwrite, resume=resume_from is not None)
+    maximize = select.maximize
+    study = optuna.create_study(
+        study_name="bert-tasks", storage=f"sqlite:///{(root / SEARCH_DB).resolve()}", load_if_exists=True,
+        direction="maximize" if maximize else "minimize",
+        sampler=optuna.samplers.TPESampler(seed=recipe.train.seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0))
+    state = optuna.trial.TrialState
+    _requeue_interrupted(study, state)
+    # a resumed search draws on from where it stopped, not the first points again: the seed moves with the history
+    study.sampler = optuna.samplers.TPESampler(seed=recipe.train.seed + len(study.trials))
+    done = len(study.get_trials(deepcopy=False, states=(state.COMPLETE, state.PRUNED)))
+
+    def objective(trial: Any) -> float:
+        params = {key: dist.suggest(trial) for key, dist in space.items()}
+        sub = with_settings(recipe, params, origin="--search-space")
+        sub.output_dir = str(root / f"trial-{trial.number}")
+        trial.set_user_attr("folder", sub.output_dir)
+        print(f"== trial {trial.number}: " + ", ".join(f"{k}={v}" for k, v in params.items()), flush=True)
+
+        pruned = []
+
+        def prune(step: int, value: float) -> bool:
+            trial.report(value, step)
+            if trial.should_prune():
+                pruned.append(step)
+            return bool(pruned)
+
+        try:
+            metrics = template.train_one(task, sub, overwrite=True, stop_rule=prune)
+        except KeyboardInterrupt:
+            trial.set_user_attr("interrupted", True)  # optuna marks it failed; a resumed search runs its point again
+            raise
+        value = metrics.get("best_metric")
+        if value is None:
+            raise BertTasksError(f"trial {trial.number} gave no {select.name} to search on (no validation data?)")
+        if pruned:
+            raise optuna.TrialPruned(f"pruned at step {pruned[0]}")
+        return float(value)
+
+    if trials > done:
+        study.optimize(objective, n_trials=trials - done)
+    summary = _summary(study, state, select.name, maximize)
+    if run_is_main():
+        write_json(root / SEARCH_SUMMARY, summary)
+        _print(summary, root)
+    return summary
+
+
+def _requeue_interrupted(study: Any, state: Any) -> None:
+    """The trials a Ctrl-C (failed, marked interrupted) or a kill (still RUNNING) cut off at the end of the study:
+    their points go first in the resumed search."""
+    trials = study.get_trials(deepcopy=False)
+    cut = []
+    for trial in reversed(trials):
+        if trial.state == state.RUNNING or (trial.state == state.FAIL and trial.user_attrs.get("interrupted")):
+            cut.append(trial)
+        else:
+            break
+    for trial in reversed(cut):
+        if trial.state == state.RUNNING:
+            study.tell(trial.number, state=state.FAIL)
+        study.enqueue_trial(trial.params)
+
+
+def _summary(study: Any, state: Any, metric: str, maximize: bool) -> dict[str, Any]:
+    rows = [{"trial": t.number, "state": t.state.name.lower(), "params": t.params, "value": t.value,
+             "folder": t.user_attrs.get("folder")} for t in study.trials]
+    complete = [row for row in rows if row["state"] == "complete"]
+    best = (max if maximize else min)(complete, key=lambda row: row["value"]) if complete else None
+    return {"chosen_on": "the dev set: the evaluation data of these runs, so its score is optimistic; confirm the "
+                         "choice on held-out data",
+            "metric": metric, "direction": "maximize" if maximize else "minimize", "best": best, "trials": rows}
+
+
+def _print(summary: dict[str, Any], root: Path) -> None:
+    for row in summary["trials"]:
+        value = "" if row["value"] is None else f" {summary['metric']}={row['value']:.4g}"
+        print(f"trial {row['trial']}: {row['state']}{value} {row['params']}", flush=True)
+    best = summary["best"]
+    if best is None:
+        raise BertTasksError("no trial finished", file=root / SEARCH_SUMMARY)
+    print(f"chosen on the dev set: trial {best['trial']} ({best['folder']}), {summary['metric']} {best['value']:.4g}; "
+          "its dev score is optimistic, confirm it on held-out data", flush=True)
+
+

@@ -1,0 +1,111 @@
+"""``--search optuna``: seeded TPE trials, each a run folder, the study in search.db resumable after Ctrl-C, the median
+pruner, and every malformed search a one-line error. Skipped where the optional ``search`` extra is not installed
+(except the error that says how to install it)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bert_tasks.cli import main
+from bert_tasks.training import loop
+from test_bad_inputs import Case, assert_one_clear_line, glue_run
+from test_selection import stsb  # noqa: F401  the fixture
+
+SPACE = ("--search-space", "train.learning_rate=loguniform:1e-4:1e-2", "--search-space", "train.warmup_ratio=uniform:0:0.3")
+
+
+def args(model, data, out, *extra):
+    return ["finetune", "glue", "--task", "stsb", "--model", str(model), "--data-dir", str(data), "--output-dir", str(out),
+            "--batch-size", "4", "--max-seq-length", "32", "--max-steps", "6", "--eval-steps", "3", "--mixed-precision",
+            "no", "--set", "train.num_threads=1", "--search", "optuna", *SPACE, *extra]
+
+
+def trial_params(summary: dict) -> list[dict]:
+    return [row["params"] for row in summary["trials"]]
+
+
+def test_a_seeded_search_keeps_every_trial_and_picks_the_best(tiny_model, stsb, tmp_path):  # noqa: F811
+    pytest.importorskip("optuna")
+    out = tmp_path / "search"
+    assert main(args(tiny_model, stsb, out, "--trials", "4")) == 0
+    summary = json.loads((out / "search_summary.json").read_text())
+    assert (out / "search.db").is_file() and len(summary["trials"]) == 4
+    complete = [row for row in summary["trials"] if row["state"] == "complete"]
+    assert summary["best"] == max(complete, key=lambda row: row["value"]) and summary["direction"] == "maximize"
+    for row in complete:
+        results = json.loads((Path(row["folder"]) / "eval_results.json").read_text())
+        assert results["best_metric"] == row["value"] and Path(row["folder"]).name == f"trial-{row['trial']}"
+        recipe = (Path(row["folder"]) / "recipe.yaml").read_text()
+        assert f"learning_rate: {row['params']['train.learning_rate']}" in recipe
+    again = tmp_path / "again"
+    assert main(args(tiny_model, stsb, again, "--trials", "2")) == 0
+    assert trial_params(json.loads((again / "search_summary.json").read_text())) == trial_params(summary)[:2]  # seeded
+
+
+def test_a_search_resumes_after_ctrl_c(tiny_model, stsb, tmp_path, monkeypatch):  # noqa: F811
+    pytest.importorskip("optuna")
+    out = tmp_path / "search"
+    real, calls = loop._run_eval, []
+
+    def ctrl_c_in_the_third_trial(evaluate, model, accelerator, step, *rest):
+        calls.append(step)
+        if len(calls) == 5:  # trials 0 and 1 evaluate at steps 3 and 6 (unless pruned: then sooner)
+            raise KeyboardInterrupt
+        return real(evaluate, model, accelerator, step, *rest)
+
+    monkeypatch.setattr(loop, "_run_eval", ctrl_c_in_the_third_trial)
+    assert main(args(tiny_model, stsb, out, "--trials", "3")) == 130
+    monkeypatch.setattr(loop, "_run_eval", real)
+    assert (out / "search.db").is_file()
+    assert main([*args(tiny_model, stsb, out, "--trials", "3"), "--resume-from", "latest"]) == 0
+    summary = json.loads((out / "search_summary.json").read_text())
+    states = [row["state"] for row in summary["trials"]]
+    assert states.count("fail") == 1 and len([s for s in states if s in ("complete", "pruned")]) == 3
+    failed = next(row for row in summary["trials"] if row["state"] == "fail")
+    assert summary["trials"][-1]["params"] == failed["params"]  # the interrupted point is run again
+
+
+def search_case(name: str, extra: tuple[str, ...], *expect: str) -> Case:
+    return Case(f"search-{name}", lambda tmp, model: glue_run(tmp, model, *extra), expect)
+
+
+CASES = [
+    search_case("unknown-kind", ("--search", "optuna", "--trials", "2", "--search-space", "train.learning_rate=normal:1:2"),
+                "--search-space", "uniform:LOW:HIGH"),
+    search_case("low-above-high", ("--search", "optuna", "--trials", "2", "--search-space",
+                                   "train.learning_rate=uniform:1e-3:1e-4"), "LOW < HIGH"),
+    search_case("log-of-zero", ("--search", "optuna", "--trials", "2", "--search-space",
+                                "train.learning_rate=loguniform:0:1e-4"), "both positive"),
+    search_case("int-not-integer", ("--search", "optuna", "--trials", "2", "--search-space",
+                                    "train.batch_size=int:2.5:8"), "both integers"),
+    search_case("unknown-key", ("--search", "optuna", "--trials", "2", "--search-space",
+                                "train.learnig_rate=uniform:1e-4:1e-3"), "no setting 'train.learnig_rate'",
+                "train.learning_rate"),
+    search_case("value-out-of-bounds", ("--search", "optuna", "--trials", "2", "--search-space",
+                                        "train.warmup_ratio=uniform:0.5:1.5"), "--search-space", "warmup_ratio"),
+    search_case("no-space", ("--search", "optuna", "--trials", "2"), "at least one --search-space"),
+    search_case("no-trials", ("--search", "optuna", "--search-space", "train.learning_rate=uniform:1e-4:1e-3"),
+                "--trials N"),
+    search_case("trials-without-search", ("--trials", "3"), "--trials needs --search optuna"),
+    search_case("other-search", ("--search", "grid", "--trials", "3"), "the one search is optuna"),
+    search_case("search-with-seeds", ("--search", "optuna", "--trials", "2", "--seeds", "1,2", "--search-space",
+                                      "train.learning_rate=uniform:1e-4:1e-3"), "drop --seeds"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_bad_searches_are_one_line(case, tmp_path, tiny_model, capsys):
+    assert_one_clear_line(case, tmp_path, tiny_model, capsys)
+
+
+def test_without_optuna_the_error_says_how_to_install_it(tmp_path, tiny_model, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "optuna" else real(name, *a))
+    case = search_case("optuna-missing", ("--search", "optuna", "--trials", "2", "--search-space",
+                                          "train.learning_rate=uniform:1e-4:1e-3"), "pip install 'bert-tasks[search]'")
+    assert_one_clear_line(case, tmp_path, tiny_model, capsys)
