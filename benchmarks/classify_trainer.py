@@ -9,8 +9,9 @@ pairs train, every dev pair scores.
 (b) the transformers ``Trainer`` with ``AutoModelForSequenceClassification`` and ``DataCollatorWithPadding``
     (run_classification.py with dynamic padding), fp32; the same hyperparameters, one warmup count for both.
 
-Both are scored by one scorer (the bundled ``classify`` metric, from each side's dev predictions). On this CPU
-``mixed_precision auto`` is fp32 (no native bf16), so both sides run fp32: the ratio is at equal precision.
+Both are scored by one scorer (the bundled ``classify`` metric, from each side's dev predictions). Both sides run
+fp32 (ours with ``mixed_precision no``: ``auto`` would pick bf16 on a CPU with native bf16), so the ratio is at equal
+precision.
 
     python -m benchmarks classify_trainer              # the recorded run: 3 seeds, about 15 minutes on 2 cores
     python -m benchmarks classify_trainer --quick      # 1 seed, 64 pairs, not recorded

@@ -156,9 +156,7 @@ def main(argv: list[str] | None = None) -> None:
         shared.precision = args.precision
         setup = Setup("sst2", "SST-2", "accuracy", args.train_samples, args.epochs)
         if name == "trainer":
-            if args.precision == "bf16":
-                raise SystemExit("the Trainer side of --precision bf16 needs bf16=True: run it on a GPU")
-            run = run_trainer(setup, shared, int(seed), Path(work))
+            run = run_trainer(setup, shared, int(seed), Path(work), bf16=args.precision == "bf16")
             run["metrics"] = {"accuracy": run["metrics"]["accuracy"]}
         else:
             run = run_ours(shared, setup, int(seed), Path(work), name)

@@ -120,8 +120,9 @@ def run_ours(setup: Setup, args, seed: int, work: Path, precision: str) -> dict:
     return {"score": score(setup, metrics), "metrics": metrics, "seconds": seconds, "train_seconds": trained["train_seconds"]}
 
 
-def run_trainer(setup: Setup, args, seed: int, work: Path) -> dict:
-    """run_glue.py in miniature with dynamic padding: tokenize, Trainer.train(), Trainer.evaluate()."""
+def run_trainer(setup: Setup, args, seed: int, work: Path, *, bf16: bool = False) -> dict:
+    """run_glue.py in miniature with dynamic padding: tokenize, Trainer.train(), Trainer.evaluate() (``bf16``: the
+    Trainer's ``bf16=True`` autocast, for a comparison at equal precision with ours in bf16)."""
     import numpy as np
     from scipy.stats import pearsonr, spearmanr
     from sklearn.metrics import f1_score
@@ -152,7 +153,7 @@ def run_trainer(setup: Setup, args, seed: int, work: Path) -> dict:
         output_dir=str(work / f"trainer-{setup.task}-{seed}"), learning_rate=LR, per_device_train_batch_size=BATCH,
         per_device_eval_batch_size=EVAL_BATCH, num_train_epochs=args.epochs(setup), weight_decay=WEIGHT_DECAY,
         lr_scheduler_type="linear", warmup_steps=warmup(setup, args), max_grad_norm=1.0, seed=seed, save_strategy="no",
-        eval_strategy="no", logging_steps=10_000, report_to="none", use_cpu=True, disable_tqdm=True,
+        eval_strategy="no", logging_steps=10_000, report_to="none", use_cpu=True, disable_tqdm=True, bf16=bf16,
     )
 
     def metrics(prediction) -> dict:
