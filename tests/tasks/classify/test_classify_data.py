@@ -105,3 +105,27 @@ def test_a_token_level_file_is_sent_to_ner(tmp_path):
     train = jsonl(tmp_path / "t.jsonl", [{"tokens": ["a", "b"], "tags": ["O", "B-X"]}])
     with pytest.raises(BertTasksError, match="finetune ner"):
         splits(tmp_path, train)
+
+
+def test_a_hub_dataset_reads_its_class_label_names(monkeypatch):
+    """The Hub path (offline here: load_dataset replaced) reads ClassLabel ids as their names, as files are read."""
+    import datasets
+
+    features = datasets.Features({"text": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=["neg", "pos"])})
+    hub = datasets.DatasetDict({
+        "train": datasets.Dataset.from_dict({"text": ["a", "b", "c"], "label": [1, 0, 1]}, features=features),
+        "validation": datasets.Dataset.from_dict({"text": ["d"], "label": [0]}, features=features)})
+    seen = {}
+
+    def load_dataset(name, config=None):
+        seen["args"] = (name, config)
+        return hub
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    monkeypatch.setattr("bert_tasks.tasks.classify.data.require_hub", lambda what: None)
+    found, space = load_splits(ClassifyDataConfig(dataset="someone/reviews", dataset_config="en"),
+                               ("train", "validation"))
+    assert seen["args"] == ("someone/reviews", "en")
+    assert space.names == ("neg", "pos") and found["train"]["label"] == [1, 0, 1]
+    assert found["validation"]["label"] == [0]
