@@ -21,7 +21,7 @@ from ...checkpoint.modelcard import eval_set_text
 from ...errors import BertTasksError
 from ...io import atomic_write_text, write_json
 from ...metrics import load_metric
-from ...metrics.calibration import expected_calibration_error
+from ...metrics.calibration import expected_calibration_error, softmax
 from ...protocol import Evaluator
 from ...training.prediction import predict
 from ..sentences import SentenceTask, sigmoid
@@ -127,9 +127,8 @@ class ClassifyTask(SentenceTask):
             references = references.astype(np.int64)
             if tune:
                 self.threshold = tune_threshold(sigmoid(logits), references)
-            saved, self.threshold = self.threshold, 0.5
-            extra["micro_f1_at_0.5"] = self.metrics(self.postprocess(logits), references)["micro_f1"]
-            self.threshold = saved
+            at_half = (sigmoid(logits) >= 0.5).astype(np.int64)  # postprocess at 0.5, without touching the threshold
+            extra["micro_f1_at_0.5"] = self.metrics(at_half, references)["micro_f1"]
             extra["threshold"] = float(self.threshold)
         if self.problem_type == SINGLE:
             extra["ece"] = expected_calibration_error(softmax(logits), references)
@@ -185,11 +184,6 @@ class ClassifyTask(SentenceTask):
             dev = cfg.validation_file and Path(cfg.validation_file).name or f"{name} validation"
             card["eval_set"] = eval_set_text(dev, metrics["eval_samples"], "examples", cfg.max_eval_samples)
         return card
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.asarray(logits, dtype=np.float64) - np.max(logits, axis=-1, keepdims=True)
-    return np.exp(shifted) / np.exp(shifted).sum(axis=-1, keepdims=True)
 
 
 def tune_threshold(probabilities: np.ndarray, references: np.ndarray) -> float:
