@@ -12,9 +12,25 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def start(argv: list[str] | None, parse_args: Callable[[list[str]], Any]) -> tuple[list[str], Any]:
+    """(argv, parsed args) of a side-by-side benchmark: transformers' warnings quieted, ``--threads`` applied, and
+    ``args.threads`` the count every run then uses (passed on to each child through argv)."""
+    import logging
+
+    import torch
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.threads = torch.get_num_threads()
+    return argv, args
 
 
 def run_apart(module: str, argv: list[str], name: str, seed: int, work: Path) -> dict:

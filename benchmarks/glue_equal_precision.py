@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from benchmarks._record import DATA, load_note, shown
-from benchmarks._side_by_side import cell, interleaved, wall
+from benchmarks._side_by_side import start, cell, interleaved, wall
 from benchmarks.glue_seeds import BATCH, EVAL_BATCH, LR, MAX_LEN, Setup, run_trainer, warmup
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -138,17 +138,7 @@ def render(args, results: dict, loads: tuple, sizes: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import logging
-    import sys
-
-    import torch
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
-    logging.getLogger("transformers").setLevel(logging.ERROR)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    args.threads = torch.get_num_threads()
+    argv, args = start(argv, parse_args)
     if args.one:
         name, seed, work = args.one.split(",", 2)
         task, name = name.split(":")

@@ -235,18 +235,9 @@ def run_apart(argv: list[str], setup: Setup, name: str, seed: int, work: Path) -
 
 
 def main(argv: list[str] | None = None) -> None:
-    import sys
+    from benchmarks._side_by_side import start
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
-    import logging
-
-    import torch
-
-    logging.getLogger("transformers").setLevel(logging.ERROR)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    args.threads = torch.get_num_threads()
+    argv, args = start(argv, parse_args)
     args.train_samples = (lambda s: 64) if args.quick else (lambda s: s.train_samples)
     args.epochs = (lambda s: 1.0) if args.quick else (lambda s: s.epochs)
     if args.one:

@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 from benchmarks._record import DATA, load_note, shown
-from benchmarks._side_by_side import cell, every_run, interleaved, wall
+from benchmarks._side_by_side import start, cell, every_run, interleaved, wall
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -244,17 +244,7 @@ def render(args, runs: dict, loads: tuple, counts: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import logging
-    import sys
-
-    import torch
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
-    logging.getLogger("transformers").setLevel(logging.ERROR)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    args.threads = torch.get_num_threads()
+    argv, args = start(argv, parse_args)
     if args.one:
         name, seed, work = args.one.split(",", 2)
         print(json.dumps((run_trainer if name == "trainer" else run_ours)(args, int(seed), Path(work))))
