@@ -17,12 +17,9 @@ from ..config import ModelSettings, TrainConfig, trained_settings
 from ..tasks import CLASSIFY, get_task
 from ..tasks.classify.config import ClassifyDataConfig
 from .app import eval_app, predict_app
-from .options import PRECISION_SWITCH, data_options, setting_option, switch, with_signature
+from .options import Backend, PRECISION_SWITCH, data_options, eval_switches, with_signature
 
 TrainedModel = Annotated[str, typer.Option("--model", "-m", help="A fine-tuned classify model folder.")]
-Backend = setting_option(ModelSettings, "backend").annotation
-EvalBatchSize = setting_option(TrainConfig, "eval_batch_size").annotation
-EvalOutput = Annotated[Optional[str], typer.Option("--output-dir", "-o", help="Where results go (default: MODEL/eval, beside the training results).")]
 
 
 def eval_classify(**values) -> None:
@@ -44,9 +41,7 @@ def eval_classify(**values) -> None:
 
 
 eval_app.command("classify")(with_signature(eval_classify, data_options(ClassifyDataConfig, CLASSIFY.eval_flags),
-                                            switches=(switch("model", TrainedModel, ...), switch("backend", Backend),
-                                                      switch("output_dir", EvalOutput),
-                                                      switch("eval_batch_size", EvalBatchSize), PRECISION_SWITCH)))
+                                            switches=eval_switches(TrainedModel)))
 
 
 @predict_app.command("classify")

@@ -20,16 +20,11 @@ from ..tasks import GLUE, get_task
 from ..tasks.glue.config import ALL_TASKS, GlueDataConfig
 from ..tasks.glue.spec import get_spec
 from .app import eval_app, predict_app
-from .options import PRECISION_SWITCH, data_options, setting_option, switch, with_signature
+from .options import Backend, PRECISION_SWITCH, data_options, eval_switches, switch, with_signature
 
 
-Backend = setting_option(ModelSettings, "backend").annotation
-EvalBatchSize = setting_option(TrainConfig, "eval_batch_size").annotation
-EvalOutput = Annotated[Optional[str], typer.Option("--output-dir", "-o", help="Where results go (default: MODEL/eval, beside the training results).")]
 EVAL_SWITCHES = (
-    switch("model", Annotated[str, typer.Option("--model", "-m", help="A fine-tuned model folder (with --task all: the run's root).")], ...),
-    switch("backend", Backend), switch("output_dir", EvalOutput), switch("eval_batch_size", EvalBatchSize),
-    PRECISION_SWITCH,
+    *eval_switches(Annotated[str, typer.Option("--model", "-m", help="A fine-tuned model folder (with --task all: the run's root).")]),
     switch("calibrate", Annotated[bool, typer.Option(
         "--calibrate", help="Fit a temperature on the dev set (min NLL) and keep it in the folder's config.json; "
         "predict glue applies it.")], False),

@@ -7,20 +7,17 @@ The runner and the task modules are imported inside the commands: they load torc
 from __future__ import annotations
 
 import json
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from ..config import ModelSettings, TrainConfig, trained_settings
+from ..config import TrainConfig, trained_settings
 from ..tasks import NER, get_task
 from ..tasks.ner.config import NerDataConfig
 from .app import eval_app, predict_app
-from .options import PRECISION_SWITCH, data_options, setting_option, switch, with_signature
+from .options import Backend, PRECISION_SWITCH, data_options, eval_switches, switch, with_signature
 
 TrainedModel = Annotated[str, typer.Option("--model", "-m", help="A fine-tuned NER model folder.")]
-Backend = setting_option(ModelSettings, "backend").annotation
-EvalBatchSize = setting_option(TrainConfig, "eval_batch_size").annotation
-EvalOutput = Annotated[Optional[str], typer.Option("--output-dir", "-o", help="Where results go (default: MODEL/eval, beside the training results).")]
 
 
 def eval_ner(**values) -> None:
@@ -42,9 +39,7 @@ def eval_ner(**values) -> None:
                     batch_size=eval_batch_size or TrainConfig.eval_batch_size, precision=precision)
 
 
-eval_app.command("ner")(with_signature(eval_ner, data_options(NerDataConfig, NER.eval_flags), switches=(
-    switch("model", TrainedModel, ...), switch("backend", Backend), switch("output_dir", EvalOutput),
-    switch("eval_batch_size", EvalBatchSize), PRECISION_SWITCH)))
+eval_app.command("ner")(with_signature(eval_ner, data_options(NerDataConfig, NER.eval_flags), switches=eval_switches(TrainedModel)))
 
 
 def predict_ner(**values) -> None:

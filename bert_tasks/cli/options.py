@@ -160,6 +160,19 @@ PRECISION_SWITCH = switch("mixed_precision", setting_option(
 ).annotation)
 
 
+#: the options every ``eval`` command shares with training's settings: the backend, the eval batch, where results go
+Backend = setting_option(ModelSettings, "backend").annotation
+EvalBatchSize = setting_option(TrainConfig, "eval_batch_size").annotation
+EvalOutput = Annotated[Optional[str], typer.Option("--output-dir", "-o", help="Where results go (default: MODEL/eval, beside the training results).")]
+
+
+def eval_switches(model: Any) -> tuple[tuple[str, Any, Any], ...]:
+    """The switches of an ``eval`` command: ``model`` (its ``--model`` annotation), backend, output folder, eval batch,
+    precision."""
+    return (switch("model", model, ...), switch("backend", Backend), switch("output_dir", EvalOutput),
+            switch("eval_batch_size", EvalBatchSize), PRECISION_SWITCH)
+
+
 def recipe_options(data_class: type, model_flags: tuple[str, ...], defaults: dict[str, Any],
                    refused_train_flags: tuple[str, ...] = ()) -> list[SettingOption]:
     """Every setting a training command offers as a flag: model, output folder, data, then training settings."""

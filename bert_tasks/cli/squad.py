@@ -11,18 +11,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..config import ModelSettings, TrainConfig
+from ..config import TrainConfig
 from ..errors import BertTasksError
 from ..tasks import SQUAD, get_task
 from ..tasks.squad.config import SquadDataConfig
 from .app import eval_app, predict_app
-from .options import PRECISION_SWITCH, data_options, setting_option, switch, with_signature
+from .options import Backend, PRECISION_SWITCH, data_options, eval_switches, switch, with_signature
 
 
 TrainedModel = Annotated[str, typer.Option("--model", "-m", help="A fine-tuned SQuAD model folder.")]
-Backend = setting_option(ModelSettings, "backend").annotation
-EvalBatchSize = setting_option(TrainConfig, "eval_batch_size").annotation
-EvalOutput = Annotated[Optional[str], typer.Option("--output-dir", "-o", help="Where results go (default: MODEL/eval, beside the training results).")]
 
 
 def eval_squad(**values) -> None:
@@ -44,9 +41,7 @@ def eval_squad(**values) -> None:
                     batch_size=eval_batch_size or TrainConfig.eval_batch_size, precision=precision)
 
 
-eval_app.command("squad")(with_signature(eval_squad, data_options(SquadDataConfig, SQUAD.eval_flags), switches=(
-    switch("model", TrainedModel, ...), switch("backend", Backend), switch("output_dir", EvalOutput),
-    switch("eval_batch_size", EvalBatchSize), PRECISION_SWITCH)))
+eval_app.command("squad")(with_signature(eval_squad, data_options(SquadDataConfig, SQUAD.eval_flags), switches=eval_switches(TrainedModel)))
 
 
 def predict_squad(**values) -> None:
