@@ -15,6 +15,7 @@ the Trainer's ``bf16=True``), the same warmup step count, lr, batch and epochs. 
 the wall-time ratio at equal precision.
 
     python -m benchmarks glue_equal_precision                      # the recorded run (fp32): 5 seeds
+    python -m benchmarks glue_equal_precision --precision bf16     # the same in bf16 (its own section)
     python -m benchmarks glue_equal_precision --quick              # 1 seed, 64 sentences, not recorded
 """
 
@@ -107,6 +108,11 @@ def run_ours(args, setup: Setup, seed: int, work: Path, name: str) -> dict:
     return {"metrics": {"accuracy": metrics["accuracy"]}, "seconds": seconds, "train_seconds": trained["train_seconds"]}
 
 
+def section(precision: str) -> str:
+    """The RESULTS.md section of one precision: an fp32 run and a bf16 run are kept side by side, not overwritten."""
+    return "glue_equal_precision" if precision == "no" else f"glue_equal_precision_{precision}"
+
+
 def render(args, results: dict, loads: tuple, sizes: dict) -> str:
     import torch
 
@@ -168,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.no_record:
         from benchmarks._record import record
 
-        record("glue_equal_precision", markdown)
+        record(section(args.precision), markdown)
 
 
 if __name__ == "__main__":
