@@ -57,6 +57,9 @@ CONFIGS = {
     "ours_bf16": "(b) bert-tasks, bf16 autocast",
     "trainer": "(c) transformers Trainer, dynamic padding, fp32",
 }
+#: runs whose speed-up over (c) compares two precisions: labelled in the table as such (equal precision on both
+#: sides: ``python -m benchmarks glue_equal_precision --precision bf16``)
+ACROSS_PRECISIONS = {"ours_bf16": "across precisions: ours bf16 / Trainer fp32"}
 
 
 def parse_args(argv):
@@ -196,6 +199,8 @@ def render(args, results: dict, seeds: list[int], loads: tuple) -> str:
         anchor = results[setup.task].get("trainer")
         for name, stats in results[setup.task].items():
             speed = f"{anchor['seconds'] / stats['seconds']:.2f}x" if anchor and name != "trainer" else "-"
+            if name in ACROSS_PRECISIONS and speed != "-":
+                speed += f" ({ACROSS_PRECISIONS[name]})"
             delta = f"{100 * (stats['median'] - anchor['median']):+.2f} pts" if anchor and name != "trainer" else "-"
             rows.append(f"| {setup.folder} ({setup.metric}) | {CONFIGS[name]} | {100 * stats['median']:.2f} "
                         f"({100 * stats['min']:.2f}-{100 * stats['max']:.2f}; {100 * stats['std']:.2f}) | "
@@ -208,7 +213,9 @@ def render(args, results: dict, seeds: list[int], loads: tuple) -> str:
         f"linear schedule with {WARMUP:g} warmup, weight decay {WEIGHT_DECAY:g}, max grad norm 1.0, max length {MAX_LEN}, "
         f"{torch.get_num_threads()} torch threads. The score is the task's GLUE score (MRPC: mean of F1 and accuracy; "
         "STS-B: mean of Pearson and Spearman). Wall time = load + tokenize + train + evaluate (ours also writes its run "
-        "folder); speed-up = (c)'s median wall time / the run's.",
+        "folder); speed-up = (c)'s median wall time / the run's: (a) against (c) is fp32 on both sides, (b) against (c) "
+        "compares our bf16 with the Trainer's fp32 (equal-precision bf16 ratios: the glue_equal_precision_bf16 "
+        "section).",
         "", *rows, "",
         f"{load_note(*loads)}; every run in its own process, seed by seed with the configurations in turn.",
     ])
