@@ -73,6 +73,21 @@ def ner_export_for_predict_glue(tmp: Path, model: Path) -> list[str]:
     return ["predict", "glue", "--model", str(tmp / "ner-onnx"), "--text", "a fine film"]
 
 
+def export_onnxruntime_cannot_run(tmp: Path, model: Path) -> list[str]:
+    """An export whose model.onnx asks for opset 99, as a newer exporter's might: ONNX Runtime's refusal as one line
+    (open_session's, which ``export --opset N`` also meets for an opset torch writes and ONNX Runtime cannot run;
+    torch's tracer writes at most opset 20, so ``--opset 99`` stops at torch's refusal, the case above)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    folder = an_export(tmp, model)
+    node = helper.make_node("Identity", ["input_ids"], ["logits"])
+    graph = helper.make_graph([node], "newer", [helper.make_tensor_value_info("input_ids", TensorProto.INT64, [1])],
+                              [helper.make_tensor_value_info("logits", TensorProto.INT64, [1])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 99)]), str(folder / "model.onnx"))
+    return ["predict", "glue", "--model", str(folder), "--text", "a fine film"]
+
+
 CASES = [
     Case("export-bare-encoder", lambda tmp, model: export_argv(model, tmp), ("tiny-model", "BertModel",
                                                                              "no trained head to export")),
@@ -97,6 +112,8 @@ CASES = [
                                                         "--validation-file", str(write(tmp / "dev.tsv", "sentence\tlabel\na\t1\n"))],
          ("sst2-onnx", "ONNX export folder", "predict takes it")),
     Case("export-missing-model", lambda tmp, model: export_argv(tmp / "no-such-run", tmp), ("no-such-run",)),
+    Case("predict-glue-onnxruntime-cannot-run", export_onnxruntime_cannot_run,
+         ("model.onnx", "onnxruntime", "cannot run this graph")),
     Case("predict-glue-on-an-ner-export", ner_export_for_predict_glue, ("ner-onnx", "token-classification",
                                                                        "not a sequence-classification")),
 ]
