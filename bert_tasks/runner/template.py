@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import importlib.util
 import json
 import logging
@@ -295,6 +296,28 @@ def train_one(task: Task, recipe: Recipe, *, overwrite: bool = False, resume_fro
     print_summary(f"{'after fine-tuning' if before is not None else recipe.task} ({run.output_dir})",
                   {**shown, "steps": result.global_step, **kept})
     return metrics
+
+
+#: what may end one run of several once its training has begun (a diverging loss, memory, a file) and leave the
+#: others to run; anything else (a bug, Ctrl-C) stops them all
+RUN_FAILURES = (BertTasksError, RuntimeError, ValueError, OSError)
+
+
+def run_failure(exc: BaseException, trainings_before: int) -> str | None:
+    """Why one run of several (a seed, a search trial) failed, in one line, when the others should still run: it
+    failed after its training began (``trainings_before``: :attr:`Ledger.trainings_started` when it was started).
+    None when it failed before that: bad input, which every other run would meet too, so it stops them all."""
+    if not isinstance(exc, RUN_FAILURES) or current().trainings_started == trainings_before:
+        return None
+    return exc.one_line() if isinstance(exc, BertTasksError) else f"{type(exc).__name__}: {exc}"
+
+
+def release_memory() -> None:
+    """Between the runs of a sweep or a search: the last run's model, optimizer and Accelerator (held in reference
+    cycles, and by a failed run's traceback) are collected, and CUDA's cache of their blocks handed back."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def selection(task: Task, recipe: Recipe, *, always: bool = False) -> Selection | None:
