@@ -17,10 +17,10 @@ from test_selection import stsb  # noqa: F401  the fixture
 SPACE = ("--search-space", "train.learning_rate=loguniform:1e-4:1e-2", "--search-space", "train.warmup_ratio=uniform:0:0.3")
 
 
-def args(model, data, out, *extra):
+def args(model, data, out, *extra, space=SPACE):
     return ["finetune", "glue", "--task", "stsb", "--model", str(model), "--data-dir", str(data), "--output-dir", str(out),
             "--batch-size", "4", "--max-seq-length", "32", "--max-steps", "6", "--eval-steps", "3", "--mixed-precision",
-            "no", "--set", "train.num_threads=1", "--search", "optuna", *SPACE, *extra]
+            "no", "--set", "train.num_threads=1", "--search", "optuna", *space, *extra]
 
 
 def trial_params(summary: dict) -> list[dict]:
@@ -66,6 +66,48 @@ def test_a_search_resumes_after_ctrl_c(tiny_model, stsb, tmp_path, monkeypatch):
     assert states.count("fail") == 1 and len([s for s in states if s in ("complete", "pruned")]) == 3
     failed = next(row for row in summary["trials"] if row["state"] == "fail")
     assert summary["trials"][-1]["params"] == failed["params"]  # the interrupted point is run again
+
+
+def test_a_diverging_trial_is_recorded_with_its_reason_and_the_search_goes_on(tiny_model, stsb, tmp_path, capsys,  # noqa: F811
+                                                                                 monkeypatch):
+    """A learning rate of 1e30 makes the loss nan at step 2: that trial fails, named, and the other points still run;
+    and nothing (a failed trial's traceback, optuna) holds a trial's model once the next begins. The garbage
+    collector is off, so a model left in a reference cycle is freed only by the search's own collection."""
+    pytest.importorskip("optuna")
+    import gc
+    import weakref
+
+    from bert_tasks.runner import template
+
+    out, models, real_build = tmp_path / "search", [], template.build_model
+
+    def build_model(*a, **k):
+        assert all(ref() is None for ref in models), "the last trial's model is still held"
+        model = real_build(*a, **k)
+        models.append(weakref.ref(model))
+        return model
+
+    monkeypatch.setattr(template, "build_model", build_model)
+    space = ("--search-space", "train.learning_rate=choice:0.001,1.0e+30")
+    gc.disable()
+    try:
+        assert main(args(tiny_model, stsb, out, "--trials", "4", space=space)) == 0
+    finally:
+        gc.enable()
+    printed = capsys.readouterr().out
+    summary = json.loads((out / "search_summary.json").read_text())
+    assert len(summary["trials"]) == 4 == len(models)
+    diverged = [row for row in summary["trials"] if row["params"]["train.learning_rate"] == 1e30]
+    others = [row for row in summary["trials"] if row not in diverged]
+    assert diverged and others  # the seeded draws hold both points
+    for row in diverged:
+        assert row["state"] == "fail" and row["value"] is None and "loss became nan" in row["reason"]
+        assert f"trial {row['trial']}: failed (" in printed and f"trial {row['trial']}: fail ({row['reason']})" in printed
+    assert all(row["state"] in ("complete", "pruned") and row["reason"] is None for row in others)
+    assert summary["best"]["params"]["train.learning_rate"] == 0.001
+    # a resumed search counts the failed trials as run: nothing is left to do
+    assert main([*args(tiny_model, stsb, out, "--trials", "4", space=space), "--resume-from", "latest"]) == 0
+    assert len(json.loads((out / "search_summary.json").read_text())["trials"]) == 4 == len(models)
 
 
 def search_case(name: str, extra: tuple[str, ...], *expect: str) -> Case:

@@ -17,7 +17,7 @@ from ..config import ModelSettings, TrainConfig, trained_settings
 from ..tasks import CLASSIFY, get_task
 from ..tasks.classify.config import ClassifyDataConfig
 from .app import eval_app, predict_app
-from .options import Backend, PRECISION_SWITCH, data_options, eval_switches, with_signature
+from .options import CALIBRATE_SWITCH, Backend, PRECISION_SWITCH, data_options, eval_switches, with_signature
 
 TrainedModel = Annotated[str, typer.Option("--model", "-m", help="A fine-tuned classify model folder.")]
 
@@ -25,23 +25,23 @@ TrainedModel = Annotated[str, typer.Option("--model", "-m", help="A fine-tuned c
 def eval_classify(**values) -> None:
     """Score a fine-tuned folder on a dev file: eval_results.json, eval_per_class.json, eval_predictions.jsonl.
 
-    Example: bert-tasks eval classify --model runs/mine --validation-file dev.csv
+    Example: bert-tasks eval classify --model runs/mine --validation-file dev.csv [--calibrate]
     """
     from ..checkpoint.load import require_trained_head
     from ..runner.template import evaluate_folder
 
-    model, backend, output_dir, eval_batch_size, precision = (
-        values.pop(k) for k in ("model", "backend", "output_dir", "eval_batch_size", "mixed_precision"))
+    model, backend, output_dir, eval_batch_size, precision, calibrate = (
+        values.pop(k) for k in ("model", "backend", "output_dir", "eval_batch_size", "mixed_precision", "calibrate"))
     values["do_predict"] = values["do_predict"] or None
     require_trained_head(model, "glue")  # before its recipe.yaml is read as a classify one
     cfg = trained_settings(model, ClassifyDataConfig, values)
     cfg.validate()
     evaluate_folder(get_task("classify"), model, cfg, output_dir=output_dir, backend=backend or ModelSettings.backend,
-                    batch_size=eval_batch_size or TrainConfig.eval_batch_size, precision=precision)
+                    batch_size=eval_batch_size or TrainConfig.eval_batch_size, precision=precision, calibrate=calibrate)
 
 
 eval_app.command("classify")(with_signature(eval_classify, data_options(ClassifyDataConfig, CLASSIFY.eval_flags),
-                                            switches=eval_switches(TrainedModel)))
+                                            switches=(*eval_switches(TrainedModel), CALIBRATE_SWITCH)))
 
 
 @predict_app.command("classify")

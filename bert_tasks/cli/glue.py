@@ -18,16 +18,13 @@ from ..errors import BertTasksError
 from ..io import write_json
 from ..tasks import GLUE, get_task
 from ..tasks.glue.config import ALL_TASKS, GlueDataConfig
-from ..tasks.glue.spec import get_spec
 from .app import eval_app, predict_app
-from .options import Backend, PRECISION_SWITCH, data_options, eval_switches, switch, with_signature
+from .options import CALIBRATE_SWITCH, Backend, PRECISION_SWITCH, data_options, eval_switches, with_signature
 
 
 EVAL_SWITCHES = (
     *eval_switches(Annotated[str, typer.Option("--model", "-m", help="A fine-tuned model folder (with --task all: the run's root).")]),
-    switch("calibrate", Annotated[bool, typer.Option(
-        "--calibrate", help="Fit a temperature on the dev set (min NLL) and keep it in the folder's config.json; "
-        "predict glue applies it.")], False),
+    CALIBRATE_SWITCH,
 )
 
 
@@ -46,9 +43,12 @@ def eval_glue(**values) -> None:
     if cfg.task is None:
         raise BertTasksError("which task? pass --task (the model folder has no recipe.yaml naming it)", file=model)
     cfg.validate()
-    if calibrate and (cfg.task == ALL_TASKS or get_spec(cfg.task).is_regression):
-        raise BertTasksError("--calibrate fits a temperature to one classification task's probabilities"
-                             + (": pass --task" if cfg.task == ALL_TASKS else f"; {cfg.task} is a regression"))
+    if calibrate and cfg.task == ALL_TASKS:
+        raise BertTasksError("--calibrate fits a temperature to one classification task's probabilities: pass --task")
+    if calibrate:  # before any folder is read; the task module loads torch, which --help must not
+        from ..tasks.calibrate import check_calibratable
+
+        check_calibratable(get_task(cfg.task).problem_type, cfg.task)
     batch_size, backend = eval_batch_size or TrainConfig.eval_batch_size, backend or ModelSettings.backend
     root = Path(model)
     out = Path(output_dir) if output_dir else root / EVAL_DIR
@@ -90,13 +90,8 @@ def _evaluate_run(root: Path, cfg: GlueDataConfig, out: Path, *, backend: str, b
 
     if cfg.task != ALL_TASKS:
         task = get_task(cfg.task)
-        metrics = evaluate_folder(task, root, cfg, output_dir=out, backend=backend, batch_size=batch_size,
-                                  precision=precision)
-        if calibrate:
-            from ..tasks.glue.calibrate import calibrate as fit_and_keep
-
-            metrics = fit_and_keep(task, root, out, metrics)
-        return metrics
+        return evaluate_folder(task, root, cfg, output_dir=out, backend=backend, batch_size=batch_size,
+                               precision=precision, calibrate=calibrate)
     configs = [c for c in expand_configs(cfg) if (root / c.task / "config.json").is_file()]
     if not configs:
         raise BertTasksError("no fine-tuned task folders (e.g. sst2/, mnli/) in the model folder", file=root)

@@ -164,6 +164,10 @@ PRECISION_SWITCH = switch("mixed_precision", setting_option(
 Backend = setting_option(ModelSettings, "backend").annotation
 EvalBatchSize = setting_option(TrainConfig, "eval_batch_size").annotation
 EvalOutput = Annotated[Optional[str], typer.Option("--output-dir", "-o", help="Where results go (default: MODEL/eval, beside the training results).")]
+#: the sentence head's eval commands (glue, classify): temperature scaling, :mod:`bert_tasks.tasks.calibrate`
+CALIBRATE_SWITCH = switch("calibrate", Annotated[bool, typer.Option(
+    "--calibrate", help="Single-label classification: fit a temperature on the dev set (min NLL) and keep it in the "
+    "folder's config.json; predict applies it.")], False)
 
 
 def eval_switches(model: Any) -> tuple[tuple[str, Any, Any], ...]:

@@ -1,6 +1,8 @@
 """``--search optuna --trials N --search-space KEY=DIST``: a seeded TPE search over recipe keys, each trial a
 complete run folder ``OUTPUT/trial-N``, the study in ``OUTPUT/search.db`` (SQLite) so ``--resume-from latest``
-continues it, and unpromising trials pruned by the median rule at their evaluations (``--eval-steps``).
+continues it, and unpromising trials pruned by the median rule at their evaluations (``--eval-steps``). A trial
+that fails once its training has begun (a non-finite loss, memory) is recorded as failed with its reason and the
+search goes on, its memory released first; one that fails before (bad input, which every trial would meet) stops it.
 
 Optuna is an optional extra (``pip install 'bert-tasks[search]'``), imported only here, only when a search runs.
 A distribution is ``uniform:LOW:HIGH``, ``loguniform:LOW:HIGH``, ``int:LOW:HIGH`` or ``choice:A,B,...``.
@@ -9,6 +11,7 @@ A distribution is ``uniform:LOW:HIGH``, ``loguniform:LOW:HIGH``, ``int:LOW:HIGH`
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +24,7 @@ from ..errors import BertTasksError
 from ..io import write_json
 from ..tasks import get_task
 from . import template
+from .outputs import current
 from .template import claim_run_folder, print_plan, root_of, run_is_main
 
 SEARCH_DB = "search.db"
@@ -122,9 +126,12 @@ def search(recipe: Recipe, space: dict[str, Distribution], trials: int, *, overw
     _requeue_interrupted(study, state)
     # a resumed search draws on from where it stopped, not the first points again: the seed moves with the history
     study.sampler = optuna.samplers.TPESampler(seed=recipe.train.seed + len(study.trials))
-    done = len(study.get_trials(deepcopy=False, states=(state.COMPLETE, state.PRUNED)))
+    done = len([t for t in study.get_trials(deepcopy=False) if t.state in (state.COMPLETE, state.PRUNED)
+                or (t.state == state.FAIL and "reason" in t.user_attrs)])
 
-    def objective(trial: Any) -> float:
+    def run_trial(trial: Any) -> float | str:
+        """One trial's run: its score, or why it failed (a diverging loss, memory, a score that is not a number).
+        Raises ``TrialPruned``, and anything that must stop the search: bad input, a bug, Ctrl-C."""
         params = {key: dist.suggest(trial) for key, dist in space.items()}
         sub = with_settings(recipe, params, origin="--search-space")
         sub.output_dir = str(root / f"trial-{trial.number}")
@@ -139,20 +146,43 @@ def search(recipe: Recipe, space: dict[str, Distribution], trials: int, *, overw
                 pruned.append(step)
             return bool(pruned)
 
+        trainings = current().trainings_started
         try:
             metrics = template.train_one(task, sub, overwrite=True, stop_rule=prune)
-        except KeyboardInterrupt:
-            trial.set_user_attr("interrupted", True)  # optuna marks it failed; a resumed search runs its point again
-            raise
+        except template.RUN_FAILURES as exc:
+            why = template.run_failure(exc, trainings)
+            if why is None:
+                raise  # before its training began: bad input, which every trial would meet
+            return why
         value = metrics.get("best_metric")
         if value is None:
             raise BertTasksError(f"trial {trial.number} gave no {select.name} to search on (no validation data?)")
+        if not math.isfinite(value):
+            return f"its {select.name} is {value}"
         if pruned:
             raise optuna.TrialPruned(f"pruned at step {pruned[0]}")
         return float(value)
 
-    if trials > done:
-        study.optimize(objective, n_trials=trials - done)
+    for _ in range(trials - done):  # ask and tell, not study.optimize: a failed trial is told, in one line, not raised
+        trial = study.ask()
+        try:
+            outcome = run_trial(trial)
+        except optuna.TrialPruned:
+            study.tell(trial, state=state.PRUNED)
+            continue
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                trial.set_user_attr("interrupted", True)  # a resumed search runs its point again
+            study.tell(trial, state=state.FAIL)
+            raise
+        finally:
+            template.release_memory()
+        if isinstance(outcome, str):
+            trial.set_user_attr("reason", outcome)
+            study.tell(trial, state=state.FAIL)
+            print(f"trial {trial.number}: failed ({outcome})", flush=True)
+        else:
+            study.tell(trial, outcome)
     summary = _summary(study, state, select.name, maximize)
     if run_is_main():
         write_json(root / SEARCH_SUMMARY, summary)
@@ -178,7 +208,7 @@ def _requeue_interrupted(study: Any, state: Any) -> None:
 
 def _summary(study: Any, state: Any, metric: str, maximize: bool) -> dict[str, Any]:
     rows = [{"trial": t.number, "state": t.state.name.lower(), "params": t.params, "value": t.value,
-             "folder": t.user_attrs.get("folder")} for t in study.trials]
+             "folder": t.user_attrs.get("folder"), "reason": t.user_attrs.get("reason")} for t in study.trials]
     complete = [row for row in rows if row["state"] == "complete"]
     best = (max if maximize else min)(complete, key=lambda row: row["value"]) if complete else None
     return {"chosen_on": "the dev set: the evaluation data of these runs, so its score is optimistic; confirm the "
@@ -189,7 +219,8 @@ def _summary(study: Any, state: Any, metric: str, maximize: bool) -> dict[str, A
 def _print(summary: dict[str, Any], root: Path) -> None:
     for row in summary["trials"]:
         value = "" if row["value"] is None else f" {summary['metric']}={row['value']:.4g}"
-        print(f"trial {row['trial']}: {row['state']}{value} {row['params']}", flush=True)
+        reason = f" ({row['reason']})" if row.get("reason") else ""
+        print(f"trial {row['trial']}: {row['state']}{value}{reason} {row['params']}", flush=True)
     best = summary["best"]
     if best is None:
         raise BertTasksError("no trial finished", file=root / SEARCH_SUMMARY)

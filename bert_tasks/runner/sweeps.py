@@ -103,11 +103,13 @@ def _run_each(recipe: Recipe, runs: dict[str, Recipe], *, overwrite: bool, resum
         trainings = current().trainings_started
         try:
             results[name] = _train_recipe(sub, overwrite=sub_overwrite, resume_from=sub_resume, dry_run=False)
-        except (BertTasksError, RuntimeError, ValueError, OSError) as exc:
-            if not keep_going or current().trainings_started == trainings:
+        except template.RUN_FAILURES as exc:
+            why = template.run_failure(exc, trainings) if keep_going else None
+            if why is None:
                 raise  # it failed before training began: bad input, which every other run would meet too
-            failures[name] = exc.one_line() if isinstance(exc, BertTasksError) else f"{type(exc).__name__}: {exc}"
+            failures[name] = why
             print(f"{name} failed: {failures[name]}", file=sys.stderr, flush=True)
+        template.release_memory()
     return results, failures
 
 

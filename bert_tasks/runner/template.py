@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import importlib.util
 import json
 import logging
@@ -52,6 +53,8 @@ from ..model.encoder import set_unpadding
 from ..model.fast import unwrap
 from ..model.heads import get_head
 from ..protocol import RunContext, Task
+from ..tasks import family_of
+from ..tasks.calibrate import calibrate as calibrate_folder, check_calibratable
 from ..training.checkpoints import checkpoint_run_config, resolve_resume
 from ..training.loop import FitResult, fit
 from ..training.precision import (PRECISION_NAMES, apply_num_threads, computing_in, folder_precision,
@@ -297,6 +300,28 @@ def train_one(task: Task, recipe: Recipe, *, overwrite: bool = False, resume_fro
     return metrics
 
 
+#: what may end one run of several once its training has begun (a diverging loss, memory, a file) and leave the
+#: others to run; anything else (a bug, Ctrl-C) stops them all
+RUN_FAILURES = (BertTasksError, RuntimeError, ValueError, OSError)
+
+
+def run_failure(exc: BaseException, trainings_before: int) -> str | None:
+    """Why one run of several (a seed, a search trial) failed, in one line, when the others should still run: it
+    failed after its training began (``trainings_before``: :attr:`Ledger.trainings_started` when it was started).
+    None when it failed before that: bad input, which every other run would meet too, so it stops them all."""
+    if not isinstance(exc, RUN_FAILURES) or current().trainings_started == trainings_before:
+        return None
+    return exc.one_line() if isinstance(exc, BertTasksError) else f"{type(exc).__name__}: {exc}"
+
+
+def release_memory() -> None:
+    """Between the runs of a sweep or a search: the last run's model, optimizer and Accelerator (held in reference
+    cycles, and by a failed run's traceback) are collected, and CUDA's cache of their blocks handed back."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def selection(task: Task, recipe: Recipe, *, always: bool = False) -> Selection | None:
     """What ``train.select_best`` / ``train.early_stopping_patience`` ask of the loop: the metric ('main', or
     unset with a patience: the task's main metric, which is maximised), its direction and the patience."""
@@ -367,15 +392,19 @@ def root_of(recipe: Recipe) -> Path:
 
 
 def evaluate_folder(task: Task, model_dir: str | os.PathLike, cfg: Any, *, output_dir: str | os.PathLike | None = None,
-                    backend: str = "scratch", batch_size: int = 64, precision: str | None = None) -> dict[str, Any]:
+                    backend: str = "scratch", batch_size: int = 64, precision: str | None = None,
+                    calibrate: bool = False) -> dict[str, Any]:
     """Score a fine-tuned folder with the task's evaluator (the one training uses) and write its files.
 
     Our encoder, or transformers with ``backend="hf"``; results go to ``output_dir`` (default: the folder).
     ``precision`` (``mixed_precision``'s choices): default what the folder was trained in; the results say which.
+    ``calibrate``: a single-label sentence classifier's temperature fitted on these dev logits (:mod:`..tasks.calibrate`).
     """
     precision = folder_precision(resolve_model_dir(str(model_dir)), precision)
     folder = resolve_model_dir(str(model_dir))
     task.check_trained_folder(folder, cfg)
+    if calibrate:  # the folder told the task its problem type
+        check_calibratable(getattr(task, "problem_type", None), f"this {task.name} model", file=folder)
     data = task.read_eval_data(cfg)  # bad data fails before the model is loaded
     model = load_pretrained(folder, task=task.head, num_labels=task.num_labels(cfg), backend=backend, trained_head=True)
     if torch.cuda.is_available():
@@ -397,6 +426,8 @@ def evaluate_folder(task: Task, model_dir: str | os.PathLike, cfg: Any, *, outpu
         print_summary(f"{task.name} ({folder}, backend {backend})", metrics)
     with computing_in(precision, next(model.parameters()).device):
         task.extra_outputs(model, tokenizer, data, cfg, out, None, batch_size)
+    if calibrate:
+        metrics = calibrate_folder(task, folder, out, metrics, family_of(task.name).name)
     return metrics
 
 

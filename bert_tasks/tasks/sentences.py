@@ -59,6 +59,9 @@ class SentenceTask(TaskBase):
         self.class_weights: torch.Tensor | None = None
         #: multi-label: a label is predicted when its probability is at least this
         self.threshold = 0.5
+        #: single-label: split -> (logits, class ids) of the last dev scoring, what ``eval --calibrate`` fits a
+        #: temperature on (:mod:`.calibrate`)
+        self.dev_logits: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     @property
     def is_regression(self) -> bool:

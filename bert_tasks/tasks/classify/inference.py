@@ -7,9 +7,11 @@ from typing import Any
 
 import torch
 
+from ...checkpoint.files import read_config
 from ...checkpoint.locate import resolve_model_dir
 from ...config import trained_settings
 from ...errors import BertTasksError
+from ..calibrate import class_probabilities
 from ..sentences import run_on_text
 from .config import ClassifyDataConfig
 from .data import MULTI, REGRESSION
@@ -18,8 +20,9 @@ from .task import trained_space, trained_threshold
 
 def predict_text(model_dir: str | Path, text: str, text_pair: str | None = None, *, backend: str = "scratch",
                  precision: str | None = None, threshold: float | None = None) -> dict[str, Any]:
-    """The prediction for one text (pair): the label and every label's probability; multi-label: every label at or
-    above the threshold (the folder's tuned one unless given); regression: the score."""
+    """The prediction for one text (pair): the label and every label's probability (at the folder's calibrated
+    temperature, if ``eval classify --calibrate`` fitted one); multi-label: every label at or above the threshold (the
+    folder's tuned one unless given); regression: the score."""
     if not text or not text.strip():
         raise BertTasksError("--text is empty")
     if text_pair is not None and not text_pair.strip():
@@ -42,6 +45,6 @@ def predict_text(model_dir: str | Path, text: str, text_pair: str | None = None,
         probs = torch.sigmoid(logits).tolist()
         chosen = [name for name, p in zip(space.names, probs) if p >= cut]
         return {**out, "labels": chosen, "threshold": cut, "probabilities": dict(zip(space.names, probs))}
-    probs = torch.softmax(logits, dim=-1).tolist()
+    probs = class_probabilities(logits, read_config(folder))  # at eval classify --calibrate's temperature
     best = max(range(len(probs)), key=probs.__getitem__)
     return {**out, "label": space.names[best], "score": probs[best], "probabilities": dict(zip(space.names, probs))}

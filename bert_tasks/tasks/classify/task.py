@@ -132,6 +132,7 @@ class ClassifyTask(SentenceTask):
             extra["threshold"] = float(self.threshold)
         if self.problem_type == SINGLE:
             extra["ece"] = expected_calibration_error(softmax(logits), references)
+            self.dev_logits["validation"] = (logits, references)
         predictions = self.postprocess(logits)
         metrics = {**self.metrics(predictions, references), **extra, "eval_samples": len(raw)}
         rows = [{"idx": int(idx), "prediction": self.label_text(p), "label": self.label_text(g),

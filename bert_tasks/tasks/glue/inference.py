@@ -7,14 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from ...checkpoint.files import read_config
 from ...checkpoint.locate import resolve_model_dir
 from ...config import trained_settings
 from ...errors import BertTasksError
+from ..calibrate import class_probabilities
 from ..sentences import run_on_text
-from .calibrate import folder_temperature
 from .config import GlueDataConfig
 from .spec import TASK_NAMES, get_spec
 
@@ -54,7 +53,7 @@ def predict_text(model_dir: str | Path, text: str, text_pair: str | None = None,
                                   "weights": [round(float(w), 6) for w in weights[0]]}
     if len(labels) == 1 or config.get("problem_type") == "regression":
         return {**out, "label": labels[0], "score": float(logits[0]), **extra}
-    probs = torch.softmax(logits / folder_temperature(config), dim=-1).tolist()  # eval glue --calibrate's T
+    probs = class_probabilities(logits, config)  # at eval glue --calibrate's temperature
     best = int(np.argmax(probs))
     probabilities = {labels[i]: float(p) for i, p in enumerate(probs)}
     if not math.isclose(sum(probabilities.values()), 1.0, abs_tol=1e-4):  # duplicate label names collapse

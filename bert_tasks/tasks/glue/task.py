@@ -46,8 +46,6 @@ class GlueTask(SentenceTask):
         super().__init__(pad_token_id=pad_token_id, pad_to_multiple_of=pad_to_multiple_of)
         self.spec = get_spec(name)
         self.name = name
-        #: split -> (logits, class ids) of the last scoring: what ``eval glue --calibrate`` fits a temperature on
-        self.dev_logits: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     @property
     def problem_type(self) -> str:

@@ -101,6 +101,54 @@ def test_eval_scores_at_the_trained_threshold_and_agrees_with_training(multi_run
     assert len(rows) == 11 and all(isinstance(r["prediction"], list) for r in rows)
 
 
+def test_eval_calibrate_keeps_a_temperature_that_predict_applies(files, tiny_model, tmp_path, capsys):
+    """The temperature fitted on the dev logits goes in config.json; predict's log-odds shrink by it, its label stays."""
+    import shutil
+
+    import numpy as np
+
+    raw = tmp_path / "raw"
+    assert run("finetune", "classify", "--model", tiny_model, "--train-file", files / "train.csv", "--validation-file",
+               files / "dev.csv", "--output-dir", raw, "--learning-rate", "1e-3", *FAST) == 0
+    assert "calibration_temperature" not in json.loads((raw / "config.json").read_text())
+    calibrated = tmp_path / "calibrated"
+    shutil.copytree(raw, calibrated)
+    capsys.readouterr()
+    assert run("eval", "classify", "--model", calibrated, "--validation-file", files / "dev.csv", "--calibrate") == 0
+    assert "predict classify applies it" in capsys.readouterr().out
+    temperature = json.loads((calibrated / "config.json").read_text())["calibration_temperature"]
+    results = json.loads((calibrated / "eval" / "eval_results.json").read_text())
+    assert results["temperature"] == temperature != 1.0 and results["nll_calibrated"] <= results["nll"] + 1e-12
+    assert 0 <= results["ece"] <= 1 and 0 <= results["ece_calibrated"] <= 1
+
+    def predicted(model) -> dict:
+        assert run("predict", "classify", "--model", model, "--text", "a good film", "--json") == 0
+        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+    before, after = predicted(raw), predicted(calibrated)
+    assert after["label"] == before["label"] and after["probabilities"] != before["probabilities"]
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731  two classes: the log-odds are divided by T
+    assert logit(after["probabilities"]["positive"]) == pytest.approx(
+        logit(before["probabilities"]["positive"]) / temperature, rel=1e-3, abs=1e-6)
+    pytest.importorskip("onnxruntime")
+    assert run("export", calibrated, "--output-dir", tmp_path / "onnx") == 0  # the export keeps the temperature
+    capsys.readouterr()
+    onnx = predicted(tmp_path / "onnx")
+    assert onnx["label"] == after["label"] and onnx["probabilities"] == pytest.approx(after["probabilities"], abs=1e-5)
+
+
+def test_calibrate_refuses_a_multi_label_model_in_one_line(multi_run, files, tmp_path, tiny_model, capsys):
+    from test_bad_inputs import Case, assert_one_clear_line
+
+    case = Case("calibrate-multi-label", lambda tmp, model: ["eval", "classify", "--model", str(multi_run),
+                                                             "--validation-file", str(files / "dev-multi.jsonl"),
+                                                             "--calibrate"],
+                ("--calibrate", "single-label", "is multi-label", multi_run.name))
+    assert_one_clear_line(case, tmp_path, tiny_model, capsys)
+    assert "calibration_temperature" not in json.loads((multi_run / "config.json").read_text())
+    assert not (multi_run / "eval").exists()
+
+
 def test_regression_eval_and_predict_and_seeds(files, tiny_model, tmp_path, capsys):
     out = tmp_path / "score"
     assert run("finetune", "classify", "--model", tiny_model, "--train-file", files / "train-score.csv",
