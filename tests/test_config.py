@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bert_tasks.config import Recipe, TrainConfig, from_dict, parse_override
+from bert_tasks.config import Recipe, TrainConfig, from_dict, parse_override, parse_scalar
 from bert_tasks.tasks import resolve_recipe
 from bert_tasks.errors import BertTasksError
 
@@ -81,6 +81,19 @@ def test_malformed_override():
     with pytest.raises(BertTasksError, match="key=value"):
         parse_override("train.learning_rate")
     assert parse_override("train.report_to=[tensorboard]") == (["train", "report_to"], ["tensorboard"])
+
+
+@pytest.mark.parametrize("raw, value", [("1e-3", 0.001), ("5E-5", 5e-05), ("-3e2", -300.0), ("1.0e+30", 1e30),
+                                        ("2", 2), ("0.1", 0.1), ("true", True), ("e5", "e5"), ("1e", "1e")])
+def test_a_value_on_the_command_line_reads_1e_3_as_a_number(raw, value):
+    """PyYAML (YAML 1.1) reads 1e-3 as a string; a grid, a search choice or an override must keep it a float."""
+    assert parse_scalar(raw) == value and type(parse_scalar(raw)) is type(value)
+    from bert_tasks.cli.options import parse_grid
+    from bert_tasks.runner.search import parse_space
+
+    assert parse_override(f"train.learning_rate={raw}")[1] == value
+    assert parse_space([f"train.learning_rate=choice:{raw},0.5"])["train.learning_rate"].choices[0] == value
+    assert parse_grid([f"train.learning_rate={raw},0.5"])["train.learning_rate"][0] == value
 
 
 def test_unknown_task_is_one_clear_line(tmp_path):

@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Callable, Literal, Optional
 
 import typer
-import yaml
 
-from ..config import ModelSettings, Recipe, TrainConfig, type_hints
+from ..config import ModelSettings, Recipe, TrainConfig, parse_scalar, type_hints
 from ..errors import BertTasksError, shown
 
 #: the options of a training command that are not settings: how to run, not what
@@ -79,7 +78,7 @@ def parse_grid(items: list[str] | None) -> dict[str, list[Any]] | None:
             raise BertTasksError(f"--grid {item!r}: give key=value1,value2 (e.g. train.learning_rate=1e-4,5e-5)")
         if key.strip() in grid:
             raise BertTasksError(f"--grid: {key.strip()} is given twice; list all its values in one --grid")
-        parsed = [yaml.safe_load(v) if v.strip() else None for v in values.split(",")]
+        parsed = [parse_scalar(v) if v.strip() else None for v in values.split(",")]
         if any(v is None for v in parsed):
             raise BertTasksError(f"--grid {item!r}: an empty value")
         grid[key.strip()] = parsed

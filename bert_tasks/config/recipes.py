@@ -96,11 +96,19 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     path = [p for p in key.strip().split(".") if p]
     if not path:
         raise BertTasksError(f"override '{item}' has an empty key")
+    return path, parse_scalar(raw) if raw.strip() else None
+
+
+def parse_scalar(raw: str) -> Any:
+    """One value as written on a command line, read as YAML, except that ``1e-3`` is the number YAML 1.2 reads (YAML
+    1.1, PyYAML's, wants ``1.0e-3``): a grid, a search choice and an override all keep 1e-3 a float, not a string."""
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = yaml.safe_load(raw)
     except (yaml.YAMLError, ValueError):  # ValueError: an integer too long for Python to read; a string then
-        value = raw
-    return path, value
+        return raw
+    if isinstance(value, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", value.strip()):
+        return float(value)
+    return value
 
 
 def set_path(data: dict[str, Any], path: list[str], value: Any, origin: str) -> None:

@@ -17,9 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ..config import Recipe, with_settings
+from ..config import Recipe, parse_scalar, with_settings
 from ..errors import BertTasksError
 from ..io import write_json
 from ..tasks import get_task
@@ -68,7 +66,7 @@ def parse_space(items: list[str] | None) -> dict[str, Distribution]:
         if key in space:
             raise BertTasksError(f"--search-space: {key} is given twice")
         if kind == "choice":
-            choices = tuple(yaml.safe_load(v) for v in args.split(","))
+            choices = tuple(parse_scalar(v) for v in args.split(","))
             if len(choices) < 2 or any(c is None for c in choices):
                 raise BertTasksError(f"--search-space {item!r}: choice needs two or more non-empty values")
             space[key] = Distribution(key, kind, choices=choices)
