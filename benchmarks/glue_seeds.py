@@ -14,6 +14,11 @@ the median wall time (load + tokenize + train + evaluate), and the speed-up of (
     python -m benchmarks glue_seeds                 # the recorded run: 3 seeds, about 55 minutes on 2 CPU cores
     python -m benchmarks glue_seeds -- --results runs.jsonl   # keep each finished run; a rerun skips them
     python -m benchmarks glue_seeds --quick         # a smoke run: 1 seed, tiny subsets, not recorded
+    python -m benchmarks glue_seeds -- --keep runs/ # keep every run folder, for ``bert-tasks compare``
+
+Every run folder holds ``eval_results.json`` and ``eval_predictions.jsonl`` (the Trainer's too, written here in
+our format), laid out as ``<task>-no/seed-N`` (ours), ``<task>-bf16/seed-N`` and ``trainer-<task>/seed-N``, so that
+``bert-tasks compare KEEP/mrpc-no KEEP/trainer-mrpc`` compares ours with the Trainer over the seeds.
 """
 
 from __future__ import annotations
@@ -74,6 +79,8 @@ def parse_args(argv):
     parser.add_argument("--no-record", action="store_true")
     parser.add_argument("--results", type=Path, default=None,
                         help="a JSON Lines file of finished runs: runs already in it (same setup) are reused, new ones added")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="write the run folders here and keep them (default: a temporary folder, removed)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one task,config,seed in this process
     args = parser.parse_args(argv)
     if args.quick:
@@ -108,7 +115,7 @@ def run_ours(setup: Setup, args, seed: int, work: Path, precision: str) -> dict:
     from bert_tasks.runner import train
     from bert_tasks.tasks import resolve_recipe
 
-    out = work / f"{setup.task}-{precision}-{seed}"
+    out = work / f"{setup.task}-{precision}" / f"seed-{seed}"
     recipe = resolve_recipe(None, task="glue", flags={
         "data.task": setup.task, "data.data_dir": str(args.data / setup.folder), "data.max_seq_length": MAX_LEN,
         "data.max_train_samples": args.train_samples(setup), "train.epochs": args.epochs(setup), "train.seed": seed,
@@ -124,8 +131,11 @@ def run_ours(setup: Setup, args, seed: int, work: Path, precision: str) -> dict:
 
 
 def run_trainer(setup: Setup, args, seed: int, work: Path, *, bf16: bool = False) -> dict:
-    """run_glue.py in miniature with dynamic padding: tokenize, Trainer.train(), Trainer.evaluate() (``bf16``: the
-    Trainer's ``bf16=True`` autocast, for a comparison at equal precision with ours in bf16)."""
+    """run_glue.py in miniature with dynamic padding: tokenize, Trainer.train(), Trainer.predict() on the dev set
+    (``bf16``: the Trainer's ``bf16=True`` autocast, for a comparison at equal precision with ours in bf16).
+
+    Its folder gets ``eval_results.json`` and ``eval_predictions.jsonl`` as ours writes them (:func:`write_predictions`),
+    so ``bert-tasks compare`` reads it as it reads one of our runs."""
     import numpy as np
     from scipy.stats import pearsonr, spearmanr
     from sklearn.metrics import f1_score
@@ -153,7 +163,7 @@ def run_trainer(setup: Setup, args, seed: int, work: Path, *, bf16: bool = False
 
     train_set, dev = (splits[s].map(encode, batched=True, remove_columns=splits[s].column_names) for s in ("train", "validation"))
     training_args = TrainingArguments(
-        output_dir=str(work / f"trainer-{setup.task}-{seed}"), learning_rate=LR, per_device_train_batch_size=BATCH,
+        output_dir=str(trainer_folder(setup.task, seed, work, bf16)), learning_rate=LR, per_device_train_batch_size=BATCH,
         per_device_eval_batch_size=EVAL_BATCH, num_train_epochs=args.epochs(setup), weight_decay=WEIGHT_DECAY,
         lr_scheduler_type="linear", warmup_steps=warmup(setup, args), max_grad_norm=1.0, seed=seed, save_strategy="no",
         eval_strategy="no", logging_steps=10_000, report_to="none", use_cpu=True, disable_tqdm=True, bf16=bf16,
@@ -175,9 +185,35 @@ def run_trainer(setup: Setup, args, seed: int, work: Path, *, bf16: bool = False
     trained = time.perf_counter()
     trainer.train()
     train_seconds = time.perf_counter() - trained
-    result = {k.removeprefix("eval_"): v for k, v in trainer.evaluate().items()}
+    prediction = trainer.predict(dev, metric_key_prefix="eval")  # the metrics evaluate() gives, and the logits
+    result = {k.removeprefix("eval_"): v for k, v in prediction.metrics.items()}
+    write_predictions(setup.task, splits["validation"], prediction.predictions, result, Path(training_args.output_dir))
     return {"score": score(setup, result), "metrics": result, "seconds": time.perf_counter() - start,
             "train_seconds": train_seconds}
+
+
+def trainer_folder(task: str, seed: int, work: Path, bf16: bool = False) -> Path:
+    return work / f"trainer{'-bf16' if bf16 else ''}-{task}" / f"seed-{seed}"
+
+
+def write_predictions(task: str, dev, logits, metrics: dict, folder: Path) -> None:
+    """A Trainer run's dev predictions as our GLUE runs write them (``eval_predictions.jsonl``: idx, prediction and
+    label, labels by the names ours uses; ``eval_results.json``: the metrics), so ``bert-tasks compare`` reads both."""
+    import numpy as np
+
+    from bert_tasks.io import atomic_write_text, write_json
+    from bert_tasks.tasks.glue.spec import get_spec, id2label
+
+    spec = get_spec(task)
+    logits = np.asarray(logits)
+    names = None if spec.is_regression else id2label(task, names="hub")
+    predicted = logits.reshape(-1) if spec.is_regression else np.argmax(logits, axis=-1)
+    rows = [{"idx": int(idx), "prediction": float(p) if names is None else names[int(p)],
+             "label": float(gold) if names is None else names[int(gold)]}
+            for idx, p, gold in zip(dev["idx"], predicted.tolist(), dev["label"])]
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / "eval_predictions.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    write_json(folder / "eval_results.json", {k: v for k, v in metrics.items() if isinstance(v, (int, float))})
 
 
 def summary(runs: list[dict]) -> dict:
@@ -263,7 +299,7 @@ def main(argv: list[str] | None = None) -> None:
     results: dict = {}
     raw: dict = {}
     with tempfile.TemporaryDirectory(prefix="glue-seeds-") as tmp:
-        work = Path(tmp)
+        work = Path(tmp) if args.keep is None else args.keep.resolve()
         for setup in SETUPS:
             if setup.task not in args.tasks.split(","):
                 continue
