@@ -108,9 +108,10 @@ def run_ours(args, setup: Setup, seed: int, work: Path, name: str) -> dict:
     return {"metrics": {"accuracy": metrics["accuracy"]}, "seconds": seconds, "train_seconds": trained["train_seconds"]}
 
 
-def section(precision: str) -> str:
-    """The RESULTS.md section of one precision: an fp32 run and a bf16 run are kept side by side, not overwritten."""
-    return "glue_equal_precision" if precision == "no" else f"glue_equal_precision_{precision}"
+def section(precision: str, tasks: str) -> str:
+    """The RESULTS.md section of one precision and task list: an fp32 run and a bf16 run, or a run of SST-2-short
+    and a later one of SST-2, are kept side by side rather than the later overwriting the earlier."""
+    return "_".join(["glue_equal_precision", *tasks.split(","), *([precision] if precision != "no" else [])])
 
 
 def render(args, results: dict, loads: tuple, sizes: dict) -> str:
@@ -174,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.no_record:
         from benchmarks._record import record
 
-        record(section(args.precision), markdown)
+        record(section(args.precision, args.tasks), markdown)
 
 
 if __name__ == "__main__":

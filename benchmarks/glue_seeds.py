@@ -63,7 +63,7 @@ CONFIGS = {
     "trainer": "(c) transformers Trainer, dynamic padding, fp32",
 }
 #: runs whose speed-up over (c) compares two precisions: labelled in the table as such (equal precision on both
-#: sides: ``python -m benchmarks glue_equal_precision --precision bf16``)
+#: sides: ``python -m benchmarks glue_equal_precision``)
 ACROSS_PRECISIONS = {"ours_bf16": "across precisions: ours bf16 / Trainer fp32"}
 
 
@@ -250,8 +250,8 @@ def render(args, results: dict, seeds: list[int], loads: tuple) -> str:
         f"{torch.get_num_threads()} torch threads. The score is the task's GLUE score (MRPC: mean of F1 and accuracy; "
         "STS-B: mean of Pearson and Spearman). Wall time = load + tokenize + train + evaluate (ours also writes its run "
         "folder); speed-up = (c)'s median wall time / the run's: (a) against (c) is fp32 on both sides, (b) against (c) "
-        "compares our bf16 with the Trainer's fp32 (equal-precision bf16 ratios: the glue_equal_precision_bf16 "
-        "section).",
+        "compares our bf16 with the Trainer's fp32 (equal precision: the glue_equal_precision "
+        "sections).",
         "", *rows, "",
         f"{load_note(*loads)}; every run in its own process, seed by seed with the configurations in turn.",
     ])
