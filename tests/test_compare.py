@@ -11,7 +11,7 @@ import pytest
 from scipy.stats import mannwhitneyu, pearsonr
 
 from bert_tasks.cli import main
-from bert_tasks.runner.compare import RESAMPLES, paired_bootstrap, rank_test
+from bert_tasks.runner.compare import RESAMPLES, paired_bootstrap, rank_test, verdict
 from test_bad_inputs import Case, assert_one_clear_line
 
 LABELS = ["positive", "negative"]
@@ -49,6 +49,15 @@ def test_the_bootstrap_matches_a_direct_resampling(gold):
     low, high = np.percentile(per_example[idx].mean(axis=1), [2.5, 97.5])
     assert (got["low"], got["high"]) == pytest.approx((low, high), abs=0.01)
     assert got["statistic"] == "accuracy" and got["examples"] == 200
+
+
+@pytest.mark.parametrize("low, high, said", [(0.004, 0.02, "A is better by 1.2 points, 95% CI [0.4, 2.0]"),
+                                             (-0.02, -0.004, "B is better by 1.2 points, 95% CI [0.4, 2.0]"),
+                                             (-0.009, 0.014, "cannot be told apart: 95% CI [-0.9, 1.4] for A - B")])
+def test_a_verdicts_interval_has_the_sign_of_its_claim(low, high, said):
+    diff = 0.012 if low > 0 else -0.012 if high < 0 else 0.002
+    boot = {"low": low, "high": high, "difference": diff, "confidence": 0.95, "statistic": "accuracy", "examples": 9}
+    assert verdict(boot) == f"{said} (accuracy, paired bootstrap over 9 dev examples)"
 
 
 def test_regression_compares_pearson():

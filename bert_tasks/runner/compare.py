@@ -171,9 +171,9 @@ def verdict(boot: dict[str, Any]) -> str:
     what = f"{boot['statistic']}, paired bootstrap over {boot['examples']} dev examples"
     if low > 0:
         return f"A is better by {diff:.1f} points, {ci} ({what})"
-    if high < 0:
-        return f"B is better by {-diff:.1f} points, {ci} ({what})"
-    return f"cannot be told apart: {ci} ({what})"
+    if high < 0:  # the interval of B - A, so that a verdict's interval has the sign of its claim
+        return f"B is better by {-diff:.1f} points, {boot['confidence']:.0%} CI [{-high:.1f}, {-low:.1f}] ({what})"
+    return f"cannot be told apart: {ci} for A - B ({what})"
 
 
 def compare(path_a: Path, path_b: Path) -> dict[str, Any]:
