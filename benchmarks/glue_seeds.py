@@ -130,44 +130,41 @@ def run_ours(setup: Setup, args, seed: int, work: Path, precision: str) -> dict:
     return {"score": score(setup, metrics), "metrics": metrics, "seconds": seconds, "train_seconds": trained["train_seconds"]}
 
 
-def run_trainer(setup: Setup, args, seed: int, work: Path, *, bf16: bool = False) -> dict:
-    """run_glue.py in miniature with dynamic padding: tokenize, Trainer.train(), Trainer.predict() on the dev set
-    (``bf16``: the Trainer's ``bf16=True`` autocast, for a comparison at equal precision with ours in bf16).
-
-    Its folder gets ``eval_results.json`` and ``eval_predictions.jsonl`` as ours writes them (:func:`write_predictions`),
-    so ``bert-tasks compare`` reads it as it reads one of our runs."""
-    import numpy as np
-    from scipy.stats import pearsonr, spearmanr
-    from sklearn.metrics import f1_score
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
-                              TrainingArguments, set_seed)
+def trainer_data(task: str, data_dir: Path, train_samples: int | None, max_len: int,
+                 eval_samples: int | None = None):
+    """(tokenizer, raw splits, train set, dev set) as run_glue.py feeds the Trainer: the bundled tokenizer, our
+    GLUE reader's splits, each tokenized without padding (DataCollatorWithPadding pads per batch)."""
+    from transformers import AutoTokenizer
 
     from bert_tasks.checkpoint import bundled_model_path
     from bert_tasks.tasks.glue.config import GlueDataConfig
     from bert_tasks.tasks.glue.data import load_glue_splits
     from bert_tasks.tasks.glue.spec import get_spec
 
-    spec = get_spec(setup.task)
-    folder = str(bundled_model_path())
-    start = time.perf_counter()
-    set_seed(seed)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=spec.num_labels)
-    splits = load_glue_splits(GlueDataConfig(task=setup.task, data_dir=str(args.data / setup.folder),
-                                             max_train_samples=args.train_samples(setup)))
+    spec = get_spec(task)
+    tokenizer = AutoTokenizer.from_pretrained(str(bundled_model_path()))
+    splits = load_glue_splits(GlueDataConfig(task=task, data_dir=str(data_dir), max_train_samples=train_samples,
+                                             max_eval_samples=eval_samples))
 
     def encode(batch):
-        out = tokenizer(batch["text_a"], batch["text_b"] if spec.is_pair else None, truncation=True, max_length=MAX_LEN)
+        out = tokenizer(batch["text_a"], batch["text_b"] if spec.is_pair else None, truncation=True, max_length=max_len)
         out["labels"] = batch["label"]
         return out
 
-    train_set, dev = (splits[s].map(encode, batched=True, remove_columns=splits[s].column_names) for s in ("train", "validation"))
-    training_args = TrainingArguments(
-        output_dir=str(trainer_folder(setup.task, seed, work, bf16)), learning_rate=LR, per_device_train_batch_size=BATCH,
-        per_device_eval_batch_size=EVAL_BATCH, num_train_epochs=args.epochs(setup), weight_decay=WEIGHT_DECAY,
-        lr_scheduler_type="linear", warmup_steps=warmup(setup, args), max_grad_norm=1.0, seed=seed, save_strategy="no",
-        eval_strategy="no", logging_steps=10_000, report_to="none", use_cpu=True, disable_tqdm=True, bf16=bf16,
-    )
+    train_set, dev = (splits[s].map(encode, batched=True, remove_columns=splits[s].column_names)
+                      for s in ("train", "validation"))
+    return tokenizer, splits, train_set, dev
+
+
+def trainer_metrics(task: str):
+    """The Trainer's ``compute_metrics`` for a GLUE task: accuracy (and F1 for MRPC), or Pearson/Spearman."""
+    import numpy as np
+    from scipy.stats import pearsonr, spearmanr
+    from sklearn.metrics import f1_score
+
+    from bert_tasks.tasks.glue.spec import get_spec
+
+    spec = get_spec(task)
 
     def metrics(prediction) -> dict:
         logits, gold = prediction.predictions, prediction.label_ids
@@ -176,12 +173,40 @@ def run_trainer(setup: Setup, args, seed: int, work: Path, *, bf16: bool = False
             return {"pearson": float(pearsonr(predicted, gold)[0]), "spearmanr": float(spearmanr(predicted, gold)[0])}
         predicted = np.argmax(logits, axis=-1)
         out = {"accuracy": float((predicted == gold).mean())}
-        if setup.task == "mrpc":
+        if task == "mrpc":
             out["f1"] = float(f1_score(gold, predicted))
         return out
 
+    return metrics
+
+
+def run_trainer(setup: Setup, args, seed: int, work: Path, *, bf16: bool = False) -> dict:
+    """run_glue.py in miniature with dynamic padding: tokenize, Trainer.train(), Trainer.predict() on the dev set
+    (``bf16``: the Trainer's ``bf16=True`` autocast, for a comparison at equal precision with ours in bf16).
+
+    Its folder gets ``eval_results.json`` and ``eval_predictions.jsonl`` as ours writes them (:func:`write_predictions`),
+    so ``bert-tasks compare`` reads it as it reads one of our runs."""
+    from transformers import (AutoModelForSequenceClassification, DataCollatorWithPadding, Trainer, TrainingArguments,
+                              set_seed)
+
+    from bert_tasks.checkpoint import bundled_model_path
+    from bert_tasks.tasks.glue.spec import get_spec
+
+    start = time.perf_counter()
+    set_seed(seed)
+    model = AutoModelForSequenceClassification.from_pretrained(str(bundled_model_path()),
+                                                               num_labels=get_spec(setup.task).num_labels)
+    tokenizer, splits, train_set, dev = trainer_data(setup.task, args.data / setup.folder, args.train_samples(setup),
+                                                     MAX_LEN)
+    training_args = TrainingArguments(
+        output_dir=str(trainer_folder(setup.task, seed, work, bf16)), learning_rate=LR, per_device_train_batch_size=BATCH,
+        per_device_eval_batch_size=EVAL_BATCH, num_train_epochs=args.epochs(setup), weight_decay=WEIGHT_DECAY,
+        lr_scheduler_type="linear", warmup_steps=warmup(setup, args), max_grad_norm=1.0, seed=seed, save_strategy="no",
+        eval_strategy="no", logging_steps=10_000, report_to="none", use_cpu=True, disable_tqdm=True, bf16=bf16,
+    )
+
     trainer = Trainer(model=model, args=training_args, train_dataset=train_set, eval_dataset=dev,
-                      data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=metrics)
+                      data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=trainer_metrics(setup.task))
     trained = time.perf_counter()
     trainer.train()
     train_seconds = time.perf_counter() - trained

@@ -36,13 +36,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import glue_seeds
 from benchmarks._record import DATA, load_note, shown
+from benchmarks._side_by_side import ROOT
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = {"sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B"}
 #: the one space: the grid's 12 points, and the ranges the two optuna searches draw from
 LRS, BATCHES, WARMUPS = (3e-5, 1e-4, 3e-4), (16, 32), (0.0, 0.1)
@@ -179,48 +180,21 @@ def ours_seeds(args, task: str, point: dict, out: Path, seeds: list[int]) -> dic
 
 
 def trainer_setup(args, task: str):
-    """(spec, tokenizer, train set, dev set, model_init, compute_metrics) of one task's subsets, as glue_seeds'
-    run_trainer builds them."""
-    import numpy as np
-    from scipy.stats import pearsonr, spearmanr
-    from sklearn.metrics import f1_score
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    """(tokenizer, train set, dev set, model_init, compute_metrics) of one task's subsets, as glue_seeds'
+    run_trainer builds them (its trainer_data and trainer_metrics)."""
+    from transformers import AutoModelForSequenceClassification
 
     from bert_tasks.checkpoint import bundled_model_path
-    from bert_tasks.tasks.glue.config import GlueDataConfig
-    from bert_tasks.tasks.glue.data import load_glue_splits
     from bert_tasks.tasks.glue.spec import get_spec
 
-    spec = get_spec(task)
-    folder = str(bundled_model_path())
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    splits = load_glue_splits(GlueDataConfig(task=task, data_dir=str(args.data / FOLDERS[task]),
-                                             max_train_samples=args.train_samples, max_eval_samples=args.eval_samples))
-
-    def encode(batch):
-        out = tokenizer(batch["text_a"], batch["text_b"] if spec.is_pair else None, truncation=True,
-                        max_length=args.max_seq_length)
-        out["labels"] = batch["label"]
-        return out
-
-    train_set, dev = (splits[s].map(encode, batched=True, remove_columns=splits[s].column_names)
-                      for s in ("train", "validation"))
+    tokenizer, _, train_set, dev = glue_seeds.trainer_data(task, args.data / FOLDERS[task], args.train_samples,
+                                                args.max_seq_length, args.eval_samples)
 
     def model_init(trial=None):
-        return AutoModelForSequenceClassification.from_pretrained(folder, num_labels=spec.num_labels)
+        return AutoModelForSequenceClassification.from_pretrained(str(bundled_model_path()),
+                                                                  num_labels=get_spec(task).num_labels)
 
-    def metrics(prediction) -> dict:
-        logits, gold = prediction.predictions, prediction.label_ids
-        if spec.is_regression:
-            predicted = logits.reshape(-1)
-            return {"pearson": float(pearsonr(predicted, gold)[0]), "spearmanr": float(spearmanr(predicted, gold)[0])}
-        predicted = np.argmax(logits, axis=-1)
-        out = {"accuracy": float((predicted == gold).mean())}
-        if task == "mrpc":
-            out["f1"] = float(f1_score(gold, predicted))
-        return out
-
-    return tokenizer, train_set, dev, model_init, metrics
+    return tokenizer, train_set, dev, model_init, glue_seeds.trainer_metrics(task)
 
 
 def training_arguments(args, out: Path, seed: int, point: dict | None, eval_steps: int | None):
@@ -308,8 +282,6 @@ def run_child(args) -> dict:
     if kind == "trainer_seeds":
         return trainer_seeds(args, task, json.loads(args.params), work, [int(s) for s in args.seeds.split(",")])
     if kind == "compare_run":  # glue_seeds' own run of MRPC, ours or the Trainer's, one seed
-        from benchmarks import glue_seeds
-
         setup = next(s for s in glue_seeds.SETUPS if s.task == task)
         shared = argparse.Namespace(data=args.data, threads=args.threads, train_samples=lambda s: args.compare_train_samples,
                                     epochs=lambda s: args.compare_epochs)
