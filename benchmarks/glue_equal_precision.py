@@ -8,7 +8,8 @@ profile on real text. Per task and seed, in a fresh process each, seeds interlea
 - ``trainer``: the transformers Trainer with ``DataCollatorWithPadding`` (uniformly shuffled batches, weight decay 0);
 - ``ours``: ``finetune glue`` with its defaults (length-grouped batches in mega-batches of 50, weight decay 0);
 - ``ours_nogroup``: ours with ``train.group_by_length false`` (uniformly shuffled, as the Trainer);
-- ``ours_wd``: ours with weight decay 0.01 (TrainConfig's base default; GLUE's own is 0.0).
+- ``ours_wd``: ours with weight decay 0.01 (TrainConfig's base default; GLUE's own is 0.0);
+- ``ours_mega8``: ours length-grouped in mega-batches of 8 batches rather than ``EpochBatchSampler.MEGA``.
 
 Every run in the same precision (``--precision``: ``no`` = fp32 on both sides, ``bf16`` = our bf16 autocast against
 the Trainer's ``bf16=True``), the same warmup step count, lr, batch and epochs. The table gives the median, spread and
@@ -43,6 +44,7 @@ CONFIGS = {
     "trainer": "transformers Trainer, DataCollatorWithPadding (uniform shuffle, weight decay 0)",
     "ours": "bert-tasks finetune glue, its defaults (length-grouped batches, weight decay 0)",
     "ours_nogroup": "bert-tasks, group_by_length false (uniform shuffle)",
+    "ours_mega8": "bert-tasks, length-grouped in mega-batches of 8 batches (256 sentences)",
     "ours_wd": "bert-tasks, weight decay 0.01",
 }
 TASKS = {"sst2": "SST-2", "sst2short": f"SST-2-short (sentences of at most {SHORT_WORDS} words)"}
@@ -101,6 +103,10 @@ def run_ours(args, setup: Setup, seed: int, work: Path, name: str) -> dict:
         flags["train.group_by_length"] = False
     if name == "ours_wd":
         flags["train.weight_decay"] = 0.01
+    if name.startswith("ours_mega"):  # this child process only: the mega-batch of length grouping, in batches
+        from bert_tasks.training.batching import EpochBatchSampler
+
+        EpochBatchSampler.MEGA = int(name.removeprefix("ours_mega"))
     start = time.perf_counter()
     metrics = train(resolve_recipe(None, task="glue", flags=flags))
     seconds = time.perf_counter() - start
