@@ -109,6 +109,24 @@ def test_int8_on_dev_labels_records_both_metrics(folders, tmp_path):
     assert report["parity"]["dev"] <= 1e-4
     assert 0 <= report["int8"]["agreement_with_fp32"] <= 1 and "drop_points" in report["int8"]
     assert report["files"]["model.int8.onnx"] < report["files"]["model.onnx"]
+    assert "per output channel" in report["int8"]["recipe"]
+
+
+def test_int8_keeps_the_embeddings_fp32_and_scales_each_weight_column(folders, tmp_path):
+    """The recipe that kept SQuAD's F1 (one scale over the word embeddings cost it 11 points): no Gather reads an
+    int8 table, every MatMul with a constant weight became MatMulInteger with one zero point per output column."""
+    import onnx
+
+    export(folders["sst2"], tmp_path / "onnx", "--quantize", "int8")
+    graph = onnx.load(str(tmp_path / "onnx" / "model.int8.onnx")).graph
+    tables = {t.name: t for t in graph.initializer}
+    gathered = [tables[n.input[0]] for n in graph.node if n.op_type == "Gather" and n.input[0] in tables]
+    assert gathered and all(t.data_type == onnx.TensorProto.FLOAT and len(t.dims) == 2 for t in gathered)
+    integer = [n for n in graph.node if n.op_type == "MatMulInteger"]
+    assert integer
+    for node in integer:
+        weight, zero_point = tables[node.input[1]], tables[node.input[3]]
+        assert weight.data_type == onnx.TensorProto.INT8 and list(zero_point.dims) == [weight.dims[1]]
 
 
 def test_int8_past_max_drop_fails_in_one_line_and_writes_nothing(folders, tmp_path, capsys, monkeypatch):

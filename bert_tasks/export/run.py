@@ -30,7 +30,7 @@ from ..tasks import family_of, get_task
 from ..version import __version__
 from .check import (FP32_TOLERANCE, agreement, folder_texts, main_metric, max_difference, points, probe_batches,
                     run_probes, score_on_dev)
-from .graph import DEFAULT_OPSET, export_onnx, quantize_int8
+from .graph import DEFAULT_OPSET, INT8_RECIPE, export_onnx, quantize_int8
 
 QUANTIZATIONS = ("int8",)
 #: run files an export keeps beside the graph, for predict (recipe.yaml: the task; eval_results.json: a threshold)
@@ -155,6 +155,7 @@ def export_folder(model_dir: str | os.PathLike, output_dir: str | os.PathLike, *
         if quantize:
             sources = [probes] + ([recorded] if evaluator is not None else [])
             report["int8"] = {
+                "recipe": INT8_RECIPE,
                 "max_abs_diff": max(max_difference(s["onnx_fp32"], s["onnx_int8"]) for s in sources),
                 "agreement_with_fp32": agreement(probes["onnx_fp32"], probes["onnx_int8"], head),
             }
