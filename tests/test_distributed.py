@@ -26,7 +26,9 @@ def free_port() -> int:
 
 
 def torchrun(*args: str, nproc: int = 2, nnodes: int = 1, node_rank: int = 0, port: int | None = None) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}", f"--nnodes={nnodes}",
+    """``--tee 3``: every rank's own output, prefixed with its rank, reaches torchrun's, so a rank that dies (a
+    distilbert run's rank 1 once died of SIGABRT in CI) leaves its last words in the failure message."""
+    return [sys.executable, "-m", "torch.distributed.run", "--tee=3", f"--nproc-per-node={nproc}", f"--nnodes={nnodes}",
             f"--node-rank={node_rank}", "--master-addr=127.0.0.1", f"--master-port={port or free_port()}", WORKER, *args]
 
 
@@ -82,7 +84,7 @@ def test_every_family_trains_alike_in_two_processes(tmp_path, family):
     train in 2 processes as in 1 with the same global batch."""
     one = run([sys.executable, WORKER, "--out", str(tmp_path / "one"), "--accum", "2", "--family", family])
     two = run(torchrun("--out", str(tmp_path / "two"), "--accum", "1", "--family", family))
-    assert one.returncode == 0 and two.returncode == 0, (one.stderr + two.stderr)[-2000:]
+    assert one.returncode == 0 and two.returncode == 0, (one.stderr + two.stdout[-3000:] + two.stderr)[-6000:]
     (weights, info), (ref_weights, ref) = outcome(tmp_path / "two"), outcome(tmp_path / "one")
     assert info["processes"] == 2 and max_diff(weights, ref_weights) <= 1e-5 and info["predictions"] == ref["predictions"]
 
