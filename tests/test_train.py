@@ -30,6 +30,23 @@ def test_sampler_order_depends_only_on_seed_and_epoch_and_groups_lengths():
     assert spread < 0.5 * np.mean([np.ptp([lengths[i] for i in batch]) for batch in plain])
 
 
+def test_length_grouping_does_not_repeat_an_epochs_batches_in_the_next():
+    """A small data set (1,000 features of batch 32, under 50 batches) must still get new batches each epoch:
+    with one mega-batch per epoch 81% of the pairs sharing a batch shared one again the next epoch."""
+    lengths = list(np.random.default_rng(1).integers(1, 100, 1000))
+    sampler = EpochBatchSampler(lengths, 32, seed=3)
+
+    def together(epoch):
+        sampler.start_epoch(epoch)
+        return {(a, b) for batch in sampler for a in batch for b in batch if a < b}
+
+    first, second = together(1), together(2)
+    assert len(first & second) / len(first) < 0.25
+    spread = np.mean([np.ptp([lengths[i] for i in batch]) for batch in sampler])
+    plain = EpochBatchSampler(lengths, 32, seed=3, group_by_length=False)
+    assert spread < 0.2 * np.mean([np.ptp([lengths[i] for i in batch]) for batch in plain])  # still grouped
+
+
 def test_loss_falls_and_log_is_written(tmp_path):
     cfg = TrainConfig(learning_rate=2e-3, batch_size=8, epochs=15, logging_steps=6, seed=1, warmup_ratio=0.1)
     result = fit(new_model(), ToyTask(), toy_dataset(), cfg, tmp_path)
