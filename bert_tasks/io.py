@@ -140,10 +140,11 @@ def atomic_directory(final: str | os.PathLike, *, staging: str | os.PathLike | N
     final.parent.mkdir(parents=True, exist_ok=True)
     if staging is None:
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
-        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; a plain mkdir would not
     else:
         tmp = Path(staging)
     try:
+        if staging is None:
+            os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; a plain mkdir would not
         yield tmp
         if not commit:
             return

@@ -63,3 +63,18 @@ def test_resume_after_random_sigkills_reaches_the_uninterrupted_weights(tmp_path
     expected, actual = load_file(reference / "final.safetensors"), load_file(out / "final.safetensors")
     assert expected.keys() == actual.keys()
     assert all((expected[k] == actual[k]).all() for k in expected)
+
+
+def test_ctrl_c_right_after_the_staging_folder_is_made_leaves_nothing(tmp_path):
+    """The window CI hit once: the staging folder made, the write that cleans up after itself not yet begun."""
+    from bert_tasks.training.checkpoints import save_checkpoint
+
+    class Interrupted:
+        is_main_process = True
+
+        def wait_for_everyone(self):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(Interrupted(), tmp_path, {"global_step": 6}, keep=None, run_config=None)
+    assert not list((tmp_path / "checkpoints").glob(".step-*")), list((tmp_path / "checkpoints").iterdir())

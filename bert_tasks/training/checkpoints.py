@@ -106,10 +106,15 @@ def save_checkpoint(accelerator, output_dir: Path, state: dict, keep: int | None
     final = output_dir / CHECKPOINTS / f"step-{state['global_step']}"
     staging = final.with_name(f".{final.name}.tmp")
     main = accelerator.is_main_process
-    if main:
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-    accelerator.wait_for_everyone()
+    try:  # a Ctrl-C between making the staging folder and the write that owns it must not leave it behind
+        if main:
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+        accelerator.wait_for_everyone()
+    except BaseException:
+        if main:
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
     with atomic_directory(final, staging=staging, commit=main):
         accelerator.save_state(str(staging), safe_serialization=True)
         if main:
