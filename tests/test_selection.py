@@ -37,9 +37,11 @@ def stsb(tmp_path_factory) -> Path:
 
 
 def args(model, data, out, *extra):
+    """Seed 4: its dev score peaks at step 9 and falls, so patience 3 stops at step 18 (a seed, not a property: a
+    change of data order, as the mega-batch of 8 was, may need another seed whose score peaks early)."""
     return ["finetune", "glue", "--task", "stsb", "--model", str(model), "--data-dir", str(data), "--output-dir", str(out),
             "--batch-size", "4", "--max-seq-length", "32", "--learning-rate", "3e-3", "--max-steps", "30",
-            "--eval-steps", "3", "--mixed-precision", "no", "--set", "train.num_threads=1", *extra]
+            "--eval-steps", "3", "--mixed-precision", "no", "--set", "train.num_threads=1", "--seed", "4", *extra]
 
 
 def evals(out: Path) -> list[dict]:
@@ -142,7 +144,7 @@ def test_early_stopping_per_grid_point(tiny_model, stsb, tmp_path):
     assert main(args(tiny_model, stsb, out, "--early-stopping-patience", "2", "--grid", "train.learning_rate=3e-3,1e-3")) == 0
     summary = json.loads((out / "grid_summary.json").read_text())
     for point in summary["points"]:
-        folder = Path(point["folder"]) / "seed-42"
+        folder = Path(point["folder"]) / "seed-4"
         results, history = json.loads((folder / "eval_results.json").read_text()), evals(folder)
         scores = {r["step"]: (r["pearson"] + r["spearmanr"]) / 2 for r in history}
         assert results["best_step"] == max(scores, key=scores.get)
