@@ -48,6 +48,13 @@ CONFIGS = {
     "ours_mega50": "bert-tasks, length-grouped in mega-batches of 50 batches (the default before)",
     "ours_wd": "bert-tasks, weight decay 0.01",
 }
+
+
+def describe(name: str) -> str:
+    """A configuration's row label; ``ours_megaN`` for any N not in CONFIGS says its mega-batch."""
+    return CONFIGS.get(name) or f"bert-tasks, mega-batches of {name.removeprefix('ours_mega')} batches"
+
+
 TASKS = {"sst2": "SST-2", "sst2short": f"SST-2-short (sentences of at most {SHORT_WORDS} words)"}
 
 
@@ -133,7 +140,7 @@ def render(args, results: dict, loads: tuple, sizes: dict) -> str:
             accuracy = [r["metrics"]["accuracy"] for r in items]
             delta = f"{100 * (statistics.median(accuracy) - base):+.2f} pts" if anchor and name != "trainer" else "-"
             speed = f"{wall(anchor) / wall(items):.2f}x" if anchor and name != "trainer" else "-"
-            rows.append(f"| {TASKS[task]} | {CONFIGS.get(name) or f"bert-tasks, mega-batches of {name.removeprefix('ours_mega')} batches"} | {cell(accuracy)} | {delta} | {wall(items):.1f} | {speed} |")
+            rows.append(f"| {TASKS[task]} | {describe(name)} | {cell(accuracy)} | {delta} | {wall(items):.1f} | {speed} |")
     precision = "fp32 on both sides" if args.precision == "no" else "bf16 on both sides (ours autocast, Trainer bf16=True)"
     every = ["Every run (dev accuracy, wall s):", "", "| task | run | " + " | ".join(
         f"seed {r['seed']}" for r in next(iter(next(iter(results.values())).values()))) + " |",
