@@ -45,3 +45,16 @@ class BertTasksError(Exception):
         parts.append(self.reason)
         line = ": ".join(p.replace("\n", " ") for p in parts)
         return line if len(line) <= MAX_LINE else line[: MAX_LINE - 1] + "…"
+
+
+def from_ctrl_c(exc: BaseException) -> bool:
+    """A Ctrl-C, or an error raised while one was being handled (its ``__context__``): the standard library's own
+    clean-up can fail when the interrupt lands mid-way (``shutil.rmtree`` closing a descriptor twice raises
+    ``EBADF``), and that error must stop the run as the Ctrl-C it is, not pass for a failed run or a bug."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__context__
+    return False

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import secrets
 import shutil
 import stat
 import tempfile
@@ -57,35 +58,27 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def current_umask() -> int:
-    """The process umask, read from /proc without touching it (setting it to read it races other threads)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)  # elsewhere: read by setting, and set straight back
-    os.umask(mask)
-    return mask
+def temporary_name(final: Path) -> Path:
+    """A hidden, unused-looking name beside ``final`` (``.NAME.RANDOM.tmp``). Chosen before anything is made,
+    so the clean-up that removes it is already in force when the file or folder appears: a Ctrl-C can land
+    between any two lines, and one inside ``tempfile.mkstemp`` after it made the file would leave it behind."""
+    return final.with_name(f".{final.name}.{secrets.token_hex(6)}.tmp")
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = temporary_name(path)
     try:
-        # mkstemp creates 0600; the renamed file gets what a plain open() would give (0666 less the umask),
-        # so colleagues and serving processes can read a model folder on a shared machine
-        os.fchmod(fd, 0o666 & ~current_umask())
-        with os.fdopen(fd, "wb") as f:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # O_EXCL: never an existing file; mode 0666 less the umask, what a plain open() gives, so colleagues
+        # and serving processes can read a model folder on a shared machine
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
 
@@ -132,19 +125,22 @@ def atomic_directory(final: str | os.PathLike, *, staging: str | os.PathLike | N
                      commit: bool = True) -> Iterator[Path]:
     """Build a folder under a temporary name and rename it into place when complete (files and parent fsynced).
 
-    If ``final`` exists it is replaced only after the new folder is complete. ``staging``: the temporary folder,
-    named by the caller when several processes write into it (a sharded checkpoint; it must exist, empty);
-    ``commit``: this process is the one that renames it into place, or removes it after an error.
+    If ``final`` exists it is replaced only after the new folder is complete (and put back if the swap is cut
+    off). ``staging``: the temporary folder, named by the caller when several processes write into it (a sharded
+    checkpoint): the committing process makes it, empty, and the others wait for it (a barrier first thing
+    inside the ``with``). ``commit``: this process makes the staging folder and renames it into place, or
+    removes it after an error.
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    if staging is None:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
-    else:
-        tmp = Path(staging)
-    try:
+    tmp = temporary_name(final) if staging is None else Path(staging)
+    old = final.with_name(f".{final.name}.old")
+    try:  # everything that makes the folder inside the try: a Ctrl-C on any line leaves nothing
+        final.parent.mkdir(parents=True, exist_ok=True)
         if staging is None:
-            os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; a plain mkdir would not
+            tmp.mkdir()  # 0777 less the umask, as any folder the user makes
+        elif commit:
+            shutil.rmtree(tmp, ignore_errors=True)  # a staging folder a killed run left
+            tmp.mkdir()
         yield tmp
         if not commit:
             return
@@ -153,7 +149,6 @@ def atomic_directory(final: str | os.PathLike, *, staging: str | os.PathLike | N
                 with open(child, "rb") as f:
                     os.fsync(f.fileno())
         if final.exists():
-            old = final.with_name(f".{final.name}.old")
             shutil.rmtree(old, ignore_errors=True)
             os.replace(final, old)
             os.replace(tmp, final)
@@ -163,6 +158,10 @@ def atomic_directory(final: str | os.PathLike, *, staging: str | os.PathLike | N
         _fsync_dir(final.parent)
     except BaseException:  # an error or Ctrl-C mid-write: no half-written folder is left behind
         if commit:
+            if old.exists() and final.exists():
+                shutil.rmtree(old, ignore_errors=True)  # the swap was done
+            elif old.exists():
+                os.replace(old, final)  # cut off between the two renames: the previous folder stays
             shutil.rmtree(tmp, ignore_errors=True)
         raise
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 from safetensors.torch import load_file
 
 from bert_tasks.training import checkpoint_dirs
+from line_interrupts import interrupt_on_every_line
 
 WORKER = str(Path(__file__).resolve().parent / "distributed_worker.py")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
@@ -65,16 +67,55 @@ def test_resume_after_random_sigkills_reaches_the_uninterrupted_weights(tmp_path
     assert all((expected[k] == actual[k]).all() for k in expected)
 
 
-def test_ctrl_c_right_after_the_staging_folder_is_made_leaves_nothing(tmp_path):
-    """The window CI hit once: the staging folder made, the write that cleans up after itself not yet begun."""
+def test_a_ctrl_c_on_any_line_of_a_checkpoint_save_leaves_whole_checkpoints_only(tmp_path):
+    """Every line of save_checkpoint (and the standard library under it) interrupted in turn, as CI's timed
+    Ctrl-C once landed between making the staging folder and the ``try`` that removes it."""
     from bert_tasks.training.checkpoints import save_checkpoint
 
-    class Interrupted:
+    class OneProcess:
         is_main_process = True
 
         def wait_for_everyone(self):
-            raise KeyboardInterrupt
+            pass
 
-    with pytest.raises(KeyboardInterrupt):
-        save_checkpoint(Interrupted(), tmp_path, {"global_step": 6}, keep=None, run_config=None)
-    assert not list((tmp_path / "checkpoints").glob(".step-*")), list((tmp_path / "checkpoints").iterdir())
+        def save_state(self, folder, safe_serialization):
+            (Path(folder) / "model.safetensors").write_bytes(b"weights")
+
+    root = tmp_path / "checkpoints"
+
+    def check(where):
+        staging = [p.name for p in root.glob(".step-*")]
+        assert not staging, (where, staging)
+        complete = checkpoint_dirs(tmp_path)
+        assert [p.name for p in complete][:1] == ["step-3"] or [p.name for p in complete] == ["step-6"], where
+        for folder in complete:
+            assert {p.name for p in folder.iterdir()} == {"model.safetensors", "run_config.json", "trainer_state.json"}
+        shutil.rmtree(root / "step-6", ignore_errors=True)
+        save_checkpoint(OneProcess(), tmp_path, {"global_step": 3}, keep=None, run_config={})  # step 3 as it was
+
+    save_checkpoint(OneProcess(), tmp_path, {"global_step": 3}, keep=None, run_config={})
+    tried = interrupt_on_every_line(
+        lambda: save_checkpoint(OneProcess(), tmp_path, {"global_step": 6}, keep=1, run_config={}), check)
+    assert tried > 100
+
+
+def test_an_error_raised_over_a_ctrl_c_stops_a_sweep_rather_than_failing_one_run():
+    from bert_tasks.errors import from_ctrl_c
+    from bert_tasks.runner.outputs import open_ledger
+    from bert_tasks.runner.template import run_failure
+
+    def raised(inner):
+        try:
+            try:
+                raise inner
+            finally:
+                raise OSError(9, "Bad file descriptor")
+        except OSError as exc:
+            return exc
+
+    over_ctrl_c, over_error = raised(KeyboardInterrupt()), raised(ValueError("x"))
+    assert from_ctrl_c(over_ctrl_c) and not from_ctrl_c(over_error) and from_ctrl_c(KeyboardInterrupt())
+    with open_ledger() as ledger:
+        ledger.trainings_started = 1  # the run had begun training: an ordinary error there fails that run only
+        assert run_failure(over_error, trainings_before=0) == "OSError: [Errno 9] Bad file descriptor"
+        assert run_failure(over_ctrl_c, trainings_before=0) is None  # re-raised: the whole sweep stops

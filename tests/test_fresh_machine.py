@@ -3,6 +3,7 @@ start-up cost, resumed logs, honest run folders, and task folders named anything
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -151,6 +152,22 @@ def test_an_unexpected_exception_is_one_line_with_the_traceback_in_a_file(tiny_m
     assert "boom in the loss" in log.read_text() and "Traceback" in log.read_text()
     log.unlink()
     assert not out.exists()  # cleaned up exactly as for a bad input
+
+
+def test_an_error_the_clean_up_raises_over_a_ctrl_c_is_the_ctrl_c(tiny_model, tmp_path, capfd, monkeypatch):
+    """shutil.rmtree cut off by a Ctrl-C closes a descriptor twice and raises EBADF over it: still "interrupted"."""
+    from bert_tasks.tasks.glue.task import GlueTask
+
+    def interrupted_loss(self, outputs, batch):
+        try:
+            raise KeyboardInterrupt
+        finally:
+            raise OSError(errno.EBADF, "Bad file descriptor")
+
+    monkeypatch.setattr(GlueTask, "loss", interrupted_loss)
+    code = main(glue_args(tiny_model, sst2_files(tmp_path / "sst"), tmp_path / "run", "--max-steps", "2"))
+    err = capfd.readouterr().err.strip().splitlines()  # the line is written to fd 2 directly
+    assert code == 130 and err[-1] == "interrupted", err
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o027])

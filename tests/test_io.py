@@ -1,11 +1,14 @@
 """Crash-safe writes: atomic files and folders, output-folder protection, resumable logs."""
 
 import json
+import shutil
 
 import pytest
 
 from bert_tasks.errors import BertTasksError
 from bert_tasks.io import append_jsonl, atomic_directory, atomic_write_text, prepare_output_dir, write_json
+
+from line_interrupts import interrupt_on_every_line
 
 
 def test_atomic_write_replaces_whole_file_and_leaves_no_temporaries(tmp_path):
@@ -48,3 +51,43 @@ def test_append_after_torn_line_starts_a_new_line(tmp_path):
 def test_atomic_write_text_creates_parents(tmp_path):
     atomic_write_text(tmp_path / "a" / "b.txt", "hi")
     assert (tmp_path / "a" / "b.txt").read_text() == "hi"
+
+
+def test_a_ctrl_c_on_any_line_of_an_atomic_write_leaves_the_old_file_or_the_new_one(tmp_path):
+    target = tmp_path / "r.json"
+    write_json(target, {"a": "old"})
+
+    def check(where):
+        assert [p.name for p in tmp_path.iterdir()] == ["r.json"], where
+        assert json.loads(target.read_text())["a"] in ("old", "new"), where
+        write_json(target, {"a": "old"})
+
+    assert interrupt_on_every_line(lambda: write_json(target, {"a": "new"}), check) > 20
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new", "replacing"])
+def test_a_ctrl_c_on_any_line_of_an_atomic_folder_leaves_the_old_folder_or_the_new_one(existing, tmp_path):
+    final = tmp_path / "ckpt"
+
+    def build():
+        with atomic_directory(final) as tmp:
+            (tmp / "weights").write_text("new")
+            (tmp / "state").write_text("new")
+
+    def reset():
+        shutil.rmtree(final, ignore_errors=True)
+        if existing:
+            final.mkdir()
+            (final / "weights").write_text("old")
+            (final / "state").write_text("old")
+
+    def check(where):
+        names = [p.name for p in tmp_path.iterdir()]
+        assert names in ([], ["ckpt"]) and (names or not existing), (where, names)
+        if names:
+            contents = {p.name: p.read_text() for p in final.iterdir()}
+            assert contents in ({"weights": "old", "state": "old"}, {"weights": "new", "state": "new"}), where
+        reset()
+
+    reset()
+    assert interrupt_on_every_line(build, check) > 50

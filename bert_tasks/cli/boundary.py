@@ -28,7 +28,7 @@ from typing import Any
 
 import typer
 
-from ..errors import BertTasksError
+from ..errors import BertTasksError, from_ctrl_c
 from ..runner.outputs import Ledger, open_ledger
 from ..tasks import FAMILIES, TASK_FAMILY
 from .app import app
@@ -259,11 +259,15 @@ def _run(argv: list[str], ledger: Ledger) -> int:
             os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not complain either
             return 1
         except OSError as exc:
+            if from_ctrl_c(exc) and not debug:  # the standard library's clean-up tripped over the Ctrl-C
+                return _interrupted(argv, ledger)
             if debug:
                 _clean_up(ledger)
                 raise
             return _environment_error(exc, ledger) if exc.filename and exc.strerror else _bug(exc, argv, ledger)
         except Exception as exc:  # noqa: BLE001 - the one place every unexpected error is reported
+            if from_ctrl_c(exc) and not debug:
+                return _interrupted(argv, ledger)
             if debug:
                 _clean_up(ledger)
                 raise

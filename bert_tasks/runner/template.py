@@ -45,7 +45,7 @@ from ..checkpoint.modelcard import write_model_card
 from ..checkpoint.save import save_pretrained
 from ..checkpoint.tokenizer import check_vocab_fits, load_tokenizer, max_tokens
 from ..config import EVAL_DIR, Recipe
-from ..errors import BertTasksError
+from ..errors import BertTasksError, from_ctrl_c
 from ..io import append_jsonl, atomic_write_text, write_json
 from ..metrics.direction import higher_is_better
 from ..model.config import BertConfig
@@ -309,7 +309,7 @@ def run_failure(exc: BaseException, trainings_before: int) -> str | None:
     """Why one run of several (a seed, a search trial) failed, in one line, when the others should still run: it
     failed after its training began (``trainings_before``: :attr:`Ledger.trainings_started` when it was started).
     None when it failed before that: bad input, which every other run would meet too, so it stops them all."""
-    if not isinstance(exc, RUN_FAILURES) or current().trainings_started == trainings_before:
+    if not isinstance(exc, RUN_FAILURES) or from_ctrl_c(exc) or current().trainings_started == trainings_before:
         return None
     return exc.one_line() if isinstance(exc, BertTasksError) else f"{type(exc).__name__}: {exc}"
 

@@ -106,23 +106,25 @@ def save_checkpoint(accelerator, output_dir: Path, state: dict, keep: int | None
     final = output_dir / CHECKPOINTS / f"step-{state['global_step']}"
     staging = final.with_name(f".{final.name}.tmp")
     main = accelerator.is_main_process
-    try:  # a Ctrl-C between making the staging folder and the write that owns it must not leave it behind
-        if main:
-            shutil.rmtree(staging, ignore_errors=True)
-            staging.mkdir(parents=True)
-        accelerator.wait_for_everyone()
-    except BaseException:
-        if main:
-            shutil.rmtree(staging, ignore_errors=True)
-        raise
-    with atomic_directory(final, staging=staging, commit=main):
+    with atomic_directory(final, staging=staging, commit=main):  # the main process makes the staging folder
+        accelerator.wait_for_everyone()  # ... before any other writes into it
         accelerator.save_state(str(staging), safe_serialization=True)
         if main:
             if run_config is not None:
                 write_json(staging / RUN_CONFIG_FILE, run_config)
             write_json(staging / STATE_FILE, state)  # written last: its presence marks the checkpoint complete
-    if main and keep:
-        for old in checkpoint_dirs(output_dir)[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
+    if main:
+        _remove_stale(output_dir, keep)
     accelerator.wait_for_everyone()
     return final
+
+
+def _remove_stale(output_dir: Path, keep: int | None) -> None:
+    """Checkpoints beyond the newest ``keep``, and folders a removal cut off left behind. The state file goes
+    first, so a removal a Ctrl-C cuts off leaves a folder no resume takes for a checkpoint (and the next save
+    removes it)."""
+    complete = checkpoint_dirs(output_dir)
+    torn = [p for p in (output_dir / CHECKPOINTS).glob("step-*") if p.is_dir() and p not in complete]
+    for old in [*(complete[:-keep] if keep else []), *torn]:
+        (old / STATE_FILE).unlink(missing_ok=True)
+        shutil.rmtree(old, ignore_errors=True)
