@@ -110,6 +110,19 @@ def test_predict_restores_dataset_order():
         assert np.allclose(outputs["logits"][i], expected, atol=1e-5)
 
 
+def test_predict_on_plain_columns_equals_predict_on_a_dataset():
+    """ColumnRows, what QuestionAnswerer predicts on instead of building a datasets.Dataset per call."""
+    from bert_tasks.training.prediction import ColumnRows
+
+    data = toy_dataset(23, seed=5)
+    model = new_model().eval()
+    rows = ColumnRows({name: list(data[name]) for name in data.column_names})
+    assert len(rows) == 23 and rows[4] == data[4]
+    expected, actual = predict(model, ToyTask(), data, batch_size=6), predict(model, ToyTask(), rows, batch_size=6)
+    assert expected.keys() == actual.keys()
+    assert all(np.array_equal(a, b) for key in expected for a, b in zip(expected[key], actual[key], strict=True))
+
+
 def test_same_seed_gives_identical_weights_and_metrics(tmp_path):
     cfg = TrainConfig(learning_rate=1e-3, batch_size=8, max_steps=8, seed=3, group_by_length=True)
     runs = []

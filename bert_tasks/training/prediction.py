@@ -12,6 +12,24 @@ from ..protocol import Task
 from .batching import EpochBatchSampler, feature_lengths
 
 
+class ColumnRows(torch.utils.data.Dataset):
+    """Columns of equal length read as rows: all :func:`predict` needs of a ``datasets.Dataset``, without building
+    one. For a question at a time (``QuestionAnswerer``) the Arrow table and its fingerprint cost a quarter of the
+    call: 3.6 ms of 15.1 ms on int8 ONNX Runtime, 1 thread (benchmarks export's SQuAD model, p50 of 60 questions)."""
+
+    def __init__(self, columns: dict[str, list]):
+        self.columns = columns
+        self.column_names = list(columns)
+
+    def __len__(self) -> int:
+        return len(next(iter(self.columns.values()), ()))
+
+    def __getitem__(self, key: int | str) -> Any:
+        if isinstance(key, str):
+            return self.columns[key]
+        return {name: values[key] for name, values in self.columns.items()}
+
+
 @torch.no_grad()
 def predict(
     model: torch.nn.Module,

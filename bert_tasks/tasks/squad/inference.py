@@ -27,7 +27,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-import datasets
 import torch
 
 from ...checkpoint.load import load_pretrained
@@ -38,7 +37,7 @@ from ...config import trained_settings
 from ...errors import BertTasksError
 from ...io import require_input_file
 from ...training.precision import computing_in, folder_precision
-from ...training.prediction import predict
+from ...training.prediction import ColumnRows, predict
 from .config import SquadDataConfig, trained_version_2
 from .features import prepare_eval_features
 from .postprocess import postprocess_predictions
@@ -149,7 +148,7 @@ class QuestionAnswerer:
         # Internal ids: the caller's may repeat or be absent.
         examples = {"id": [str(i) for i in range(len(records))], "question": questions, "context": contexts}
         features = prepare_eval_features(examples, self.tokenizer, self.cfg)
-        model_rows = datasets.Dataset.from_dict({k: features[k] for k in features if k not in ("offset_mapping", "example_id")})
+        model_rows = ColumnRows({k: features[k] for k in features if k not in ("offset_mapping", "example_id")})
         with computing_in(self.precision, next(self.model.parameters()).device):
             logits = predict(self.model, self.task, model_rows, batch_size=self.batch_size)
         found = postprocess_predictions(
