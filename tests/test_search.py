@@ -40,9 +40,50 @@ def test_a_seeded_search_keeps_every_trial_and_picks_the_best(tiny_model, stsb, 
         assert results["best_metric"] == row["value"] and Path(row["folder"]).name == f"trial-{row['trial']}"
         recipe = (Path(row["folder"]) / "recipe.yaml").read_text()
         assert f"learning_rate: {row['params']['train.learning_rate']}" in recipe
+    assert len(complete) >= 2  # the seeded draws finish at least two: the plots and the runner-up are all there
+    for name in ("search_history.png", "search_importance.png"):
+        assert summary["plots"][name] == str(out / name) and (out / name).read_bytes()[:4] == b"\x89PNG"
+    against = summary["best_vs_runner_up"]
+    runner_up = max((row for row in complete if row["trial"] != summary["best"]["trial"]), key=lambda row: row["value"])
+    assert against["runner_up"] == f"trial {runner_up['trial']}" and against["verdict"].startswith(
+        ("cannot be told apart", "A is better", "B is better"))
     again = tmp_path / "again"
     assert main(args(tiny_model, stsb, again, "--trials", "2")) == 0
     assert trial_params(json.loads((again / "search_summary.json").read_text())) == trial_params(summary)[:2]  # seeded
+
+
+def test_seeds_train_the_best_point_again_and_the_summary_reports_their_median(tiny_model, stsb, tmp_path, capsys):  # noqa: F811
+    """A trial is one seed: with --seeds the best point runs once per seed into best/seed-N, and its median is reported."""
+    pytest.importorskip("optuna")
+    import statistics
+
+    out = tmp_path / "search"
+    assert main(args(tiny_model, stsb, out, "--trials", "3", "--seeds", "5,6,7")) == 0
+    summary = json.loads((out / "search_summary.json").read_text())
+    best, over = summary["best"], summary["best_over_seeds"]
+    assert over["folder"] == str(out / "best") and over["seeds"] == [5, 6, 7]
+    scores = []
+    for seed in (5, 6, 7):
+        folder = out / "best" / f"seed-{seed}"
+        recipe = (folder / "recipe.yaml").read_text()
+        assert f"learning_rate: {best['params']['train.learning_rate']}" in recipe and f"seed: {seed}" in recipe
+        results = json.loads((folder / "eval_results.json").read_text())
+        assert results["best_metric_name"] == summary["metric"]  # kept at its best evaluation, as a trial is scored
+        scores.append(results["best_metric"])
+    assert over["metrics"]["best_metric"]["median"] == pytest.approx(statistics.median(scores))
+    printed = capsys.readouterr().out
+    assert "the best trial's point over 3 seeds: " + summary["metric"] in printed
+
+
+def test_a_search_space_can_be_written_as_calls():
+    pytest.importorskip("optuna")
+    from bert_tasks.runner.search import parse_space
+
+    calls = parse_space(["train.learning_rate=log(1e-5,1e-3)", "train.batch_size=choice(16,32)",
+                         "train.warmup_ratio=float(0, 0.2)", "train.epochs=int(1,4)"])
+    colons = parse_space(["train.learning_rate=loguniform:1e-5:1e-3", "train.batch_size=choice:16,32",
+                          "train.warmup_ratio=uniform:0:0.2", "train.epochs=int:1:4"])
+    assert calls == colons and calls["train.batch_size"].choices == (16, 32)
 
 
 def test_a_search_resumes_after_ctrl_c(tiny_model, stsb, tmp_path, monkeypatch):  # noqa: F811
@@ -133,8 +174,10 @@ CASES = [
                 "--trials N"),
     search_case("trials-without-search", ("--trials", "3"), "--trials needs --search optuna"),
     search_case("other-search", ("--search", "grid", "--trials", "3"), "the one search is optuna"),
-    search_case("search-with-seeds", ("--search", "optuna", "--trials", "2", "--seeds", "1,2", "--search-space",
-                                      "train.learning_rate=uniform:1e-4:1e-3"), "drop --seeds"),
+    search_case("search-with-grid", ("--search", "optuna", "--trials", "2", "--grid", "train.batch_size=4,8",
+                                     "--search-space", "train.learning_rate=uniform:1e-4:1e-3"), "drop --grid"),
+    search_case("call-of-unknown-kind", ("--search", "optuna", "--trials", "2", "--search-space",
+                                         "train.learning_rate=normal(1,2)"), "--search-space", "log(LOW,HIGH)"),
 ]
 
 

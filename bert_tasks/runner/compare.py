@@ -194,3 +194,14 @@ def compare(path_a: Path, path_b: Path) -> dict[str, Any]:
     ranks = rank_test(metrics[main]["values_a"], metrics[main]["values_b"]) if main else None
     return {"a": [str(f) for f in folders_a], "b": [str(f) for f in folders_b], "metrics": metrics,
             "bootstrap": boot, "rank_test": ranks and {"metric": main, **ranks}, "verdict": verdict(boot)}
+
+
+def against_runner_up(chosen: Path, runner_up: Path, name: Any) -> dict[str, Any]:
+    """Whether a sweep's chosen run (a grid point, a search trial) can be told apart on the dev set from the second
+    best, ``name``; or why that cannot be said (no per-example predictions)."""
+    try:
+        found = compare(chosen, runner_up)
+    except BertTasksError as exc:
+        return {"runner_up": name, "verdict": f"not compared: {exc.reason}"}
+    return {"runner_up": name, "verdict": found["verdict"], "bootstrap": found["bootstrap"],
+            "rank_test": found["rank_test"]}

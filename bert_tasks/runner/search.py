@@ -3,14 +3,19 @@ complete run folder ``OUTPUT/trial-N``, the study in ``OUTPUT/search.db`` (SQLit
 continues it, and unpromising trials pruned by the median rule at their evaluations (``--eval-steps``). A trial
 that fails once its training has begun (a non-finite loss, memory) is recorded as failed with its reason and the
 search goes on, its memory released first; one that fails before (bad input, which every trial would meet) stops it.
+``search_summary.json`` holds every trial, the best, whether it can be told from the runner-up on the dev set
+(:mod:`.compare`), and optuna's history and importance plots (``search_history.png``, ``search_importance.png``);
+with ``--seeds`` the best point is trained again per seed (:func:`.sweeps.train`) and its median reported.
 
 Optuna is an optional extra (``pip install 'bert-tasks[search]'``), imported only here, only when a search runs.
-A distribution is ``uniform:LOW:HIGH``, ``loguniform:LOW:HIGH``, ``int:LOW:HIGH`` or ``choice:A,B,...``.
+A distribution is ``uniform:LOW:HIGH``, ``loguniform:LOW:HIGH``, ``int:LOW:HIGH`` or ``choice:A,B,...``, or the same
+as a call: ``float(LOW,HIGH)``, ``log(LOW,HIGH)``, ``int(LOW,HIGH)``, ``choice(A,B,...)``.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import re
 import math
 import os
 from dataclasses import dataclass
@@ -21,7 +26,9 @@ from ..config import Recipe, parse_scalar, with_settings
 from ..errors import BertTasksError
 from ..io import write_json
 from ..tasks import get_task
+from ..viz.plots import save_figure
 from . import template
+from .compare import against_runner_up
 from .outputs import current
 from .template import claim_run_folder, print_plan, root_of, run_is_main
 
@@ -52,17 +59,32 @@ class Distribution:
         return [int(self.low), int(self.high)] if self.kind == "int" else [self.low, self.high]
 
 
+#: the call spelling (``log(1e-5,1e-3)``, ``float(0,0.2)``, ``int(1,4)``, ``choice(16,32)``) -> the colon one
+CALL_KINDS = {"log": "loguniform", "float": "uniform", **{kind: kind for kind in KINDS}}
+_CALL = re.compile(r"\s*(\w+)\s*\((.*)\)\s*")
+
+
+def _colon_form(spec: str) -> str:
+    """``log(1e-5,1e-3)`` -> ``loguniform:1e-5:1e-3``, ``choice(16,32)`` -> ``choice:16,32``; others unchanged."""
+    call = _CALL.fullmatch(spec)
+    if call is None or call.group(1) not in CALL_KINDS:
+        return spec
+    kind, args = CALL_KINDS[call.group(1)], call.group(2)
+    return f"{kind}:{args if kind == 'choice' else args.replace(',', ':')}"
+
+
 def parse_space(items: list[str] | None) -> dict[str, Distribution]:
     """``["train.learning_rate=loguniform:1e-5:1e-3"]`` -> {key: Distribution}; one line for anything malformed."""
     space: dict[str, Distribution] = {}
     for item in items or []:
         key, _, spec = item.partition("=")
-        kind, _, args = spec.partition(":")
+        kind, _, args = _colon_form(spec).partition(":")
         key, kind = key.strip(), kind.strip()
         example = "e.g. train.learning_rate=loguniform:1e-5:1e-3"
         if not key or kind not in KINDS or not args:
             raise BertTasksError(f"--search-space {item!r}: give KEY=DIST, DIST one of uniform:LOW:HIGH, "
-                                 f"loguniform:LOW:HIGH, int:LOW:HIGH, choice:A,B ({example})")
+                                 f"loguniform:LOW:HIGH, int:LOW:HIGH, choice:A,B or the calls float(LOW,HIGH), "
+                                 f"log(LOW,HIGH), int(LOW,HIGH), choice(A,B) ({example})")
         if key in space:
             raise BertTasksError(f"--search-space: {key} is given twice")
         if kind == "choice":
@@ -183,6 +205,8 @@ def search(recipe: Recipe, space: dict[str, Distribution], trials: int, *, overw
             study.tell(trial, outcome)
     summary = _summary(study, state, select.name, maximize)
     if run_is_main():
+        summary["best_vs_runner_up"] = _against_runner_up(summary, maximize)
+        summary["plots"] = _plots(optuna, study, root)
         write_json(root / SEARCH_SUMMARY, summary)
         _print(summary, root)
     return summary
@@ -214,6 +238,48 @@ def _summary(study: Any, state: Any, metric: str, maximize: bool) -> dict[str, A
             "metric": metric, "direction": "maximize" if maximize else "minimize", "best": best, "trials": rows}
 
 
+def _against_runner_up(summary: dict[str, Any], maximize: bool) -> dict[str, Any] | None:
+    """The best trial against the second best, on the dev set (:func:`.compare.against_runner_up`)."""
+    best = summary["best"]
+    others = [row for row in summary["trials"] if row["state"] == "complete" and row is not best]
+    if best is None or not others:
+        return None
+    runner_up = (max if maximize else min)(others, key=lambda row: row["value"])
+    return against_runner_up(Path(best["folder"]), Path(runner_up["folder"]), f"trial {runner_up['trial']}")
+
+
+#: optuna's own plots (its matplotlib backend), each with the finished trials it needs
+PLOTS = {"search_history.png": ("plot_optimization_history", 1), "search_importance.png": ("plot_param_importances", 2)}
+
+
+def _plots(optuna: Any, study: Any, root: Path) -> dict[str, Any]:
+    """The search's history and its parameters' importance (optuna's default evaluator) as PNGs in the search
+    folder: file -> path, or why it was not drawn (too few finished trials). What optuna warns while drawing
+    (few trials make importances equal) is kept beside them, under ``notes``, not printed."""
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")  # a file, never a window
+    from matplotlib import pyplot
+
+    complete = len([t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE])
+    drawn: dict[str, Any] = {}
+    for name, (function, needs) in PLOTS.items():
+        if complete < needs:
+            drawn[name] = f"not drawn: {complete} finished trial{'s' * (complete != 1)}, it needs {needs}"
+            continue
+        with warnings.catch_warnings(record=True) as heard:
+            warnings.simplefilter("always")
+            axes = getattr(optuna.visualization.matplotlib, function)(study)
+        drawn[name] = str(save_figure(axes.figure, root / name))
+        pyplot.close(axes.figure)
+        notes = sorted({str(w.message) for w in heard if not issubclass(w.category, optuna.exceptions.ExperimentalWarning)})
+        if notes:
+            drawn.setdefault("notes", {})[name] = notes
+    return drawn
+
+
 def _print(summary: dict[str, Any], root: Path) -> None:
     for row in summary["trials"]:
         value = "" if row["value"] is None else f" {summary['metric']}={row['value']:.4g}"
@@ -224,5 +290,8 @@ def _print(summary: dict[str, Any], root: Path) -> None:
         raise BertTasksError("no trial finished", file=root / SEARCH_SUMMARY)
     print(f"chosen on the dev set: trial {best['trial']} ({best['folder']}), {summary['metric']} {best['value']:.4g}; "
           "its dev score is optimistic, confirm it on held-out data", flush=True)
+    against = summary.get("best_vs_runner_up")
+    if against:
+        print(f"against the runner-up, {against['runner_up']} (A: chosen, B: runner-up): {against['verdict']}", flush=True)
 
 

@@ -21,7 +21,7 @@ from ..checkpoint.files import weights_file
 from ..training.checkpoints import checkpoint_dirs
 from ..training.precision import resolve_precision
 from . import template
-from .compare import compare
+from .compare import against_runner_up
 from .outputs import current
 from .statistics import print_grid, print_table, seed_summary
 from .template import claim_run_folder, print_plan, read_results, root_of, run_is_main
@@ -41,17 +41,45 @@ def train(recipe: Recipe, *, overwrite: bool = False, resume_from: str | None = 
     """
     switches = {"overwrite": overwrite, "resume_from": resume_from, "dry_run": dry_run}
     if search:
-        if grid or seeds or _expands(recipe):
-            raise BertTasksError("--search picks settings for one task and one seed by its own trials: drop "
-                                 + ("--grid" if grid else "--seeds" if seeds else "task all"))
-        from .search import parse_space, search as run_search  # optuna: imported only by a search
-
-        return run_search(recipe, parse_space(search["space"]), search["trials"], **switches)
+        if grid or _expands(recipe):
+            raise BertTasksError("--search picks settings for one task by its own trials: drop "
+                                 + ("--grid" if grid else "task all"))
+        return _search(recipe, search, seeds, **switches)
     if grid:
         return _train_grid(recipe, grid, seeds, **switches)
     if seeds:
         return _train_seeds(recipe, seeds, **switches)
     return _train_recipe(recipe, **switches)
+
+
+def _search(recipe: Recipe, search: dict[str, Any], seeds: list[int] | None, *, overwrite: bool,
+            resume_from: str | None, dry_run: bool) -> dict:
+    """The optuna search (:mod:`.search`; optuna is imported only by a search), then, with ``seeds``, its best point
+    trained again once per seed into ``OUTPUT/best/seed-N``: a trial is one seed, a lucky one at best, so the
+    summary reports the median over the seeds (``best_over_seeds``) beside the trial's own score."""
+    from .search import SEARCH_SUMMARY, parse_space, search as run_search
+
+    summary = run_search(recipe, parse_space(search["space"]), search["trials"], overwrite=overwrite,
+                         resume_from=resume_from, dry_run=dry_run)
+    root = root_of(recipe)
+    if dry_run and seeds:
+        print(f"# then the best trial's point once per seed ({', '.join(map(str, seeds))}) into {root}/best/seed-<N>")
+    if dry_run or not seeds:
+        return summary
+    best = with_settings(recipe, summary["best"]["params"], origin="the search's best trial")
+    best.output_dir = str(root / "best")
+    best.train.select_best = best.train.select_best or "main"  # each seed keeps its best state, as a trial does
+    print(f"== the best trial ({summary['best']['trial']}) over seeds {', '.join(map(str, seeds))}", flush=True)
+    over = _train_seeds(best, seeds, overwrite=False, resume_from=resume_from, dry_run=False)
+    summary["best_over_seeds"] = {"folder": best.output_dir, "seeds": seeds, "metrics": over["metrics"]}
+    if run_is_main():
+        write_json(root / SEARCH_SUMMARY, summary)
+        stats = over["metrics"].get("best_metric")  # each seed's kept score, as a trial's value is
+        if stats:
+            print(f"the best trial's point over {len(seeds)} seeds: {summary['metric']} median {stats['median']:.4g} "
+                  f"(min {stats['min']:.4g}, max {stats['max']:.4g}); the trial itself scored "
+                  f"{summary['best']['value']:.4g}", flush=True)
+    return summary
 
 
 def _expands(recipe: Recipe) -> bool:
@@ -164,18 +192,10 @@ def grid_points(recipe: Recipe, grid: dict[str, list[Any]]) -> dict[str, tuple[d
 
 
 def _against_runner_up(best: dict[str, Any] | None, scored: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Whether the chosen point can be told apart from the second best on the dev set (:mod:`.compare`), or why
-    that cannot be said (no per-example predictions)."""
     others = sorted((row for row in scored if row is not best), key=lambda row: row["main_metric_median"], reverse=True)
     if best is None or not others:
         return None
-    runner_up = others[0]
-    try:
-        found = compare(Path(best["folder"]), Path(runner_up["folder"]))
-    except BertTasksError as exc:
-        return {"runner_up": runner_up["point"], "verdict": f"not compared: {exc.reason}"}
-    return {"runner_up": runner_up["point"], "verdict": found["verdict"], "bootstrap": found["bootstrap"],
-            "rank_test": found["rank_test"]}
+    return against_runner_up(Path(best["folder"]), Path(others[0]["folder"]), others[0]["point"])
 
 
 def _shown(value: Any) -> str:
