@@ -86,6 +86,48 @@ def test_a_search_space_can_be_written_as_calls():
     assert calls == colons and calls["train.batch_size"].choices == (16, 32)
 
 
+def recipe_with_search(tmp_path: Path, block: str) -> Path:
+    path = tmp_path / "search.yaml"
+    path.write_text("task: stsb\ntrain:\n  learning_rate: 1.0e-3\n" + block)
+    return path
+
+
+def test_a_recipes_search_block_runs_the_search_and_the_flags_extend_it(tiny_model, stsb, tmp_path):  # noqa: F811
+    pytest.importorskip("optuna")
+    recipe = recipe_with_search(tmp_path, "search:\n  trials: 2\n  space:\n    train.learning_rate: log(1e-4,1e-2)\n"
+                                          "    train.warmup_ratio: float(0,0.3)\n")
+    base = [a for a in args(tiny_model, stsb, tmp_path / "unused", space=()) if a not in ("--search", "optuna")]
+    base = base[:base.index("--output-dir")] + base[base.index("--output-dir") + 2:]
+    out = tmp_path / "from-recipe"
+    assert main([*base, "--recipe", str(recipe), "--output-dir", str(out)]) == 0
+    summary = json.loads((out / "search_summary.json").read_text())
+    assert len(summary["trials"]) == 2 and all(set(row["params"]) == {"train.learning_rate", "train.warmup_ratio"}
+                                               for row in summary["trials"])
+    for saved in (out / "recipe.yaml", out / "trial-0" / "recipe.yaml"):
+        assert "search:" not in saved.read_text()  # a run's recipe.yaml holds the run, not the search
+    # --trials wins over the block's; a --search-space key replaces the block's, the others stay
+    flagged = tmp_path / "flagged"
+    assert main([*base, "--recipe", str(recipe), "--output-dir", str(flagged), "--trials", "3",
+                 "--search-space", "train.warmup_ratio=choice(0.0,0.1)"]) == 0
+    rows = json.loads((flagged / "search_summary.json").read_text())["trials"]
+    assert len(rows) == 3 and all(row["params"]["train.warmup_ratio"] in (0.0, 0.1) for row in rows)
+
+
+@pytest.mark.parametrize("block, expect", [
+    ("search: 3\n", "search: must be a mapping"),
+    ("search:\n  trials: 0\n  space:\n    train.learning_rate: log(1e-4,1e-2)\n", "search.trials must be a whole number"),
+    ("search:\n  trials: 2\n  space: {}\n", "search.space must map recipe keys"),
+    ("search:\n  trails: 2\n", "unknown key 'trails'"),
+])
+def test_a_bad_search_block_is_one_line_naming_the_recipe(block, expect, tiny_model, stsb, tmp_path, capsys):  # noqa: F811
+    recipe = recipe_with_search(tmp_path, block)
+    base = [a for a in args(tiny_model, stsb, tmp_path / "out", space=()) if a not in ("--search", "optuna")]
+    assert main([*base, "--recipe", str(recipe)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {recipe}: key search") and expect in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_search_resumes_after_ctrl_c(tiny_model, stsb, tmp_path, monkeypatch):  # noqa: F811
     pytest.importorskip("optuna")
     out = tmp_path / "search"

@@ -53,18 +53,24 @@ def parse_seeds(text: str | None) -> list[int] | None:
     return seeds
 
 
-def parse_search(kind: str | None, trials: int | None, space: list[str] | None) -> dict[str, Any] | None:
-    """``--search optuna --trials N --search-space ...`` -> {"trials": N, "space": [...]}; the distributions are read by
-    :func:`bert_tasks.runner.search.parse_space`, which the search imports with optuna."""
-    if kind is None:
+def parse_search(kind: str | None, trials: int | None, space: list[str] | None,
+                 block: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """``--search optuna --trials N --search-space ...`` over the recipe's ``search:`` block (``block``, which turns
+    the search on by itself; a flag's trials and keys win) -> {"trials": N, "space": [...]}; the distributions are
+    read by :func:`bert_tasks.runner.search.parse_space`, which the search imports with optuna."""
+    if kind is None and block is None:
         if trials is not None or space:
-            raise BertTasksError(f"{'--trials' if trials is not None else '--search-space'} needs --search optuna")
+            raise BertTasksError(f"{'--trials' if trials is not None else '--search-space'} needs --search optuna "
+                                 "(or a search: block in the recipe)")
         return None
-    if kind != "optuna":
+    if kind is not None and kind != "optuna":
         raise BertTasksError(f"--search {shown(kind)}: the one search is optuna (--search optuna)")
+    trials = trials if trials is not None else (block or {}).get("trials")
     if trials is None or trials < 1:
-        raise BertTasksError("--search optuna needs --trials N, N at least 1")
-    return {"trials": trials, "space": list(space or [])}
+        raise BertTasksError("--search optuna needs --trials N, N at least 1 (or trials: in the recipe's search: block)")
+    given = {item.partition("=")[0].strip() for item in space or []}
+    inherited = [item for item in (block or {}).get("space", []) if item.partition("=")[0].strip() not in given]
+    return {"trials": trials, "space": [*inherited, *(space or [])]}
 
 
 def parse_grid(items: list[str] | None) -> dict[str, list[Any]] | None:

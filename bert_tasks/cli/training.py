@@ -50,7 +50,7 @@ def training_command(family: TaskFamily) -> Callable[..., Any]:
         recipe = resolve_command_recipe(family, values["recipe"], values["sets"], values, options)
         train(recipe, overwrite=values["overwrite_output_dir"], resume_from=values["resume_from"],
               dry_run=values["dry_run"], seeds=o.parse_seeds(values["seeds"]), grid=o.parse_grid(values["grid"]),
-              search=o.parse_search(values["search"], values["trials"], values["search_space"]))
+              search=o.parse_search(values["search"], values["trials"], values["search_space"], recipe.search))
 
     command.__name__ = f"{family.command}_{family.name}"
     command.__doc__ = family.help + "".join(f"\n\nExample: {example}" for example in family.examples)

@@ -21,11 +21,11 @@ Torch-free: ``--help`` and ``recipes validate`` read it without loading torch.
 
 from .declare import YAML_BOOLS, Settings, check_bounds, coerce, from_dict, require, setting, type_hints
 from .recipes import (find_recipe, list_recipes, parse_override, parse_scalar, read_yaml, recipes_dir, resolve_recipe,
-                      set_path, trained_recipe, trained_settings, with_settings)
+                      search_block, set_path, trained_recipe, trained_settings, with_settings)
 from .sections import EVAL_DIR, Backend, DataSettings, ModelSettings, Preset, Recipe, TrainConfig
 
 __all__ = ["EVAL_DIR", "YAML_BOOLS", "Backend", "DataSettings", "ModelSettings", "Preset", "Recipe", "Settings",
            "TrainConfig", "check_bounds", "coerce", "find_recipe", "from_dict", "list_recipes", "parse_override",
-           "parse_scalar", "read_yaml", "recipes_dir", "require", "resolve_recipe", "set_path", "setting", "trained_recipe",
+           "parse_scalar", "read_yaml", "recipes_dir", "require", "resolve_recipe", "search_block", "set_path", "setting", "trained_recipe",
            "trained_settings", "type_hints",
            "with_settings"]

@@ -121,6 +121,31 @@ def set_path(data: dict[str, Any], path: list[str], value: Any, origin: str) -> 
     node[path[-1]] = value
 
 
+SEARCH_BLOCK_KEYS = ("trials", "space")
+
+
+def search_block(content: dict[str, Any], file: Path) -> dict[str, Any] | None:
+    """A recipe file's ``search:`` block, taken out of ``content`` (it is no recipe setting) and checked:
+    ``trials: N`` and ``space:`` mapping keys to distributions, as ``--trials`` and ``--search-space`` give them."""
+    block = content.pop("search", None)
+    if block is None:
+        return None
+    if not isinstance(block, dict):
+        raise BertTasksError("search: must be a mapping with trials and space", file=file, record="key search")
+    unknown = sorted(set(block) - set(SEARCH_BLOCK_KEYS))
+    if unknown:
+        raise BertTasksError(f"search: unknown key {unknown[0]!r} (it takes {', '.join(SEARCH_BLOCK_KEYS)})", file=file,
+                             record="key search")
+    trials, space = block.get("trials"), block.get("space")
+    if trials is not None and (isinstance(trials, bool) or not isinstance(trials, int) or trials < 1):
+        raise BertTasksError(f"search.trials must be a whole number of at least 1, not {trials!r}", file=file,
+                             record="key search.trials")
+    if not isinstance(space, dict) or not space or not all(isinstance(v, str) for v in space.values()):
+        raise BertTasksError("search.space must map recipe keys to distributions, e.g. "
+                             "train.learning_rate: log(1e-5,1e-3)", file=file, record="key search.space")
+    return {"trials": trials, "space": [f"{key}={dist}" for key, dist in space.items()]}
+
+
 def resolve_recipe(
     recipe: str | None,
     *,

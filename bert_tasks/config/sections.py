@@ -170,6 +170,9 @@ class Recipe(Generic[D]):
     data: D = None  # type: ignore[assignment]
     train: TrainConfig = field(default_factory=TrainConfig)
     output_dir: str | None = setting(None, "Where the run writes its model and results.", flags=("--output-dir", "-o"))
+    #: a recipe file's ``search:`` block, ``{"trials": N, "space": ["KEY=DIST", ...]}`` (:func:`.recipes.search_block`),
+    #: which ``--search``/``--trials``/``--search-space`` extend; never in a run's recipe.yaml: a trial is one run
+    search: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def validate(self) -> "Recipe[D]":
         """Every section's own rules and those that span sections; a task's cross-section rules (and the
@@ -187,7 +190,9 @@ class Recipe(Generic[D]):
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        data.pop("search")
+        return data
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)

@@ -17,7 +17,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from ..config import find_recipe, read_yaml
+from ..config import find_recipe, read_yaml, search_block
 from ..config import resolve_recipe as resolve_settings
 from ..errors import BertTasksError
 
@@ -111,15 +111,18 @@ def resolve_recipe(recipe: str | None, *, task: str, overrides: list[str] = (), 
     ``task`` is what the command runs when the recipe names none; a recipe of another family is refused.
     """
     family = family_of(task)
-    content = None
+    content = search = None
     if recipe:
         path = find_recipe(recipe)
         content = read_yaml(path)  # read once: resolving layers this same content
         if family_of(content["task"], file=path) is not family:
             raise BertTasksError(f"recipe is for task '{content['task']}', which this command does not run", file=path)
+        search = search_block(content, path)
     layered = {**family.defaults, **(defaults or {})}
-    return resolve_settings(recipe, task=task, data_class=family.config_class, overrides=overrides, flags=flags,
-                            defaults=layered, flag_names=flag_names, recipe_data=content)
+    resolved = resolve_settings(recipe, task=task, data_class=family.config_class, overrides=overrides, flags=flags,
+                                defaults=layered, flag_names=flag_names, recipe_data=content)
+    resolved.search = search
+    return resolved
 
 
 GLUE = register(TaskFamily(
