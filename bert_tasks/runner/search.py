@@ -272,6 +272,7 @@ def _plots(optuna: Any, study: Any, root: Path) -> dict[str, Any]:
         with warnings.catch_warnings(record=True) as heard:
             warnings.simplefilter("always")
             axes = getattr(optuna.visualization.matplotlib, function)(study)
+        axes.figure.tight_layout()  # optuna leaves long parameter names cut at the left edge
         drawn[name] = str(save_figure(axes.figure, root / name))
         pyplot.close(axes.figure)
         notes = sorted({str(w.message) for w in heard if not issubclass(w.category, optuna.exceptions.ExperimentalWarning)})
