@@ -113,6 +113,14 @@ def test_a_recipes_search_block_runs_the_search_and_the_flags_extend_it(tiny_mod
     assert len(rows) == 3 and all(row["params"]["train.warmup_ratio"] in (0.0, 0.1) for row in rows)
 
 
+def test_recipes_validate_shows_the_search_block_it_read(stsb, tmp_path, capsys):  # noqa: F811
+    recipe = recipe_with_search(tmp_path, f"data:\n  data_dir: {stsb}\nsearch:\n  trials: 4\n  space:\n"
+                                          "    train.learning_rate: log(1e-5,1e-3)\n")
+    assert main(["recipes", "validate", str(recipe)]) == 0
+    shown = capsys.readouterr().out
+    assert shown.endswith("search:\n  trials: 4\n  space:\n    train.learning_rate: log(1e-5,1e-3)\n"), shown
+
+
 @pytest.mark.parametrize("block, expect", [
     ("search: 3\n", "search: must be a mapping"),
     ("search:\n  trials: 0\n  space:\n    train.learning_rate: log(1e-4,1e-2)\n", "search.trials must be a whole number"),

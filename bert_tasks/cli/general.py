@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+import yaml
 
 from rich.console import Console
 from rich.table import Table
@@ -156,7 +157,11 @@ def recipes_validate(
     Example: bert-tasks recipes validate glue-sst2 --set train.epochs=1
     """
     path = find_recipe(name)
-    print(resolve_recipe(str(path), task=read_yaml(path)["task"], overrides=sets or []).to_yaml(), end="")
+    recipe = resolve_recipe(str(path), task=read_yaml(path)["task"], overrides=sets or [])
+    print(recipe.to_yaml(), end="")
+    if recipe.search is not None:  # no run setting, so not in to_yaml: shown as read, for the search it starts
+        space = dict(item.split("=", 1) for item in recipe.search["space"])
+        print(yaml.safe_dump({"search": {"trials": recipe.search["trials"], "space": space}}, sort_keys=False), end="")
 
 
 @app.command()

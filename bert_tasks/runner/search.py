@@ -15,9 +15,9 @@ as a call: ``float(LOW,HIGH)``, ``log(LOW,HIGH)``, ``int(LOW,HIGH)``, ``choice(A
 from __future__ import annotations
 
 import importlib.util
-import re
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
